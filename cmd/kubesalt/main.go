@@ -1,0 +1,55 @@
+// Command kubesalt is the cluster's Go half: pod CIDR planning, route
+// reconciliation, node discovery, certificates and status. Every subcommand
+// speaks the JSON contract of DESIGN.md (internal/saltio).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+type streams struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+type command struct {
+	name    string // "routes sync"
+	summary string
+	run     func(s *streams, args []string) int
+}
+
+var commands = []command{
+}
+
+func main() {
+	os.Exit(run(&streams{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:]))
+}
+
+func run(s *streams, args []string) int {
+	for _, c := range commands {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			return c.run(s, args[len(words):])
+		}
+	}
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		usage(s.stdout)
+		return 0
+	}
+	usage(s.stderr)
+	if len(args) > 0 {
+		fmt.Fprintf(s.stderr, "\nunknown command %q\n", strings.Join(args, " "))
+	}
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: kubesalt <command> [flags]   (kubesalt <command> --help for its flags)")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+	}
+}

@@ -1,0 +1,100 @@
+// Package cluster loads and validates the cluster definition: the
+// `kubernetes:` pillar tree, as YAML or as the same data in JSON.
+package cluster
+
+import (
+	"net/netip"
+	"sort"
+)
+
+// Roles a node can have.
+const (
+	RoleMaster = "master"
+	RoleWorker = "worker"
+)
+
+// Modes of pod CIDR allocation.
+const (
+	ModePlanned    = "planned"    // kubesalt plans, --allocate-node-cidrs=false
+	ModeController = "controller" // kube-controller-manager allocates, kubesalt discovers
+)
+
+// Definition is a validated cluster definition. Prefixes are canonical
+// (no host bits), at most one per address family, IPv4 first.
+type Definition struct {
+	Name    string
+	Domain  string
+	Mode    string
+	Network Network
+	API     API
+	// Nodes sorted by name.
+	Nodes []Node
+}
+
+// Network holds the cluster's address plan.
+type Network struct {
+	NodeCIDRs    []netip.Prefix // the flat network the hosts live on
+	ClusterCIDRs []netip.Prefix // pod addresses, split into one block per node
+	ServiceCIDRs []netip.Prefix
+	NodeMaskV4   int // prefix length of each node's IPv4 pod block
+	NodeMaskV6   int
+	ClusterDNS   netip.Addr
+}
+
+// API is how clients reach the API servers.
+type API struct {
+	Port int
+	VIP  netip.Addr // optional load-balancer address
+	Name string     // optional load-balancer DNS name
+}
+
+// Node is one host of the cluster.
+type Node struct {
+	Name string
+	Role string
+	IPs  []netip.Addr   // one per family, IPv4 first
+	Pods []netip.Prefix // pinned pod CIDRs, one per family (optional)
+}
+
+// NodeMask returns the per-node block size for the family of p.
+func (n Network) NodeMask(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return n.NodeMaskV4
+	}
+	return n.NodeMaskV6
+}
+
+// Node returns the node called name.
+func (d *Definition) Node(name string) (Node, bool) {
+	i := sort.Search(len(d.Nodes), func(i int) bool { return d.Nodes[i].Name >= name })
+	if i < len(d.Nodes) && d.Nodes[i].Name == name {
+		return d.Nodes[i], true
+	}
+	return Node{}, false
+}
+
+// Masters returns the nodes with the master role, sorted by name.
+func (d *Definition) Masters() []Node { return d.withRole(RoleMaster) }
+
+// Workers returns the nodes with the worker role, sorted by name.
+func (d *Definition) Workers() []Node { return d.withRole(RoleWorker) }
+
+func (d *Definition) withRole(role string) []Node {
+	var out []Node
+	for _, n := range d.Nodes {
+		if n.Role == role {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// IPOf returns the node's address of the same family as p.
+func (n Node) IPOf(is4 bool) (netip.Addr, bool) {
+	for _, ip := range n.IPs {
+		if ip.Is4() == is4 {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
