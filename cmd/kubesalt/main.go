@@ -22,6 +22,7 @@ type command struct {
 }
 
 var commands = []command{
+	{"cidr plan", "plan every node's pod CIDR(s), keeping earlier assignments", runCIDRPlan},
 }
 
 func main() {
