@@ -23,6 +23,10 @@ type command struct {
 
 var commands = []command{
 	{"cidr plan", "plan every node's pod CIDR(s), keeping earlier assignments", runCIDRPlan},
+	{"routes sync", "program routes to every other node's pod CIDR", runRoutesSync},
+	{"routes diff", "show what routes sync would change (sync --test)", runRoutesDiff},
+	{"routes list", "list the routes kubesalt owns", runRoutesList},
+	{"routes flush", "remove every route kubesalt owns", runRoutesFlush},
 }
 
 func main() {

@@ -6,10 +6,10 @@ import (
 	"math/rand"
 	"net/netip"
 	"os"
-		"path/filepath"
+	"path/filepath"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/kubesalt/kubesalt/internal/atomicfile"
 	"github.com/kubesalt/kubesalt/internal/cluster"

@@ -16,8 +16,9 @@ type Member struct {
 	PodCIDRs []netip.Prefix `json:"pod_cidrs"`
 }
 
-// ParseNodeList reads a node list given as {"nodes": [...]} or as a bare
-// list, and checks every entry.
+// ParseNodeList reads a node list given as {"nodes": [...]}, as a bare
+// list, or as the whole result of `kubesalt cidr plan` or `nodes discover`
+// ({"data": {"nodes": [...]}}), and checks every entry.
 func ParseNodeList(data []byte) ([]Member, error) {
 	trimmed := strings.TrimSpace(string(data))
 	if trimmed == "" {
@@ -27,9 +28,15 @@ func ParseNodeList(data []byte) ([]Member, error) {
 	if strings.HasPrefix(trimmed, "{") {
 		var wrapped struct {
 			Nodes *[]Member `json:"nodes"`
+			Data  struct {
+				Nodes *[]Member `json:"nodes"`
+			} `json:"data"`
 		}
 		if err := json.Unmarshal(data, &wrapped); err != nil {
 			return nil, fmt.Errorf("node list: %v; give JSON as `kubesalt cidr plan` prints it", err)
+		}
+		if wrapped.Nodes == nil {
+			wrapped.Nodes = wrapped.Data.Nodes
 		}
 		if wrapped.Nodes == nil {
 			return nil, fmt.Errorf("node list: the object has no \"nodes\" key; give {\"nodes\": [...]}")

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/routes"
+	"github.com/kubesalt/kubesalt/internal/saltio"
+	"github.com/spf13/pflag"
+)
+
+type routeFlags struct {
+	common
+	opts      routes.Options
+	nodesFile string
+	self      string
+	protosDir string
+}
+
+func newRouteFlags(s *streams, name string, f *routeFlags, withNodes bool) *pflag.FlagSet {
+	fs := newFlags(s, name, &f.common)
+	fs.StringVar(&f.opts.Netns, "netns", "", "act in this named network namespace (ip netns)")
+	fs.IntVar(&f.opts.Protocol, "protocol", routes.DefaultProtocol, "route protocol number kubesalt owns its routes by")
+	fs.IntVar(&f.opts.Table, "table", 254, "routing table (254 = main)")
+	if withNodes {
+		fs.StringVar(&f.nodesFile, "nodes", "-", "node list JSON, as `kubesalt cidr plan` prints it (- for stdin)")
+		fs.StringVar(&f.self, "self", "", "this node's name (default: the node holding a local address)")
+		fs.BoolVar(&f.opts.Adopt, "adopt", false, "take over a foreign route for a desired destination instead of reporting a conflict")
+		fs.StringVar(&f.protosDir, "rt-protos-dir", routes.DefaultProtosDir, "where to register the protocol's name for `ip route` (empty: do not)")
+	}
+	return fs
+}
+
+func (f *routeFlags) check() error {
+	if f.opts.Protocol < 5 || f.opts.Protocol > 255 {
+		return saltio.BadInputf("--protocol %d: use 5-255 (0-4 are the kernel's own); default %d", f.opts.Protocol, routes.DefaultProtocol)
+	}
+	if f.opts.Table < 1 || f.opts.Table == 255 {
+		return saltio.BadInputf("--table %d: use a table id of 1 or more other than 255 (local); 254 is main", f.opts.Table)
+	}
+	return nil
+}
+
+func runRoutesSync(s *streams, args []string) int { return routesSync(s, "routes sync", args, false) }
+func runRoutesDiff(s *streams, args []string) int { return routesSync(s, "routes diff", args, true) }
+
+func routesSync(s *streams, name string, args []string, diff bool) int {
+	var f routeFlags
+	fs := newRouteFlags(s, name, &f, true)
+	if code, ok := parse(fs, &f.common, args); !ok {
+		return code
+	}
+	f.opts.Test = f.test || diff
+	f.test = f.opts.Test
+	if err := f.check(); err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	data, err := saltio.ReadInput(f.nodesFile, s.stdin)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	nodes, err := cluster.ParseNodeList(data)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+	}
+	h, err := f.opts.Handle()
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	defer h.Close()
+	local, err := routes.LocalAddrs(h)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	desired, err := routes.Desired(nodes, f.self, local)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+	}
+	rep, err := routes.Sync(h, f.opts, desired)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	if f.protosDir != "" && !f.opts.Test {
+		if _, err := routes.RegisterProtocolName(f.protosDir, f.opts.Protocol); err != nil {
+			fmt.Fprintf(s.stderr, "warning: registering the protocol name in %s: %v (routes show as proto %d)\n", f.protosDir, err, f.opts.Protocol)
+		}
+	}
+	return emitReport(s, &f.common, rep)
+}
+
+func emitReport(s *streams, c *common, rep *routes.Report) int {
+	changes := map[string]any{}
+	for k, v := range map[string][]routes.Route{"added": rep.Added, "replaced": rep.Replaced, "removed": rep.Removed} {
+		if len(v) > 0 {
+			changes[k] = v
+		}
+	}
+	verb := ""
+	if c.test {
+		verb = "would be "
+	}
+	parts := []string{fmt.Sprintf("%d routes desired, %d present", rep.Desired, rep.Present)}
+	if rep.Changed() {
+		parts = append(parts, fmt.Sprintf("%d %sadded, %d %sreplaced, %d %sremoved", len(rep.Added), verb, len(rep.Replaced), verb, len(rep.Removed), verb))
+	} else {
+		parts = append(parts, "no change")
+	}
+	if n := len(rep.Failed); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed (the next run retries them)", n))
+	}
+	if n := len(rep.Conflicts); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d conflict with routes kubesalt does not own (left alone; remove them or sync with --adopt)", n))
+	}
+	failed := len(rep.Failed)+len(rep.Conflicts) > 0
+	res := saltio.Result{
+		Result:  saltio.Outcome(c.test, rep.Changed(), failed),
+		Changes: changes,
+		Comment: strings.Join(parts, "; "),
+		Data:    rep,
+	}
+	return emit(s, c, res, func(w io.Writer) {
+		row(w, "ACTION", "DESTINATION", "VIA", "NODE", "DETAIL")
+		for _, r := range rep.Added {
+			row(w, "add", r.Dst, r.Via, r.Node, "")
+		}
+		for _, r := range rep.Replaced {
+			row(w, "replace", r.Dst, r.Via, r.Node, "")
+		}
+		for _, r := range rep.Removed {
+			row(w, "remove", r.Dst, r.Via, r.Node, "")
+		}
+		for _, x := range rep.Failed {
+			row(w, "FAILED", x.Route.Dst, x.Route.Via, x.Route.Node, x.Error)
+		}
+		for _, x := range rep.Conflicts {
+			row(w, "CONFLICT", x.Route.Dst, x.Route.Via, x.Route.Node, "existing: "+x.Existing)
+		}
+	})
+}
+
+func runRoutesList(s *streams, args []string) int {
+	var f routeFlags
+	fs := newRouteFlags(s, "routes list", &f, false)
+	if code, ok := parse(fs, &f.common, args); !ok {
+		return code
+	}
+	if err := f.check(); err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	h, err := f.opts.Handle()
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	defer h.Close()
+	rs, err := routes.List(h, f.opts)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	res := saltio.Result{Result: saltio.Bool(true), Comment: fmt.Sprintf("%d routes owned by kubesalt (protocol %d)", len(rs), f.opts.Protocol), Data: map[string]any{"routes": rs}}
+	return emit(s, &f.common, res, func(w io.Writer) {
+		row(w, "DESTINATION", "VIA")
+		for _, r := range rs {
+			row(w, r.Dst, r.Via)
+		}
+	})
+}
+
+func runRoutesFlush(s *streams, args []string) int {
+	var f routeFlags
+	fs := newRouteFlags(s, "routes flush", &f, false)
+	if code, ok := parse(fs, &f.common, args); !ok {
+		return code
+	}
+	f.opts.Test = f.test
+	if err := f.check(); err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	h, err := f.opts.Handle()
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	defer h.Close()
+	rep, err := routes.Flush(h, f.opts)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	return emitReport(s, &f.common, rep)
+}

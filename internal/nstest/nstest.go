@@ -1,0 +1,226 @@
+// Package nstest builds throwaway labs of network namespaces for tests:
+// nodes on one bridge (in a switch namespace of its own, so nothing is
+// reachable from the root namespace), each with a pod bridge and pod
+// namespaces on it. Everything is named after a random lab id and removed
+// by the test's cleanup.
+package nstest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// Lab is one set of namespaces.
+type Lab struct {
+	t      testing.TB
+	ID     string // short random prefix of every name
+	Switch string // namespace holding the node network's bridge
+	nodes  int
+}
+
+// RequireRoot skips the test unless it runs as root with `ip` available.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces (CI runs as root)")
+	}
+	for _, tool := range []string{"ip", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (packages iproute2 and iputils-ping; `make test` installs them)", tool)
+		}
+	}
+}
+
+// New makes an empty lab with its switch namespace and bridge.
+func New(t testing.TB) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	b := make([]byte, 3)
+	rand.Read(b)
+	l := &Lab{t: t, ID: "ks" + hex.EncodeToString(b)}
+	l.Switch = l.ID + "-sw"
+	t.Cleanup(l.Destroy)
+	l.IP("netns", "add", l.Switch)
+	l.In(l.Switch, "ip", "link", "add", "br0", "type", "bridge")
+	l.In(l.Switch, "ip", "link", "set", "br0", "up")
+	return l
+}
+
+// With returns the lab reporting failures to t (a subtest must not fail
+// its parent).
+func (l *Lab) With(t testing.TB) *Lab {
+	c := *l
+	c.t = t
+	return &c
+}
+
+// Run runs a command and fails the test with its output on error.
+func (l *Lab) Run(name string, args ...string) string {
+	l.t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// IP runs `ip args...`.
+func (l *Lab) IP(args ...string) string { l.t.Helper(); return l.Run("ip", args...) }
+
+// In runs a command inside namespace ns.
+func (l *Lab) In(ns string, args ...string) string {
+	l.t.Helper()
+	return l.Run("ip", append([]string{"netns", "exec", ns}, args...)...)
+}
+
+// Try runs a command inside ns and reports whether it succeeded.
+func (l *Lab) Try(ns string, args ...string) bool {
+	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).Run() == nil
+}
+
+// Node is a namespace on the node network with a pod bridge (cbr0).
+type Node struct {
+	NS  string
+	IP  netip.Prefix // host address with the node network's length
+	Pod netip.Prefix // pod CIDR; cbr0 holds its first address
+}
+
+// AddNode creates a node namespace plugged into the switch, with ip
+// forwarding on and a pod bridge holding the first address of pod.
+func (l *Lab) AddNode(ip, pod netip.Prefix) Node {
+	l.t.Helper()
+	l.nodes++
+	n := Node{NS: fmt.Sprintf("%s-n%d", l.ID, l.nodes), IP: ip, Pod: pod}
+	port := fmt.Sprintf("%sn%d", l.ID, l.nodes)
+	l.IP("netns", "add", n.NS)
+	l.IP("link", "add", port, "netns", l.Switch, "type", "veth", "peer", "name", "eth0", "netns", n.NS)
+	l.In(l.Switch, "ip", "link", "set", port, "master", "br0", "up")
+	l.In(n.NS, "ip", "addr", "add", ip.String(), "dev", "eth0")
+	l.In(n.NS, "ip", "link", "set", "eth0", "up")
+	l.In(n.NS, "ip", "link", "set", "lo", "up")
+	l.In(n.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	l.In(n.NS, "ip", "link", "add", "cbr0", "type", "bridge")
+	l.In(n.NS, "ip", "addr", "add", netip.PrefixFrom(pod.Addr().Next(), pod.Bits()).String(), "dev", "cbr0")
+	l.In(n.NS, "ip", "link", "set", "cbr0", "up")
+	return n
+}
+
+// Pod is a namespace on a node's pod bridge.
+type Pod struct {
+	NS string
+	IP netip.Addr
+}
+
+// AddPod creates a pod namespace on node n with the given host number in
+// the node's pod CIDR, its default route via the bridge.
+func (l *Lab) AddPod(n Node, host int) Pod {
+	l.t.Helper()
+	addr := n.Pod.Addr()
+	for i := 0; i < host; i++ {
+		addr = addr.Next()
+	}
+	p := Pod{NS: fmt.Sprintf("%s-p%d", n.NS, host), IP: addr}
+	port := fmt.Sprintf("%sp%d", strings.TrimPrefix(n.NS, l.ID+"-"), host)
+	l.IP("netns", "add", p.NS)
+	l.IP("link", "add", port, "netns", n.NS, "type", "veth", "peer", "name", "eth0", "netns", p.NS)
+	l.In(n.NS, "ip", "link", "set", port, "master", "cbr0", "up")
+	l.In(p.NS, "ip", "addr", "add", netip.PrefixFrom(addr, n.Pod.Bits()).String(), "dev", "eth0")
+	l.In(p.NS, "ip", "link", "set", "eth0", "up")
+	l.In(p.NS, "ip", "link", "set", "lo", "up")
+	l.In(p.NS, "ip", "route", "add", "default", "via", n.Pod.Addr().Next().String())
+	return p
+}
+
+// Ping reports whether from reaches to with one echo.
+func (l *Lab) Ping(from Pod, to netip.Addr) bool {
+	return l.Try(from.NS, "ping", "-c", "1", "-W", "1", "-q", to.String())
+}
+
+// SourceSeen sends a UDP datagram from pod from to pod to and returns the
+// source address the receiver saw: the sender's own pod address unless
+// something on the way rewrote it.
+func (l *Lab) SourceSeen(from, to Pod) (netip.Addr, error) {
+	var recv *net.UDPConn
+	err := InNetns(to.NS, func() error {
+		var err error
+		recv, err = net.ListenUDP("udp", &net.UDPAddr{IP: to.IP.AsSlice(), Port: 0})
+		return err
+	})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer recv.Close()
+	port := recv.LocalAddr().(*net.UDPAddr).Port
+	err = InNetns(from.NS, func() error {
+		c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: to.IP.AsSlice(), Port: port})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("kubesalt"))
+		return err
+	})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	recv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 64)
+	_, src, err := recv.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return src.Addr().Unmap(), nil
+}
+
+// InNetns runs fn on a thread switched into namespace name. Sockets made
+// by fn stay in that namespace.
+func InNetns(name string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	if err := netns.Set(ns); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	return fn()
+}
+
+// Namespaces lists the lab's namespaces still present.
+func (l *Lab) Namespaces() []string {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	var mine []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], l.ID+"-") {
+			mine = append(mine, f[0])
+		}
+	}
+	return mine
+}
+
+// Destroy deletes every namespace of the lab (their links go with them).
+// Safe to call twice.
+func (l *Lab) Destroy() {
+	for _, ns := range l.Namespaces() {
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+}

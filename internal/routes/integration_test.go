@@ -1,0 +1,221 @@
+package routes
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/nstest"
+)
+
+var (
+	mp = netip.MustParsePrefix
+	ma = netip.MustParseAddr
+)
+
+type labNode struct {
+	nstest.Node
+	name string
+	pod  nstest.Pod
+}
+
+func members(nodes []labNode) []cluster.Member {
+	var out []cluster.Member
+	for _, n := range nodes {
+		out = append(out, cluster.Member{Name: n.name, IPs: []netip.Addr{n.IP.Addr()}, PodCIDRs: []netip.Prefix{n.Pod}})
+	}
+	return out
+}
+
+func syncNode(t *testing.T, n labNode, list []cluster.Member, o Options) *Report {
+	t.Helper()
+	o.Netns = n.NS
+	if o.Protocol == 0 {
+		o.Protocol = DefaultProtocol
+	}
+	h, err := o.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	local, err := LocalAddrs(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desired, err := Desired(list, "", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Sync(h, o, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func kernelRoutes(l *nstest.Lab, n labNode) string {
+	return l.In(n.NS, "ip", "route", "show", "proto", "201")
+}
+
+func TestPodToPodAcrossNodes(t *testing.T) {
+	l := nstest.New(t)
+	var nodes []labNode
+	for i, name := range []string{"master-0", "worker-0", "worker-1"} {
+		n := l.AddNode(mp("192.168.170."+[]string{"10", "20", "21"}[i]+"/24"), mp("10.200."+[]string{"0", "1", "2"}[i]+".0/24"))
+		nodes = append(nodes, labNode{Node: n, name: name, pod: l.AddPod(n, 2)})
+	}
+	list := members(nodes)
+
+	if l.Ping(nodes[1].pod, nodes[2].pod.IP) {
+		t.Fatal("pods reach each other before any route exists: the lab leaks")
+	}
+
+	t.Run("test mode applies nothing", func(t *testing.T) {
+		l := l.With(t)
+		rep := syncNode(t, nodes[0], list, Options{Test: true})
+		if len(rep.Added) != 2 || rep.Desired != 2 {
+			t.Fatalf("report %+v", rep)
+		}
+		if got := kernelRoutes(l, nodes[0]); got != "" {
+			t.Fatalf("test mode changed the kernel table:\n%s", got)
+		}
+	})
+
+	t.Run("sync routes every pair, never the own CIDR", func(t *testing.T) {
+		l := l.With(t)
+		for _, n := range nodes {
+			rep := syncNode(t, n, list, Options{})
+			if len(rep.Added) != 2 || len(rep.Failed) != 0 {
+				t.Fatalf("%s: %+v", n.name, rep)
+			}
+			table := kernelRoutes(l, n)
+			if strings.Contains(table, n.Pod.String()) {
+				t.Errorf("%s routes its own pod CIDR away:\n%s", n.name, table)
+			}
+		}
+		for _, a := range nodes {
+			for _, b := range nodes {
+				if a.name == b.name {
+					continue
+				}
+				if !l.Ping(a.pod, b.pod.IP) {
+					t.Errorf("pod on %s cannot reach pod on %s", a.name, b.name)
+				}
+				src, err := l.SourceSeen(a.pod, b.pod)
+				if err != nil || src != a.pod.IP {
+					t.Errorf("pod on %s sees %v (err %v), want the sender's pod address %s", b.name, src, err, a.pod.IP)
+				}
+			}
+		}
+	})
+
+	t.Run("second sync changes nothing", func(t *testing.T) {
+		for _, n := range nodes {
+			if rep := syncNode(t, n, list, Options{}); rep.Changed() || rep.Present != 2 {
+				t.Errorf("%s: %+v", n.name, rep)
+			}
+		}
+	})
+
+	t.Run("a foreign route is reported and left alone", func(t *testing.T) {
+		l := l.With(t)
+		// Someone routes worker-1's CIDR by hand on master-0.
+		l.In(nodes[0].NS, "ip", "route", "del", nodes[2].Pod.String())
+		l.In(nodes[0].NS, "ip", "route", "add", nodes[2].Pod.String(), "via", "192.168.170.99")
+		rep := syncNode(t, nodes[0], list, Options{})
+		if len(rep.Conflicts) != 1 || len(rep.Added) != 0 || !strings.Contains(rep.Conflicts[0].Existing, "via 192.168.170.99") {
+			t.Fatalf("report %+v", rep)
+		}
+		if got := l.In(nodes[0].NS, "ip", "route", "show", nodes[2].Pod.String()); !strings.Contains(got, "192.168.170.99") {
+			t.Fatalf("the foreign route was touched: %s", got)
+		}
+		rep = syncNode(t, nodes[0], list, Options{Adopt: true})
+		if len(rep.Replaced) != 1 || len(rep.Conflicts) != 0 {
+			t.Fatalf("adopt: %+v", rep)
+		}
+		if got := l.In(nodes[0].NS, "ip", "route", "show", nodes[2].Pod.String()); !strings.Contains(got, "via 192.168.170.21") || strings.Count(got, "\n") != 1 {
+			t.Fatalf("after adopt: %s", got)
+		}
+	})
+
+	t.Run("a node's IP change replaces its route", func(t *testing.T) {
+		l := l.With(t)
+		l.In(nodes[2].NS, "ip", "addr", "del", "192.168.170.21/24", "dev", "eth0")
+		l.In(nodes[2].NS, "ip", "addr", "add", "192.168.170.31/24", "dev", "eth0")
+		nodes[2].IP = mp("192.168.170.31/24")
+		list = members(nodes)
+		for _, n := range nodes[:2] {
+			rep := syncNode(t, n, list, Options{})
+			if len(rep.Replaced) != 1 || rep.Replaced[0].Via != ma("192.168.170.31") {
+				t.Fatalf("%s: %+v", n.name, rep)
+			}
+		}
+		syncNode(t, nodes[2], list, Options{})
+		if !l.Ping(nodes[1].pod, nodes[2].pod.IP) || !l.Ping(nodes[2].pod, nodes[0].pod.IP) {
+			t.Error("pods do not reach each other after the IP change")
+		}
+	})
+
+	t.Run("an unreachable next hop fails alone and the next run repairs it", func(t *testing.T) {
+		l := l.With(t)
+		extra := cluster.Member{Name: "worker-9", IPs: []netip.Addr{ma("192.168.171.9")}, PodCIDRs: []netip.Prefix{mp("10.200.9.0/24")}}
+		withExtra := append(append([]cluster.Member{}, list...), extra)
+		removed := syncNode(t, nodes[0], withExtra, Options{})
+		if len(removed.Failed) != 1 || removed.Failed[0].Route.Node != "worker-9" || !strings.Contains(removed.Failed[0].Error, "unreachable") {
+			t.Fatalf("report %+v", removed)
+		}
+		if removed.Present != 2 {
+			t.Errorf("the other routes were disturbed: %+v", removed)
+		}
+		// The next hop becomes reachable: the next run adds what failed.
+		l.In(nodes[0].NS, "ip", "addr", "add", "192.168.171.1/24", "dev", "eth0")
+		rep := syncNode(t, nodes[0], withExtra, Options{})
+		if len(rep.Added) != 1 || len(rep.Failed) != 0 {
+			t.Fatalf("repair: %+v", rep)
+		}
+		l.In(nodes[0].NS, "ip", "addr", "del", "192.168.171.1/24", "dev", "eth0")
+	})
+
+	t.Run("removing a node removes its routes everywhere", func(t *testing.T) {
+		l := l.With(t)
+		short := members(nodes[:2])
+		for _, n := range nodes[:2] {
+			rep := syncNode(t, n, short, Options{})
+			if len(rep.Removed) == 0 {
+				t.Fatalf("%s: %+v", n.name, rep)
+			}
+			if table := kernelRoutes(l, n); strings.Contains(table, "10.200.2.0") || strings.Contains(table, "10.200.9.0") {
+				t.Errorf("%s keeps a removed node's route:\n%s", n.name, table)
+			}
+		}
+		if l.Ping(nodes[0].pod, nodes[2].pod.IP) {
+			t.Error("the removed node's pods are still routed")
+		}
+		if !l.Ping(nodes[0].pod, nodes[1].pod.IP) {
+			t.Error("the remaining nodes lost their route")
+		}
+	})
+
+	t.Run("flush removes only owned routes", func(t *testing.T) {
+		l := l.With(t)
+		l.In(nodes[0].NS, "ip", "route", "add", "10.77.0.0/24", "via", "192.168.170.20")
+		o := Options{Netns: nodes[0].NS, Protocol: DefaultProtocol}
+		h, _ := o.Handle()
+		defer h.Close()
+		if _, err := Flush(h, o); err != nil {
+			t.Fatal(err)
+		}
+		if got := kernelRoutes(l, nodes[0]); got != "" {
+			t.Errorf("owned routes left: %s", got)
+		}
+		if got := l.In(nodes[0].NS, "ip", "route", "show", "10.77.0.0/24"); got == "" {
+			t.Error("flush removed a foreign route")
+		}
+	})
+
+	l.Destroy()
+	if left := l.Namespaces(); len(left) != 0 {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+}
