@@ -27,6 +27,7 @@ var commands = []command{
 	{"routes diff", "show what routes sync would change (sync --test)", runRoutesDiff},
 	{"routes list", "list the routes kubesalt owns", runRoutesList},
 	{"routes flush", "remove every route kubesalt owns", runRoutesFlush},
+	{"nodes discover", "read nodes and pod CIDRs from `kubectl get nodes -o json`", runNodesDiscover},
 }
 
 func main() {

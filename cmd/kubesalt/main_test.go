@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"net/netip"
+
+	"github.com/kubesalt/kubesalt/internal/nstest"
+	"github.com/kubesalt/kubesalt/internal/routes"
+)
+
+type result struct {
+	Result  *bool                      `json:"result"`
+	Changes map[string]json.RawMessage `json:"changes"`
+	Comment string                     `json:"comment"`
+	Data    json.RawMessage            `json:"data"`
+}
+
+// call runs kubesalt in process and decodes its JSON.
+func call(t *testing.T, stdin string, args ...string) (result, int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(&streams{strings.NewReader(stdin), &out, &errb}, args)
+	var r result
+	if strings.HasPrefix(strings.TrimSpace(out.String()), "{") {
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%v: output is not one JSON object: %v\n%s", args, err, out.String())
+		}
+	}
+	return r, code, errb.String()
+}
+
+func pillar(t *testing.T) string {
+	b, err := os.ReadFile("../../pillar.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	if _, code, _ := call(t, "", "frobnicate"); code != 2 {
+		t.Errorf("unknown command exit %d", code)
+	}
+	if _, code, _ := call(t, "", "cidr", "plan", "--no-such-flag"); code != 2 {
+		t.Errorf("bad flag exit %d", code)
+	}
+	if _, code, _ := call(t, "", "routes", "sync", "--protocol", "3", "--nodes", "/dev/null"); code != 2 {
+		t.Errorf("kernel protocol number accepted: exit %d", code)
+	}
+	var out bytes.Buffer
+	if code := run(&streams{strings.NewReader(""), &out, &out}, []string{"--help"}); code != 0 || !strings.Contains(out.String(), "routes sync") {
+		t.Errorf("help: %d %s", code, out.String())
+	}
+}
+
+func TestCIDRPlanContract(t *testing.T) {
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	r, code, _ := call(t, pillar(t), "cidr", "plan", "--plan", plan, "--test")
+	if code != 0 || r.Result != nil || len(r.Changes["assigned"]) == 0 {
+		t.Fatalf("test mode: code %d %+v", code, r)
+	}
+	if _, err := os.Stat(plan); !os.IsNotExist(err) {
+		t.Fatal("test mode wrote the plan")
+	}
+	r, code, _ = call(t, pillar(t), "cidr", "plan", "--plan", plan)
+	if code != 0 || r.Result == nil || !*r.Result || len(r.Changes) == 0 {
+		t.Fatalf("apply: %d %+v", code, r)
+	}
+	r, code, _ = call(t, pillar(t), "cidr", "plan", "--plan", plan)
+	if code != 0 || !*r.Result || len(r.Changes) != 0 || !strings.Contains(r.Comment, "no change") {
+		t.Fatalf("second run: %d %+v", code, r)
+	}
+	// Bad input: exit 2, the field and the fix named, the plan untouched.
+	before, _ := os.ReadFile(plan)
+	bad := strings.Replace(pillar(t), "192.168.170.21", "192.168.171.21", 1)
+	r, code, stderr := call(t, bad, "cidr", "plan", "--plan", plan)
+	if code != 2 || *r.Result || !strings.Contains(r.Comment, "kubernetes:nodes:worker-1:ip") || !strings.Contains(stderr, "give an address inside it") {
+		t.Fatalf("bad input: %d %+v %s", code, r, stderr)
+	}
+	if after, _ := os.ReadFile(plan); !bytes.Equal(before, after) {
+		t.Error("bad input changed the plan")
+	}
+}
+
+func TestNodesDiscoverFromFile(t *testing.T) {
+	in := `{"kind":"List","items":[{"metadata":{"name":"w"},"spec":{"podCIDR":"10.200.1.0/24"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.170.20"}]}},{"metadata":{"name":"x"}}]}`
+	r, code, _ := call(t, in, "nodes", "discover", "--file", "-")
+	if code != 0 || !strings.Contains(r.Comment, "2 nodes discovered; 2 problems") {
+		t.Fatalf("%d %+v", code, r)
+	}
+	if _, code, _ := call(t, "{", "nodes", "discover", "--file", "-"); code != 2 {
+		t.Errorf("malformed JSON exit %d", code)
+	}
+}
+
+// The planner's output feeds route sync as is, in a real namespace.
+func TestPlanPipesIntoRoutesSync(t *testing.T) {
+	l := nstest.New(t)
+	node := l.AddNode(netip.MustParsePrefix("192.168.170.20/24"), netip.MustParsePrefix("10.200.3.0/24"))
+	dir := t.TempDir()
+	var planOut bytes.Buffer
+	if code := run(&streams{strings.NewReader(pillar(t)), &planOut, os.Stderr}, []string{"cidr", "plan", "--plan", filepath.Join(dir, "plan.json")}); code != 0 {
+		t.Fatal(planOut.String())
+	}
+	args := []string{"routes", "sync", "--netns", node.NS, "--rt-protos-dir", dir}
+	r, code, _ := call(t, planOut.String(), append(args, "--test")...)
+	if code != 0 || r.Result != nil || len(r.Changes["added"]) == 0 {
+		t.Fatalf("test mode: %d %+v", code, r)
+	}
+	if got := l.In(node.NS, "ip", "route", "show", "proto", "201"); got != "" {
+		t.Fatalf("test mode applied: %s", got)
+	}
+	r, code, _ = call(t, planOut.String(), args...)
+	var rep routes.Report
+	json.Unmarshal(r.Data, &rep)
+	// worker-0 (192.168.170.20) is self: 5 routes to the other nodes.
+	if code != 0 || !*r.Result || len(rep.Added) != 5 || rep.Desired != 5 {
+		t.Fatalf("sync: %d %+v", code, r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "kubesalt.conf")); !strings.Contains(string(b), "201\tkubesalt") {
+		t.Errorf("protocol name not registered: %q", b)
+	}
+	r, code, _ = call(t, planOut.String(), args...)
+	if code != 0 || len(r.Changes) != 0 {
+		t.Fatalf("second sync: %d %+v", code, r)
+	}
+	r, code, _ = call(t, "", "routes", "list", "--netns", node.NS)
+	if code != 0 || !strings.Contains(string(r.Data), `"dst": "10.200.0.0/24"`) {
+		t.Errorf("list: %d %s", code, r.Data)
+	}
+	if r, code, _ := call(t, "[]", "routes", "sync", "--netns", "no-such-ns-kubesalt"); code != 1 || !strings.Contains(r.Comment, `network namespace "no-such-ns-kubesalt"`) {
+		t.Errorf("a missing namespace: %d %+v", code, r)
+	}
+}
