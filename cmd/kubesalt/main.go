@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -31,6 +32,12 @@ var commands = []command{
 }
 
 func main() {
+	// A short-lived process: collect garbage rarely, but never let the heap
+	// pass 48 MiB. At 20,000 routes this halves a no-op sync's GC time.
+	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetGCPercent(400)
+		debug.SetMemoryLimit(48 << 20)
+	}
 	os.Exit(run(&streams{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:]))
 }
 

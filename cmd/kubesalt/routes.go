@@ -24,6 +24,7 @@ func newRouteFlags(s *streams, name string, f *routeFlags, withNodes bool) *pfla
 	fs.StringVar(&f.opts.Netns, "netns", "", "act in this named network namespace (ip netns)")
 	fs.IntVar(&f.opts.Protocol, "protocol", routes.DefaultProtocol, "route protocol number kubesalt owns its routes by")
 	fs.IntVar(&f.opts.Table, "table", 254, "routing table (254 = main)")
+	fs.BoolVar(&f.opts.Plain, "plain-routes", false, "make gateway routes, not routes via nexthop objects (kernels before 5.3 get these anyway)")
 	if withNodes {
 		fs.StringVar(&f.nodesFile, "nodes", "-", "node list JSON, as `kubesalt cidr plan` prints it (- for stdin)")
 		fs.StringVar(&f.self, "self", "", "this node's name (default: the node holding a local address)")
@@ -65,12 +66,12 @@ func routesSync(s *streams, name string, args []string, diff bool) int {
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
 	}
-	h, err := f.opts.Handle()
+	conn, err := routes.Open(f.opts)
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
-	defer h.Close()
-	local, err := routes.LocalAddrs(h)
+	defer conn.Close()
+	local, err := conn.LocalAddrs()
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
@@ -78,7 +79,7 @@ func routesSync(s *streams, name string, args []string, diff bool) int {
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
 	}
-	rep, err := routes.Sync(h, f.opts, desired)
+	rep, err := conn.Sync(desired)
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
@@ -149,12 +150,12 @@ func runRoutesList(s *streams, args []string) int {
 	if err := f.check(); err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
-	h, err := f.opts.Handle()
+	conn, err := routes.Open(f.opts)
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
-	defer h.Close()
-	rs, err := routes.List(h, f.opts)
+	defer conn.Close()
+	rs, err := conn.List()
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
@@ -177,12 +178,12 @@ func runRoutesFlush(s *streams, args []string) int {
 	if err := f.check(); err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
-	h, err := f.opts.Handle()
+	conn, err := routes.Open(f.opts)
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
-	defer h.Close()
-	rep, err := routes.Flush(h, f.opts)
+	defer conn.Close()
+	rep, err := conn.Flush()
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}

@@ -34,12 +34,12 @@ func syncNode(t *testing.T, n labNode, list []cluster.Member, o Options) *Report
 	if o.Protocol == 0 {
 		o.Protocol = DefaultProtocol
 	}
-	h, err := o.Handle()
+	c, err := Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	local, err := LocalAddrs(h)
+	defer c.Close()
+	local, err := c.LocalAddrs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func syncNode(t *testing.T, n labNode, list []cluster.Member, o Options) *Report
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Sync(h, o, desired)
+	rep, err := c.Sync(desired)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,14 @@ func kernelRoutes(l *nstest.Lab, n labNode) string {
 }
 
 func TestPodToPodAcrossNodes(t *testing.T) {
+	for _, mode := range []string{"nexthop-objects", "plain"} {
+		t.Run(mode, func(t *testing.T) { podToPod(t, mode) })
+	}
+}
+
+func podToPod(t *testing.T, mode string) {
 	l := nstest.New(t)
+	plain := mode == "plain"
 	var nodes []labNode
 	for i, name := range []string{"master-0", "worker-0", "worker-1"} {
 		n := l.AddNode(mp("192.168.170."+[]string{"10", "20", "21"}[i]+"/24"), mp("10.200."+[]string{"0", "1", "2"}[i]+".0/24"))
@@ -73,7 +80,7 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 
 	t.Run("test mode applies nothing", func(t *testing.T) {
 		l := l.With(t)
-		rep := syncNode(t, nodes[0], list, Options{Test: true})
+		rep := syncNode(t, nodes[0], list, Options{Test: true, Plain: plain})
 		if len(rep.Added) != 2 || rep.Desired != 2 {
 			t.Fatalf("report %+v", rep)
 		}
@@ -85,8 +92,8 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 	t.Run("sync routes every pair, never the own CIDR", func(t *testing.T) {
 		l := l.With(t)
 		for _, n := range nodes {
-			rep := syncNode(t, n, list, Options{})
-			if len(rep.Added) != 2 || len(rep.Failed) != 0 {
+			rep := syncNode(t, n, list, Options{Plain: plain})
+			if len(rep.Added) != 2 || len(rep.Failed) != 0 || rep.Mode != mode {
 				t.Fatalf("%s: %+v", n.name, rep)
 			}
 			table := kernelRoutes(l, n)
@@ -112,7 +119,7 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 
 	t.Run("second sync changes nothing", func(t *testing.T) {
 		for _, n := range nodes {
-			if rep := syncNode(t, n, list, Options{}); rep.Changed() || rep.Present != 2 {
+			if rep := syncNode(t, n, list, Options{Plain: plain}); rep.Changed() || rep.Present != 2 {
 				t.Errorf("%s: %+v", n.name, rep)
 			}
 		}
@@ -123,14 +130,14 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 		// Someone routes worker-1's CIDR by hand on master-0.
 		l.In(nodes[0].NS, "ip", "route", "del", nodes[2].Pod.String())
 		l.In(nodes[0].NS, "ip", "route", "add", nodes[2].Pod.String(), "via", "192.168.170.99")
-		rep := syncNode(t, nodes[0], list, Options{})
+		rep := syncNode(t, nodes[0], list, Options{Plain: plain})
 		if len(rep.Conflicts) != 1 || len(rep.Added) != 0 || !strings.Contains(rep.Conflicts[0].Existing, "via 192.168.170.99") {
 			t.Fatalf("report %+v", rep)
 		}
 		if got := l.In(nodes[0].NS, "ip", "route", "show", nodes[2].Pod.String()); !strings.Contains(got, "192.168.170.99") {
 			t.Fatalf("the foreign route was touched: %s", got)
 		}
-		rep = syncNode(t, nodes[0], list, Options{Adopt: true})
+		rep = syncNode(t, nodes[0], list, Options{Adopt: true, Plain: plain})
 		if len(rep.Replaced) != 1 || len(rep.Conflicts) != 0 {
 			t.Fatalf("adopt: %+v", rep)
 		}
@@ -146,12 +153,12 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 		nodes[2].IP = mp("192.168.170.31/24")
 		list = members(nodes)
 		for _, n := range nodes[:2] {
-			rep := syncNode(t, n, list, Options{})
+			rep := syncNode(t, n, list, Options{Plain: plain})
 			if len(rep.Replaced) != 1 || rep.Replaced[0].Via != ma("192.168.170.31") {
 				t.Fatalf("%s: %+v", n.name, rep)
 			}
 		}
-		syncNode(t, nodes[2], list, Options{})
+		syncNode(t, nodes[2], list, Options{Plain: plain})
 		if !l.Ping(nodes[1].pod, nodes[2].pod.IP) || !l.Ping(nodes[2].pod, nodes[0].pod.IP) {
 			t.Error("pods do not reach each other after the IP change")
 		}
@@ -161,7 +168,7 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 		l := l.With(t)
 		extra := cluster.Member{Name: "worker-9", IPs: []netip.Addr{ma("192.168.171.9")}, PodCIDRs: []netip.Prefix{mp("10.200.9.0/24")}}
 		withExtra := append(append([]cluster.Member{}, list...), extra)
-		removed := syncNode(t, nodes[0], withExtra, Options{})
+		removed := syncNode(t, nodes[0], withExtra, Options{Plain: plain})
 		if len(removed.Failed) != 1 || removed.Failed[0].Route.Node != "worker-9" || !strings.Contains(removed.Failed[0].Error, "unreachable") {
 			t.Fatalf("report %+v", removed)
 		}
@@ -170,7 +177,7 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 		}
 		// The next hop becomes reachable: the next run adds what failed.
 		l.In(nodes[0].NS, "ip", "addr", "add", "192.168.171.1/24", "dev", "eth0")
-		rep := syncNode(t, nodes[0], withExtra, Options{})
+		rep := syncNode(t, nodes[0], withExtra, Options{Plain: plain})
 		if len(rep.Added) != 1 || len(rep.Failed) != 0 {
 			t.Fatalf("repair: %+v", rep)
 		}
@@ -181,7 +188,7 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 		l := l.With(t)
 		short := members(nodes[:2])
 		for _, n := range nodes[:2] {
-			rep := syncNode(t, n, short, Options{})
+			rep := syncNode(t, n, short, Options{Plain: plain})
 			if len(rep.Removed) == 0 {
 				t.Fatalf("%s: %+v", n.name, rep)
 			}
@@ -192,6 +199,9 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 		if l.Ping(nodes[0].pod, nodes[2].pod.IP) {
 			t.Error("the removed node's pods are still routed")
 		}
+		if got := l.In(nodes[0].NS, "ip", "nexthop", "show", "proto", "201"); strings.Contains(got, "192.168.170.31") || (!plain && !strings.Contains(got, "192.168.170.20")) {
+			t.Errorf("nexthop objects after the removal: %s", got)
+		}
 		if !l.Ping(nodes[0].pod, nodes[1].pod.IP) {
 			t.Error("the remaining nodes lost their route")
 		}
@@ -200,14 +210,19 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 	t.Run("flush removes only owned routes", func(t *testing.T) {
 		l := l.With(t)
 		l.In(nodes[0].NS, "ip", "route", "add", "10.77.0.0/24", "via", "192.168.170.20")
-		o := Options{Netns: nodes[0].NS, Protocol: DefaultProtocol}
-		h, _ := o.Handle()
-		defer h.Close()
-		if _, err := Flush(h, o); err != nil {
+		c, err := Open(Options{Netns: nodes[0].NS, Plain: plain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Flush(); err != nil {
 			t.Fatal(err)
 		}
 		if got := kernelRoutes(l, nodes[0]); got != "" {
 			t.Errorf("owned routes left: %s", got)
+		}
+		if got := l.In(nodes[0].NS, "ip", "nexthop", "show", "proto", "201"); got != "" {
+			t.Errorf("owned nexthop objects left: %s", got)
 		}
 		if got := l.In(nodes[0].NS, "ip", "route", "show", "10.77.0.0/24"); got == "" {
 			t.Error("flush removed a foreign route")

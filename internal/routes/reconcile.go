@@ -3,7 +3,6 @@ package routes
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sort"
 
@@ -23,6 +22,9 @@ type Options struct {
 	Table    int  // routing table; 0 = main
 	Adopt    bool // take over a foreign route for a desired destination
 	Test     bool // compute the diff, apply nothing
+	// Plain makes gateway routes instead of routes via nexthop objects
+	// (kernels without nexthop objects get plain routes anyway).
+	Plain bool
 }
 
 // Failure is a route the kernel refused; the next run retries it.
@@ -46,6 +48,9 @@ type Report struct {
 	Removed   []Route    `json:"removed"`
 	Failed    []Failure  `json:"failed"`
 	Conflicts []Conflict `json:"conflicts"`
+	// Mode is how routes point at their next hop: "nexthop-objects" or
+	// "plain" (gateway routes).
+	Mode string `json:"mode"`
 }
 
 // Changed reports whether the run changed (or would change) anything.
@@ -53,16 +58,21 @@ func (r *Report) Changed() bool {
 	return len(r.Added)+len(r.Replaced)+len(r.Removed) > 0
 }
 
-func (o Options) table() int {
-	if o.Table == 0 {
-		return unix.RT_TABLE_MAIN
-	}
-	return o.Table
+// Conn is the reconciler's connection to one network namespace's routing.
+type Conn struct {
+	o   Options
+	h   *netlink.Handle // addresses and links
+	raw *rtnl           // routes and nexthop objects
 }
 
-// Handle opens a netlink handle in the options' namespace, with strict
-// checking on so that route dumps are filtered by the kernel.
-func (o Options) Handle() (*netlink.Handle, error) {
+// Open connects to the options' namespace.
+func Open(o Options) (*Conn, error) {
+	if o.Protocol == 0 {
+		o.Protocol = DefaultProtocol
+	}
+	if o.Table == 0 {
+		o.Table = unix.RT_TABLE_MAIN
+	}
 	ns := netns.None()
 	if o.Netns != "" {
 		var err error
@@ -75,16 +85,23 @@ func (o Options) Handle() (*netlink.Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
-	if err := h.SetStrictCheck(true); err != nil {
+	raw, err := openRTNL(o.Netns)
+	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("netlink strict checking: %w", err)
+		return nil, err
 	}
-	return h, nil
+	return &Conn{o: o, h: h, raw: raw}, nil
+}
+
+// Close releases the sockets.
+func (c *Conn) Close() {
+	c.h.Close()
+	c.raw.Close()
 }
 
 // LocalAddrs returns the addresses on the namespace's interfaces.
-func LocalAddrs(h *netlink.Handle) (map[netip.Addr]bool, error) {
-	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+func (c *Conn) LocalAddrs() (map[netip.Addr]bool, error) {
+	addrs, err := c.h.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("listing addresses: %w", err)
 	}
@@ -97,84 +114,52 @@ func LocalAddrs(h *netlink.Handle) (map[netip.Addr]bool, error) {
 	return out, nil
 }
 
-// dump lists the routes of the table, only those of the protocol when
-// proto > 0, filtered kernel-side, retrying a dump the kernel interrupted.
-func dump(h *netlink.Handle, table, proto int) ([]netlink.Route, error) {
-	filter := &netlink.Route{Table: table}
-	mask := uint64(netlink.RT_FILTER_TABLE)
-	if proto > 0 {
-		filter.Protocol = netlink.RouteProtocol(proto)
-		mask |= netlink.RT_FILTER_PROTOCOL
+// routes lists the table's routes of both families, only kubesalt's when
+// own is set.
+func (c *Conn) routes(own bool) ([]kroute, error) {
+	proto := uint8(0)
+	if own {
+		proto = uint8(c.o.Protocol)
 	}
-	var out []netlink.Route
-	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		var err error
-		for attempt := 0; attempt < 5; attempt++ {
-			var rs []netlink.Route
-			rs, err = h.RouteListFiltered(fam, filter, mask)
-			if !errors.Is(err, netlink.ErrDumpInterrupted) {
-				out = append(out, rs...)
-				break
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing routes: %w", err)
-		}
+	v4, err := c.raw.routes(true, c.o.Table, proto)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
-}
-
-func prefixOf(r *netlink.Route) (netip.Prefix, bool) {
-	if r.Dst == nil {
-		return netip.Prefix{}, false // a default route
-	}
-	ip, ok := netip.AddrFromSlice(r.Dst.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := r.Dst.Mask.Size()
-	return netip.PrefixFrom(ip.Unmap(), ones), true
-}
-
-func gwOf(r *netlink.Route) netip.Addr {
-	ip, _ := netip.AddrFromSlice(r.Gw)
-	return ip.Unmap()
+	v6, err := c.raw.routes(false, c.o.Table, proto)
+	return append(v4, v6...), err
 }
 
 // List returns the routes kubesalt owns.
-func List(h *netlink.Handle, o Options) ([]Route, error) {
-	own, err := dump(h, o.table(), o.Protocol)
+func (c *Conn) List() ([]Route, error) {
+	own, err := c.routes(true)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Route, 0, len(own))
-	for i := range own {
-		if dst, ok := prefixOf(&own[i]); ok {
-			out = append(out, Route{Dst: dst, Via: gwOf(&own[i])})
-		}
+	for _, r := range own {
+		out = append(out, Route{Dst: r.dst, Via: r.gw})
 	}
 	sort.Slice(out, func(i, j int) bool { return less(out[i].Dst, out[j].Dst) })
 	return out, nil
 }
 
-func (o Options) kernelRoute(r Route) *netlink.Route {
-	return &netlink.Route{
-		Dst:      &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())},
-		Gw:       r.Via.AsSlice(),
-		Protocol: netlink.RouteProtocol(o.Protocol),
-		Table:    o.table(),
-		Scope:    netlink.SCOPE_UNIVERSE,
-		Type:     unix.RTN_UNICAST,
-	}
+// change is one request of a sync and what to report of it.
+type change struct {
+	msg    message
+	route  Route
+	report *[]Route // where it goes when the kernel accepts it
+	verb   string
 }
 
 // Sync makes the owned routes equal desired: it adds what is missing,
 // replaces owned routes whose next hop changed, removes owned routes no
 // longer desired, and leaves every other route alone. A route the kernel
-// refuses is reported and the others go on.
-func Sync(h *netlink.Handle, o Options, desired []Route) (*Report, error) {
-	rep := &Report{Desired: len(desired), Added: []Route{}, Replaced: []Route{}, Removed: []Route{}, Failed: []Failure{}, Conflicts: []Conflict{}}
-	own, err := dump(h, o.table(), o.Protocol)
+// refuses is reported and the others go on; the next run retries it.
+func (c *Conn) Sync(desired []Route) (*Report, error) {
+	o := c.o
+	proto := uint8(o.Protocol)
+	rep := &Report{Desired: len(desired), Added: []Route{}, Replaced: []Route{}, Removed: []Route{}, Failed: []Failure{}, Conflicts: []Conflict{}, Mode: "plain"}
+	own, err := c.routes(true)
 	if err != nil {
 		return nil, err
 	}
@@ -182,21 +167,20 @@ func Sync(h *netlink.Handle, o Options, desired []Route) (*Report, error) {
 	for _, r := range desired {
 		want[r.Dst] = r
 	}
-	var stale []netlink.Route // owned, not desired, or a duplicate
+	var stale []kroute // owned, not desired, a duplicate, or multipath
 	var replace []Route
 	have := make(map[netip.Prefix]bool, len(own))
-	for i := range own {
-		dst, ok := prefixOf(&own[i])
-		w, wanted := want[dst]
+	for _, k := range own {
+		w, wanted := want[k.dst]
 		switch {
-		case !ok || !wanted || have[dst]:
-			stale = append(stale, own[i])
-		case gwOf(&own[i]) != w.Via:
+		case !wanted || have[k.dst] || k.multipath:
+			stale = append(stale, k)
+		case k.gw != w.Via:
 			replace = append(replace, w)
-			have[dst] = true
+			have[k.dst] = true
 		default:
 			rep.Present++
-			have[dst] = true
+			have[k.dst] = true
 		}
 	}
 	var add []Route
@@ -205,9 +189,9 @@ func Sync(h *netlink.Handle, o Options, desired []Route) (*Report, error) {
 			add = append(add, r)
 		}
 	}
-	var adopt []netlink.Route // foreign routes to remove when adopting
+	var adopt []kroute // foreign routes to remove when adopting
 	if len(add) > 0 {
-		foreign, err := foreignAt(h, o, add)
+		foreign, err := c.foreignAt(add)
 		if err != nil {
 			return nil, err
 		}
@@ -221,59 +205,103 @@ func Sync(h *netlink.Handle, o Options, desired []Route) (*Report, error) {
 				adopt = append(adopt, f...)
 				replace = append(replace, r)
 			default:
-				rep.Conflicts = append(rep.Conflicts, Conflict{Route: r, Existing: describe(h, f)})
+				rep.Conflicts = append(rep.Conflicts, Conflict{Route: r, Existing: c.describe(f)})
 			}
 		}
 		add = kept
 	}
+	if o.Test {
+		for _, k := range stale {
+			rep.Removed = append(rep.Removed, Route{Dst: k.dst, Via: k.gw})
+		}
+		rep.Replaced = append(rep.Replaced, replace...)
+		rep.Added = append(rep.Added, add...)
+		return rep, nil
+	}
 
-	for i := range stale {
-		dst, _ := prefixOf(&stale[i])
-		r := Route{Dst: dst, Via: gwOf(&stale[i])}
-		if !o.Test {
-			if err := h.RouteDel(&stale[i]); err != nil && !errors.Is(err, unix.ESRCH) {
-				rep.Failed = append(rep.Failed, Failure{Route: r, Error: "remove: " + err.Error()})
-				continue
-			}
-		}
-		rep.Removed = append(rep.Removed, r)
-	}
-	for i := range adopt {
-		if !o.Test {
-			_ = h.RouteDel(&adopt[i]) // replaced below; a failure shows there
+	var nhs *nexthopSet
+	if !o.Plain {
+		nhs, err = newNexthopSet(c.raw, c.h, proto)
+		switch {
+		case errors.Is(err, errNoNexthops):
+			nhs = nil
+		case err != nil:
+			return nil, err
+		default:
+			rep.Mode = "nexthop-objects"
 		}
 	}
-	for _, r := range replace {
-		if !o.Test {
-			if err := h.RouteReplace(o.kernelRoute(r)); err != nil {
-				rep.Failed = append(rep.Failed, Failure{Route: r, Error: "replace: " + err.Error()})
-				continue
-			}
+	var nhFailed map[netip.Addr]error
+	if nhs != nil {
+		var gws []netip.Addr
+		for _, r := range append(append([]Route{}, replace...), add...) {
+			gws = append(gws, r.Via)
 		}
-		rep.Replaced = append(rep.Replaced, r)
+		nhFailed = nhs.ensure(gws)
 	}
-	for _, r := range add {
-		if !o.Test {
-			// Add, not replace: a foreign route that appeared since the
-			// listing is refused by the kernel (EEXIST), never clobbered.
-			if err := h.RouteAdd(o.kernelRoute(r)); err != nil {
-				if errors.Is(err, unix.EEXIST) {
-					rep.Conflicts = append(rep.Conflicts, Conflict{Route: r, Existing: "a route for " + r.Dst.String() + " appeared during the sync"})
-				} else {
-					rep.Failed = append(rep.Failed, Failure{Route: r, Error: "add: " + err.Error()})
-				}
+	set := func(r Route, replace bool) message {
+		if nhs != nil {
+			return setRoute(r.Dst, r.Via, nhs.byGw[r.Via], o.Table, proto, replace)
+		}
+		return setRoute(r.Dst, r.Via, 0, o.Table, proto, replace)
+	}
+
+	// One batch, in order: removals, adopted routes' removal, replacements,
+	// additions. Add, not replace: a foreign route that appeared since the
+	// listing is refused by the kernel (EEXIST), never clobbered.
+	var changes []change
+	for _, k := range stale {
+		changes = append(changes, change{msg: delRoute(k), route: Route{Dst: k.dst, Via: k.gw}, report: &rep.Removed, verb: "remove"})
+	}
+	for _, k := range adopt {
+		changes = append(changes, change{msg: delRoute(k)})
+	}
+	queue := func(rs []Route, report *[]Route, replace bool, verb string) {
+		for _, r := range rs {
+			if err := nhFailed[r.Via]; err != nil {
+				rep.Failed = append(rep.Failed, Failure{Route: r, Error: verb + ": " + err.Error()})
 				continue
 			}
+			changes = append(changes, change{msg: set(r, replace), route: r, report: report, verb: verb})
 		}
-		rep.Added = append(rep.Added, r)
+	}
+	queue(replace, &rep.Replaced, true, "replace")
+	queue(add, &rep.Added, false, "add")
+
+	msgs := make([]message, len(changes))
+	for i, ch := range changes {
+		msgs[i] = ch.msg
+	}
+	for i, err := range c.raw.exec(msgs) {
+		ch := changes[i]
+		switch {
+		case ch.report == nil: // an adopted route's removal: its replacement tells
+		case err == nil || (ch.verb == "remove" && errors.Is(err, unix.ESRCH)):
+			*ch.report = append(*ch.report, ch.route)
+		case ch.verb == "add" && errors.Is(err, unix.EEXIST):
+			rep.Conflicts = append(rep.Conflicts, Conflict{Route: ch.route, Existing: "a route for " + ch.route.Dst.String() + " appeared during the sync"})
+		default:
+			rep.Failed = append(rep.Failed, Failure{Route: ch.route, Error: ch.verb + ": " + err.Error()})
+		}
+	}
+	if nhs != nil {
+		keep := make(map[netip.Addr]bool, len(desired))
+		for _, r := range desired {
+			keep[r.Via] = true
+		}
+		for _, err := range c.raw.exec(nhs.unused(keep)) {
+			if err != nil && !errors.Is(err, unix.ENOENT) {
+				rep.Failed = append(rep.Failed, Failure{Error: "removing an unused nexthop object: " + err.Error()})
+			}
+		}
 	}
 	return rep, nil
 }
 
 // foreignAt returns the routes not owned by kubesalt at the destinations of
 // rs, read from one kernel-filtered dump of the table.
-func foreignAt(h *netlink.Handle, o Options, rs []Route) (map[netip.Prefix][]netlink.Route, error) {
-	all, err := dump(h, o.table(), 0)
+func (c *Conn) foreignAt(rs []Route) (map[netip.Prefix][]kroute, error) {
+	all, err := c.routes(false)
 	if err != nil {
 		return nil, err
 	}
@@ -281,41 +309,39 @@ func foreignAt(h *netlink.Handle, o Options, rs []Route) (map[netip.Prefix][]net
 	for _, r := range rs {
 		wanted[r.Dst] = true
 	}
-	out := map[netip.Prefix][]netlink.Route{}
-	for i := range all {
-		if int(all[i].Protocol) == o.Protocol {
-			continue
-		}
-		if dst, ok := prefixOf(&all[i]); ok && wanted[dst] {
-			out[dst] = append(out[dst], all[i])
+	out := map[netip.Prefix][]kroute{}
+	for _, k := range all {
+		if k.protocol != uint8(c.o.Protocol) && wanted[k.dst] {
+			out[k.dst] = append(out[k.dst], k)
 		}
 	}
 	return out, nil
 }
 
-func describe(h *netlink.Handle, rs []netlink.Route) string {
+func (c *Conn) describe(rs []kroute) string {
 	s := ""
 	for i, r := range rs {
 		if i > 0 {
 			s += "; "
 		}
-		dst, _ := prefixOf(&r)
-		s += dst.String()
-		if gw := gwOf(&r); gw.IsValid() {
-			s += " via " + gw.String()
+		s += r.dst.String()
+		if r.gw.IsValid() {
+			s += " via " + r.gw.String()
 		}
-		if link, err := h.LinkByIndex(r.LinkIndex); err == nil {
+		if link, err := c.h.LinkByIndex(int(r.oif)); err == nil {
 			s += " dev " + link.Attrs().Name
 		}
-		s += " proto " + r.Protocol.String()
-		if r.Priority > 0 {
-			s += fmt.Sprintf(" metric %d", r.Priority)
+		s += " proto " + netlink.RouteProtocol(r.protocol).String()
+		if r.priority > 0 {
+			s += fmt.Sprintf(" metric %d", r.priority)
 		}
 	}
 	return s
 }
 
-// Flush removes every route kubesalt owns.
-func Flush(h *netlink.Handle, o Options) (*Report, error) {
-	return Sync(h, o, nil)
+// Flush removes every route (and nexthop object) kubesalt owns.
+func (c *Conn) Flush() (*Report, error) {
+	all := *c
+	all.o.Plain = false // nexthop objects made by an earlier run go too
+	return all.Sync(nil)
 }
