@@ -10,7 +10,7 @@ FUZZTIME   ?= 10s
 # Debian packages the tests use; installed only when missing.
 APT_TEST   := iproute2 iputils-ping
 
-.PHONY: all build test deps-apt deps-go fmt-check vet go-test fuzz bench clean
+.PHONY: all build test deps-apt deps-go fmt-check vet go-test fuzz bench bench-net clean
 
 all: build
 
@@ -43,13 +43,21 @@ vet: deps-go
 go-test: deps-go
 	go test -count=1 $(GO_PKGS)
 
+# Brief fuzzing of the parsers that read outside input.
 fuzz: deps-go
 	go test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/cluster
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/nodes
 
 test: deps-apt deps-go fmt-check vet go-test fuzz
 
-bench: deps-apt deps-go
-	go test -run '^$$' -bench . -benchtime 3x $(GO_PKGS)
+# Benchmarks print each measurement beside its baseline, with the ratio.
+bench: bench-net
+
+# Pod CIDR planner vs kube-controller-manager's cidrset; route sync vs
+# ip -batch and one `ip route add` per route (needs root).
+bench-net: deps-apt deps-go
+	go test -run '^$$' -bench . -benchtime 5x ./internal/cidr
+	go test -run '^$$' -bench RoutesSync -benchtime 1x ./cmd/kubesalt
 
 clean:
 	rm -rf $(BIN)
