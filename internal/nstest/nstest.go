@@ -89,11 +89,22 @@ func (l *Lab) Try(ns string, args ...string) bool {
 	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).Run() == nil
 }
 
+// addNetns creates a namespace whose links skip IPv6 duplicate address
+// detection: a tentative link-local address delays neighbour discovery by a
+// second.
+func (l *Lab) addNetns(name string) {
+	l.t.Helper()
+	l.IP("netns", "add", name)
+	l.In(name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+}
+
 // Node is a namespace on the node network with a pod bridge (cbr0).
 type Node struct {
-	NS  string
-	IP  netip.Prefix // host address with the node network's length
-	Pod netip.Prefix // pod CIDR; cbr0 holds its first address
+	NS   string
+	IP   netip.Prefix // host address with the node network's length
+	Pod  netip.Prefix // pod CIDR; cbr0 holds its first address
+	IP6  netip.Prefix // optional IPv6 host address (dual-stack)
+	Pod6 netip.Prefix // optional IPv6 pod CIDR
 }
 
 // AddNode creates a node namespace plugged into the switch, with ip
@@ -103,7 +114,7 @@ func (l *Lab) AddNode(ip, pod netip.Prefix) Node {
 	l.nodes++
 	n := Node{NS: fmt.Sprintf("%s-n%d", l.ID, l.nodes), IP: ip, Pod: pod}
 	port := fmt.Sprintf("%sn%d", l.ID, l.nodes)
-	l.IP("netns", "add", n.NS)
+	l.addNetns(n.NS)
 	l.IP("link", "add", port, "netns", l.Switch, "type", "veth", "peer", "name", "eth0", "netns", n.NS)
 	l.In(l.Switch, "ip", "link", "set", port, "master", "br0", "up")
 	l.In(n.NS, "ip", "addr", "add", ip.String(), "dev", "eth0")
@@ -116,10 +127,22 @@ func (l *Lab) AddNode(ip, pod netip.Prefix) Node {
 	return n
 }
 
+// AddIPv6 makes node n dual-stack: ip on its eth0, the first address of
+// pod on its pod bridge, IPv6 forwarding on. Addresses skip duplicate
+// address detection so that they work at once.
+func (l *Lab) AddIPv6(n *Node, ip, pod netip.Prefix) {
+	l.t.Helper()
+	n.IP6, n.Pod6 = ip, pod
+	l.In(n.NS, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	l.In(n.NS, "ip", "addr", "add", ip.String(), "dev", "eth0", "nodad")
+	l.In(n.NS, "ip", "addr", "add", netip.PrefixFrom(pod.Addr().Next(), pod.Bits()).String(), "dev", "cbr0", "nodad")
+}
+
 // Pod is a namespace on a node's pod bridge.
 type Pod struct {
-	NS string
-	IP netip.Addr
+	NS  string
+	IP  netip.Addr
+	IP6 netip.Addr // set on a dual-stack node
 }
 
 // AddPod creates a pod namespace on node n with the given host number in
@@ -132,19 +155,27 @@ func (l *Lab) AddPod(n Node, host int) Pod {
 	}
 	p := Pod{NS: fmt.Sprintf("%s-p%d", n.NS, host), IP: addr}
 	port := fmt.Sprintf("%sp%d", strings.TrimPrefix(n.NS, l.ID+"-"), host)
-	l.IP("netns", "add", p.NS)
+	l.addNetns(p.NS)
 	l.IP("link", "add", port, "netns", n.NS, "type", "veth", "peer", "name", "eth0", "netns", p.NS)
 	l.In(n.NS, "ip", "link", "set", port, "master", "cbr0", "up")
 	l.In(p.NS, "ip", "addr", "add", netip.PrefixFrom(addr, n.Pod.Bits()).String(), "dev", "eth0")
 	l.In(p.NS, "ip", "link", "set", "eth0", "up")
 	l.In(p.NS, "ip", "link", "set", "lo", "up")
 	l.In(p.NS, "ip", "route", "add", "default", "via", n.Pod.Addr().Next().String())
+	if n.Pod6.IsValid() {
+		p.IP6 = n.Pod6.Addr()
+		for i := 0; i < host; i++ {
+			p.IP6 = p.IP6.Next()
+		}
+		l.In(p.NS, "ip", "addr", "add", netip.PrefixFrom(p.IP6, n.Pod6.Bits()).String(), "dev", "eth0", "nodad")
+		l.In(p.NS, "ip", "-6", "route", "add", "default", "via", n.Pod6.Addr().Next().String())
+	}
 	return p
 }
 
 // Ping reports whether from reaches to with one echo.
 func (l *Lab) Ping(from Pod, to netip.Addr) bool {
-	return l.Try(from.NS, "ping", "-c", "1", "-W", "1", "-q", to.String())
+	return l.Try(from.NS, "ping", "-c", "1", "-W", "2", "-q", to.String())
 }
 
 // SourceSeen sends a UDP datagram from pod from to pod to and returns the

@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -232,5 +233,47 @@ func podToPod(t *testing.T, mode string) {
 	l.Destroy()
 	if left := l.Namespaces(); len(left) != 0 {
 		t.Errorf("namespaces left behind: %v", left)
+	}
+}
+
+func TestDualStackPodToPod(t *testing.T) {
+	l := nstest.New(t)
+	var nodes []labNode
+	var list []cluster.Member
+	for i, name := range []string{"worker-0", "worker-1", "worker-2"} {
+		n := l.AddNode(mp(fmt.Sprintf("192.168.170.%d/24", 20+i)), mp(fmt.Sprintf("10.200.%d.0/24", i)))
+		l.AddIPv6(&n, mp(fmt.Sprintf("fd00:170::%d/64", 20+i)), mp(fmt.Sprintf("fd00:10:200:%d::/64", i)))
+		nodes = append(nodes, labNode{Node: n, name: name, pod: l.AddPod(n, 2)})
+		list = append(list, cluster.Member{Name: name, IPs: []netip.Addr{n.IP.Addr(), n.IP6.Addr()}, PodCIDRs: []netip.Prefix{n.Pod, n.Pod6}})
+	}
+	if l.Ping(nodes[0].pod, nodes[1].pod.IP6) {
+		t.Fatal("IPv6 pods reach each other before any route exists")
+	}
+	for _, n := range nodes {
+		if rep := syncNode(t, n, list, Options{}); len(rep.Added) != 4 || len(rep.Failed) != 0 {
+			t.Fatalf("%s: %+v", n.name, rep)
+		}
+	}
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a.name == b.name {
+				continue
+			}
+			if !l.Ping(a.pod, b.pod.IP) {
+				t.Errorf("pod on %s cannot reach pod on %s over IPv4", a.name, b.name)
+			}
+			if !l.Ping(a.pod, b.pod.IP6) {
+				t.Errorf("pod on %s cannot reach pod on %s over IPv6", a.name, b.name)
+			}
+		}
+	}
+	if src, err := l.SourceSeen(nstest.Pod{NS: nodes[0].pod.NS, IP: nodes[0].pod.IP6}, nstest.Pod{NS: nodes[2].pod.NS, IP: nodes[2].pod.IP6}); err != nil || src != nodes[0].pod.IP6 {
+		t.Errorf("IPv6 source seen %v (err %v), want %s", src, err, nodes[0].pod.IP6)
+	}
+	if rep := syncNode(t, nodes[0], list, Options{}); rep.Changed() || rep.Present != 4 {
+		t.Errorf("second sync: %+v", rep)
+	}
+	if got := l.In(nodes[0].NS, "ip", "-6", "route", "show", "proto", "201"); strings.Count(got, "\n") != 2 || strings.Contains(got, "fd00:10:200::/64") {
+		t.Errorf("IPv6 routes on worker-0:\n%s", got)
 	}
 }
