@@ -29,6 +29,8 @@ var commands = []command{
 	{"routes list", "list the routes kubesalt owns", runRoutesList},
 	{"routes flush", "remove every route kubesalt owns", runRoutesFlush},
 	{"nodes discover", "read nodes and pod CIDRs from `kubectl get nodes -o json`", runNodesDiscover},
+	{"status record", "record one Salt job return in the status store", runStatusRecord},
+	{"status show", "show every node: routes converged, last report, certificates, VM", runStatusShow},
 }
 
 func main() {
