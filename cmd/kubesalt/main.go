@@ -22,6 +22,9 @@ type command struct {
 }
 
 var commands = []command{
+	{"pki issue", "issue the CA and every certificate, kubeconfig and key the cluster needs", pkiIssue},
+	{"pki check", "show every certificate's subject, SANs and expiry; fail when one is due", pkiCheck},
+	{"pki bundle", "print exactly the PKI material one node needs, for its pillar", pkiBundle},
 }
 
 func main() {

@@ -18,18 +18,19 @@ type raw struct {
 	Network       rawNetwork         `yaml:"network"`
 	API           rawAPI             `yaml:"api"`
 	Nodes         map[string]rawNode `yaml:"nodes"`
+	PKI           rawPKI             `yaml:"pki"`
 	// Sections owned by the Salt formula (versions, binaries, ...) are
 	// accepted here and left to it; the sections above are checked strictly.
 	Other map[string]yaml.Node `yaml:",inline"`
 }
 
 type rawNetwork struct {
-	NodeCIDR     stringList `yaml:"node_cidr"`
-	ClusterCIDR  stringList `yaml:"cluster_cidr"`
-	ServiceCIDR  stringList `yaml:"service_cidr"`
-	NodeMaskV4   *int       `yaml:"node_cidr_mask_size_ipv4"`
-	NodeMaskV6   *int       `yaml:"node_cidr_mask_size_ipv6"`
-	ClusterDNS   string     `yaml:"cluster_dns"`
+	NodeCIDR    stringList `yaml:"node_cidr"`
+	ClusterCIDR stringList `yaml:"cluster_cidr"`
+	ServiceCIDR stringList `yaml:"service_cidr"`
+	NodeMaskV4  *int       `yaml:"node_cidr_mask_size_ipv4"`
+	NodeMaskV6  *int       `yaml:"node_cidr_mask_size_ipv6"`
+	ClusterDNS  string     `yaml:"cluster_dns"`
 }
 
 type rawAPI struct {
