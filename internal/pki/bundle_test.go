@@ -169,3 +169,21 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestKubeconfigRendering: the fast path gives exactly what yaml.v3 gives
+// for the whole struct, and it reads back.
+func TestKubeconfigRendering(t *testing.T) {
+	dir := t.TempDir()
+	issue(t, definition(t, 1, 0, ""), Options{Dir: dir})
+	for _, name := range []string{"admin", "master-0/kubelet"} {
+		ca, cert, key := readFileT(t, dir, caCertFile), readFileT(t, dir, certPath(name)), readFileT(t, dir, keyPath(name))
+		fast := renderKubeconfig("c", "https://[fd00::1]:6443", "system:node:x", ca, cert, key)
+		if full := encodeKubeconfig("c", "https://[fd00::1]:6443", "system:node:x", ca, cert, key); string(fast) != string(full) {
+			t.Errorf("fast rendering differs:\n%s\n---\n%s", fast, full)
+		}
+		kc, ok := parseKubeconfig(fast)
+		if !ok || string(kc.Users[0].User.ClientKeyData) != string(key) || kc.Clusters[0].Cluster.Server != "https://[fd00::1]:6443" {
+			t.Errorf("does not read back: %v", kc)
+		}
+	}
+}

@@ -50,8 +50,9 @@ type write struct {
 	mode fs.FileMode
 }
 
-// writeAll writes every file atomically (atomicfile: temp, fsync, rename),
-// many at once: the cost is fsync latency, which overlaps.
+// writeAll writes every file atomically (atomicfile: temp, fsync, rename,
+// fsync of the directory), many at once: the cost is fsync latency, which
+// overlaps.
 func writeAll(dir string, ws []write) error {
 	dirs := map[string]bool{}
 	for _, w := range ws {
@@ -62,14 +63,11 @@ func writeAll(dir string, ws []write) error {
 			return err
 		}
 	}
-	errs := make([]error, len(ws))
-	forEach(len(ws), ioWorkers, func(i int) {
-		w := ws[i]
-		if err := atomicfile.WriteFile(filepath.Join(dir, w.rel), w.data, w.mode); err != nil {
-			errs[i] = fmt.Errorf("writing %s: %w", w.rel, err)
-		}
-	})
-	return errors.Join(errs...)
+	files := make([]atomicfile.File, len(ws))
+	for i, w := range ws {
+		files[i] = atomicfile.File{Path: filepath.Join(dir, w.rel), Data: w.data, Perm: w.mode}
+	}
+	return atomicfile.WriteFiles(files, ioWorkers)
 }
 
 // ensureDir creates d (and parents) with mode 0700.

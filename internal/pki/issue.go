@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -271,11 +272,14 @@ func (r *run) inspectLeaf(spec *certSpec, ca *authority, caNew string) *leaf {
 		}
 		cert = c
 	}
+	var key crypto.Signer
 	if l.key.exists {
-		if _, err := parseKeyPEM(l.key.data); err != nil {
+		k, err := parseKeyPEM(l.key.data)
+		if err != nil {
 			r.problem("%s: %v; %s", l.key.rel, err, fix)
 			return l
 		}
+		key = k
 	}
 	if caNew != "" {
 		l.reason = "ca replaced"
@@ -293,7 +297,6 @@ func (r *run) inspectLeaf(spec *certSpec, ca *authority, caNew string) *leaf {
 		l.reason = "key missing"
 		return l
 	}
-	key, _ := parseKeyPEM(l.key.data)
 	var why []string
 	if !publicKeysEqual(cert.PublicKey, key.Public()) {
 		why = append(why, "key does not match certificate")

@@ -3,6 +3,7 @@ package pki
 import (
 	"bytes"
 	"encoding/base64"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -54,7 +55,29 @@ func (b *b64) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // renderKubeconfig is the kubeconfig of one identity, certificates embedded.
+// yaml.v3 lays out a skeleton with placeholders, and the base64 goes in
+// after: the emitter's per-character scan of ~3 KB of base64 per file was
+// most of a no-op run. Base64 of PEM is a plain scalar yaml.v3 never
+// quotes or folds, so the result is what encoding the full struct gives
+// (TestKubeconfigRendering holds that).
 func renderKubeconfig(clusterName, server, user string, caPEM, certPEM, keyPEM []byte) []byte {
+	skeleton := encodeKubeconfig(clusterName, server, user, []byte(placeholderCA), []byte(placeholderCert), []byte(placeholderKey))
+	enc := base64.StdEncoding.EncodeToString
+	return []byte(strings.NewReplacer(
+		enc([]byte(placeholderCA)), enc(caPEM),
+		enc([]byte(placeholderCert)), enc(certPEM),
+		enc([]byte(placeholderKey)), enc(keyPEM),
+	).Replace(string(skeleton)))
+}
+
+// Placeholders whose base64 cannot occur elsewhere in a kubeconfig.
+const (
+	placeholderCA   = "@@kubesalt-ca-data@@"
+	placeholderCert = "@@kubesalt-cert-data@@"
+	placeholderKey  = "@@kubesalt-key-data@@"
+)
+
+func encodeKubeconfig(clusterName, server, user string, caPEM, certPEM, keyPEM []byte) []byte {
 	var c namedCluster
 	c.Name = clusterName
 	c.Cluster.CertificateAuthorityData = caPEM
@@ -73,12 +96,12 @@ func renderKubeconfig(clusterName, server, user string, caPEM, certPEM, keyPEM [
 		CurrentContext: "default",
 	}
 	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(kc); err != nil {
+	e := yaml.NewEncoder(&buf)
+	e.SetIndent(2)
+	if err := e.Encode(kc); err != nil {
 		panic(err) // plain structs always encode
 	}
-	enc.Close()
+	e.Close()
 	return buf.Bytes()
 }
 
@@ -109,42 +132,46 @@ func (kc *kubeconfigFile) render(clusterName string, caPEM []byte) []byte {
 func (r *run) inspectKubeconfigs(leaves []*leaf, ca *authority) []*kubeconfigFile {
 	var out []*kubeconfigFile
 	for _, l := range leaves {
-		if l.spec.kubeconfig == nil {
-			continue
+		if l.spec.kubeconfig != nil {
+			out = append(out, &kubeconfigFile{leaf: l})
 		}
-		kc := &kubeconfigFile{leaf: l}
-		out = append(out, kc)
-		var err error
-		if kc.file, err = readFile(r.o.Dir, kubeconfigPath(l.spec.name)); err != nil {
-			r.problem("%v", err)
-			continue
-		}
-		switch {
-		case !kc.file.exists:
-			kc.reason = "new"
-		case l.reason != "":
-			kc.reason = "certificate reissued"
-		case l.certPEM == nil:
-			continue // its certificate has a problem, already reported
-		case !bytes.Equal(kc.file.data, kc.render(r.d.Name, ca.certPEM)):
-			old, ok := parseKubeconfig(kc.file.data)
-			switch {
-			case !ok:
-				r.problem("%s: not a kubeconfig kubesalt wrote; remove it or run with --reissue %s to replace it", kc.file.rel, l.spec.name)
-				continue
-			case old.Clusters[0].Cluster.Server != l.spec.kubeconfig.server:
-				kc.reason = "server changed"
-			case !bytes.Equal(old.Clusters[0].Cluster.CertificateAuthorityData, ca.certPEM):
-				kc.reason = "ca changed"
-			case !bytes.Equal(old.Users[0].User.ClientCertificateData, l.certPEM):
-				kc.reason = "certificate changed"
-			default:
-				kc.reason = "content changed"
-			}
-		}
+	}
+	forEach(len(out), ioWorkers, func(i int) { r.inspectKubeconfig(out[i], ca) })
+	for _, kc := range out {
 		if kc.reason != "" {
-			r.result.Kubeconfigs[l.spec.name] = kc.reason
+			r.result.Kubeconfigs[kc.leaf.spec.name] = kc.reason
 		}
 	}
 	return out
+}
+
+func (r *run) inspectKubeconfig(kc *kubeconfigFile, ca *authority) {
+	l := kc.leaf
+	var err error
+	if kc.file, err = readFile(r.o.Dir, kubeconfigPath(l.spec.name)); err != nil {
+		r.problem("%v", err)
+		return
+	}
+	switch {
+	case !kc.file.exists:
+		kc.reason = "new"
+	case l.reason != "":
+		kc.reason = "certificate reissued"
+	case l.certPEM == nil:
+		return // its certificate has a problem, already reported
+	case !bytes.Equal(kc.file.data, kc.render(r.d.Name, ca.certPEM)):
+		old, ok := parseKubeconfig(kc.file.data)
+		switch {
+		case !ok:
+			r.problem("%s: not a kubeconfig kubesalt wrote; remove it or run with --reissue %s to replace it", kc.file.rel, l.spec.name)
+		case old.Clusters[0].Cluster.Server != l.spec.kubeconfig.server:
+			kc.reason = "server changed"
+		case !bytes.Equal(old.Clusters[0].Cluster.CertificateAuthorityData, ca.certPEM):
+			kc.reason = "ca changed"
+		case !bytes.Equal(old.Users[0].User.ClientCertificateData, l.certPEM):
+			kc.reason = "certificate changed"
+		default:
+			kc.reason = "content changed"
+		}
+	}
 }
