@@ -86,7 +86,8 @@ func Issue(d *cluster.Definition, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(o.Dir); err == nil {
+	// Test mode takes the lock only when it need not create the lock file.
+	if _, err := os.Stat(filepath.Join(o.Dir, lockFile)); err == nil || !o.Test {
 		unlock, err := atomicfile.Lock(filepath.Join(o.Dir, lockFile))
 		if err != nil {
 			return nil, err
@@ -427,7 +428,11 @@ func (r *run) modeDrift(leaves []*leaf, kcs []*kubeconfigFile, sa *serviceAccoun
 	for _, d := range dirs {
 		if st, err := os.Stat(filepath.Join(r.o.Dir, d)); err == nil && st.IsDir() && st.Mode().Perm() != modeDir {
 			out[d] = modeDir
-			r.result.Modes[d+"/"] = fmt.Sprintf("%04o -> %04o", st.Mode().Perm(), modeDir)
+			shown := d + "/"
+			if d == "." {
+				shown = "./ (the PKI directory)"
+			}
+			r.result.Modes[shown] = fmt.Sprintf("%04o -> %04o", st.Mode().Perm(), modeDir)
 		}
 	}
 	return out

@@ -515,15 +515,17 @@ func TestModesRepaired(t *testing.T) {
 	dir := t.TempDir()
 	d := definition(t, 1, 0, "")
 	issue(t, d, Options{Dir: dir})
-	for rel, mode := range map[string]os.FileMode{"admin-key.pem": 0o644, "nodes/master-0": 0o755, "ca.pem": 0o600} {
+	for rel, mode := range map[string]os.FileMode{"admin-key.pem": 0o644, "nodes/master-0": 0o755, "ca.pem": 0o600, ".": 0o755} {
 		if err := os.Chmod(filepath.Join(dir, rel), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
 	res := issue(t, d, Options{Dir: dir})
-	wantMap(t, "modes", res.Modes, map[string]string{"admin-key.pem": "0644 -> 0600", "nodes/master-0/": "0755 -> 0700", "ca.pem": "0600 -> 0644"})
+	wantMap(t, "modes", res.Modes, map[string]string{"admin-key.pem": "0644 -> 0600", "nodes/master-0/": "0755 -> 0700", "ca.pem": "0600 -> 0644",
+		"./ (the PKI directory)": "0755 -> 0700"})
 	wantMode(t, dir, "admin-key.pem", 0o600)
 	wantMode(t, dir, "nodes/master-0", 0o700)
+	wantMode(t, dir, ".", 0o700)
 	if res := issue(t, d, Options{Dir: dir}); res.Changed() {
 		t.Errorf("second run %+v", res)
 	}
