@@ -116,6 +116,16 @@ func Issue(d *cluster.Definition, o Options) (*Result, error) {
 	}
 
 	// Everything checked: now act.
+	if err := r.apply(ca, caNew, leaves, sa, enc, kcs, chmods, stale); err != nil {
+		return nil, err
+	}
+	return r.result, nil
+}
+
+// apply makes and writes what inspection decided, then fixes modes and
+// removes the files of departed nodes.
+func (r *run) apply(ca *authority, caNew string, leaves []*leaf, sa *serviceAccount, enc *encryption,
+	kcs []*kubeconfigFile, chmods map[string]fs.FileMode, stale []string) error {
 	var writes []write
 	if caNew != "" {
 		writes = append(writes, write{caKeyFile, ca.keyPEM, modeSecret}, write{caCertFile, ca.certPEM, modePublic})
@@ -126,53 +136,64 @@ func Issue(d *cluster.Definition, o Options) (*Result, error) {
 			todo = append(todo, l)
 		}
 	}
+	// Key generation is the cost (RSA): one worker per core, and the
+	// service-account key alongside.
+	var saWrites []write
+	var saErr error
+	saDone := make(chan struct{})
+	go func() {
+		defer close(saDone)
+		if sa.reason != "" {
+			saWrites, saErr = sa.material(r.d.PKI.Algorithm)
+		}
+	}()
 	errs := make([]error, len(todo))
-	// Key generation is the cost (RSA): one worker per core.
 	forEach(len(todo), runtime.GOMAXPROCS(0), func(i int) {
 		l := todo[i]
-		l.certPEM, l.keyPEM, errs[i] = ca.issue(l.spec, d.PKI.Algorithm, d.PKI.Validity, r.now)
+		l.certPEM, l.keyPEM, errs[i] = ca.issue(l.spec, r.d.PKI.Algorithm, r.d.PKI.Validity, r.now)
 	})
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	<-saDone
+	if err := errors.Join(append(errs, saErr)...); err != nil {
+		return err
 	}
 	for _, l := range todo {
 		writes = append(writes, write{keyPath(l.spec.name), l.keyPEM, modeSecret}, write{certPath(l.spec.name), l.certPEM, modePublic})
 	}
-	if sa.reason != "" {
-		w, err := sa.material(d.PKI.Algorithm)
-		if err != nil {
-			return nil, err
-		}
-		writes = append(writes, w...)
-	}
+	writes = append(writes, saWrites...)
 	if enc.reason != "" {
 		data, err := enc.next()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		writes = append(writes, write{encryptionFile, data, modeSecret})
 	}
-	for _, kc := range kcs {
-		if kc.reason != "" {
-			writes = append(writes, write{kubeconfigPath(kc.leaf.spec.name), kc.render(d.Name, ca.certPEM), modeSecret})
+	kcWrites := make([]write, len(kcs))
+	forEach(len(kcs), runtime.GOMAXPROCS(0), func(i int) {
+		if kc := kcs[i]; kc.reason != "" {
+			kcWrites[i] = write{kubeconfigPath(kc.leaf.spec.name), kc.render(r.d.Name, ca.certPEM), modeSecret}
+		}
+	})
+	for _, w := range kcWrites {
+		if w.rel != "" {
+			writes = append(writes, w)
 		}
 	}
-	if err := writeAll(o.Dir, writes); err != nil {
-		return nil, err
+	if err := writeAll(r.o.Dir, writes); err != nil {
+		return err
 	}
 	for rel, mode := range chmods {
-		if err := os.Chmod(filepath.Join(o.Dir, rel), mode); err != nil {
-			return nil, err
+		if err := os.Chmod(filepath.Join(r.o.Dir, rel), mode); err != nil {
+			return err
 		}
 	}
 	for _, rel := range stale {
-		if err := os.Remove(filepath.Join(o.Dir, rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+		if err := os.Remove(filepath.Join(r.o.Dir, rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 		// A node's directory goes once empty; anything else in it stays.
-		_ = os.Remove(filepath.Join(o.Dir, path.Dir(rel)))
+		_ = os.Remove(filepath.Join(r.o.Dir, path.Dir(rel)))
 	}
-	return r.result, nil
+	return nil
 }
 
 // requestedNames validates Options.Reissue against the set.
