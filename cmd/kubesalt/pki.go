@@ -65,16 +65,22 @@ func pkiIssue(s *streams, args []string) int {
 			changes[key] = m
 		}
 	}
-	verb := "issued"
-	if c.test {
-		verb = "would issue"
-	}
 	comment := fmt.Sprintf("all %d certificates in %s are current", res.Certificates, *dir)
 	if res.Changed() {
-		comment = fmt.Sprintf("%s %d, wrote %d kubeconfigs, removed %d, fixed %d modes in %s", verb, len(res.Issued), len(res.Kubeconfigs), len(res.Removed), len(res.Modes), *dir)
-		if c.test {
-			comment = strings.Replace(comment, "wrote", "would write", 1)
+		var parts []string
+		for _, p := range []struct {
+			n          int
+			done, test string
+		}{{len(res.Issued), "issued %d", "would issue %d"}, {len(res.Kubeconfigs), "wrote %d kubeconfigs", "would write %d kubeconfigs"},
+			{len(res.Removed), "removed %d", "would remove %d"}, {len(res.Modes), "fixed %d file modes", "would fix %d file modes"}} {
+			switch {
+			case p.n > 0 && c.test:
+				parts = append(parts, fmt.Sprintf(p.test, p.n))
+			case p.n > 0:
+				parts = append(parts, fmt.Sprintf(p.done, p.n))
+			}
 		}
+		comment = strings.Join(parts, ", ") + " in " + *dir
 	}
 	if len(res.Warnings) > 0 {
 		comment += "; WARNING: " + strings.Join(res.Warnings, "; ")
