@@ -48,10 +48,10 @@ fuzz: deps-go
 	go test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/cluster
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/nodes
 
-test: deps-apt deps-go fmt-check vet go-test fuzz
+test: deps-apt deps-apt-pki deps-go fmt-check vet go-test fuzz
 
 # Benchmarks print each measurement beside its baseline, with the ratio.
-bench: bench-net
+bench: bench-net bench-pki
 
 # Pod CIDR planner vs kube-controller-manager's cidrset; route sync vs
 # ip -batch and one `ip route add` per route (needs root).
@@ -61,3 +61,29 @@ bench-net: deps-apt deps-go
 
 clean:
 	rm -rf $(BIN)
+
+# --- pki: certificates (internal/pki) ---
+# etcd-server/etcd-client: the 3-member mutual-TLS etcd test on the issued
+# certificates; openssl: `openssl verify` of every certificate.
+APT_TEST_PKI := etcd-server etcd-client openssl
+# The cfssl CLI, built for the benchmark's baseline only (never committed).
+PKI_CFSSL_BIN ?= /tmp/kubesalt-cfssl-v1.6.5
+export KUBESALT_CFSSL_BIN := $(PKI_CFSSL_BIN)
+
+.PHONY: deps-apt-pki pki-bench-tools bench-pki
+# Debian's etcd-server starts a system etcd when installed; the test starts
+# its own, so a policy-rc.d (exit 101) keeps the package from starting one
+# and is removed again if it was not there before.
+deps-apt-pki:
+	@if [ "$$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && \
+	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi; \
+	$(call apt_install,$(APT_TEST_PKI))
+
+# Certificate set with ECDSA and RSA vs the cfssl CLI run once per certificate.
+bench-pki: deps-apt deps-apt-pki deps-go pki-bench-tools
+	go test -run '^$$' -bench . -benchtime 3x ./internal/pki
+
+pki-bench-tools:
+	@test -x $(PKI_CFSSL_BIN)/cfssljson || { echo "building the cfssl CLI v1.6.5 for the benchmark baseline into $(PKI_CFSSL_BIN)"; \
+	  GOBIN=$(PKI_CFSSL_BIN) go install github.com/cloudflare/cfssl/cmd/cfssl@v1.6.5 github.com/cloudflare/cfssl/cmd/cfssljson@v1.6.5; }

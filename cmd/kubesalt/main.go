@@ -29,6 +29,9 @@ var commands = []command{
 	{"routes list", "list the routes kubesalt owns", runRoutesList},
 	{"routes flush", "remove every route kubesalt owns", runRoutesFlush},
 	{"nodes discover", "read nodes and pod CIDRs from `kubectl get nodes -o json`", runNodesDiscover},
+	{"pki issue", "issue the CA and every certificate, kubeconfig and key the cluster needs", pkiIssue},
+	{"pki check", "show every certificate's subject, SANs and expiry; fail when one is due", pkiCheck},
+	{"pki bundle", "print exactly the PKI material one node needs, for its pillar", pkiBundle},
 }
 
 func main() {

@@ -29,6 +29,7 @@ type Definition struct {
 	API     API
 	// Nodes sorted by name.
 	Nodes []Node
+	PKI   PKI
 }
 
 // Network holds the cluster's address plan.
