@@ -165,7 +165,7 @@ func (h *Hypervisor) EnsureNetwork(d *cluster.Definition, opts Options) (*Networ
 	}
 	defer net.Free()
 
-	x, err := net.GetXMLDesc(libvirt.NETWORK_XML_INACTIVE)
+	x, err := networkXML(net)
 	if err != nil {
 		return nil, wrap(err, "reading network %s", want.Name)
 	}
@@ -231,9 +231,9 @@ func (h *Hypervisor) checkBridgeFree(want *libvirtxml.Network) error {
 		}
 	}()
 	for i := range nets {
-		x, err := nets[i].GetXMLDesc(libvirt.NETWORK_XML_INACTIVE)
+		x, err := networkXML(&nets[i])
 		if err != nil {
-			continue
+			return wrap(err, "reading a network")
 		}
 		var n libvirtxml.Network
 		if n.Unmarshal(x) != nil || n.Name == want.Name || n.Bridge == nil {
@@ -257,4 +257,14 @@ func (h *Hypervisor) networkExists(name string) (bool, error) {
 	}
 	n.Free()
 	return true, nil
+}
+
+// networkXML returns the network's persistent definition; drivers that
+// keep no separate inactive definition (the test driver) give the live one.
+func networkXML(n *libvirt.Network) (string, error) {
+	x, err := n.GetXMLDesc(libvirt.NETWORK_XML_INACTIVE)
+	if hasCode(err, libvirt.ERR_INVALID_ARG) || hasCode(err, libvirt.ERR_NO_SUPPORT) {
+		x, err = n.GetXMLDesc(0)
+	}
+	return x, err
 }

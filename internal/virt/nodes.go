@@ -364,7 +364,15 @@ func (h *Hypervisor) ensureNode(p *plan, s NodeSpec, opts Options, rep *NodesRep
 			return nil, st, wrap(err, "defining domain %s", s.Name)
 		}
 		defer dom.Free()
-		undo.add("domain "+s.Name, func() error { return undefine(dom) })
+		// dom is freed before a rollback runs: look the domain up again.
+		undo.add("domain "+s.Name, func() error {
+			d, err := h.conn.LookupDomainByName(s.Name)
+			if err != nil {
+				return err
+			}
+			defer d.Free()
+			return undefine(d)
+		})
 		if err := dom.SetAutostart(true); err != nil {
 			return nil, st, wrap(err, "marking domain %s autostart", s.Name)
 		}

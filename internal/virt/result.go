@@ -33,11 +33,15 @@ func (r *NetworkReport) Result(opts Options) saltio.Result {
 	if r.Updated && !opts.Test && r.Active {
 		comment += "; the running network uses the new definition after it is restarted"
 	}
+	data := map[string]any{"network": r.Name, "bridge": r.Bridge, "active": r.Active}
+	if len(r.Drift) > 0 {
+		data["drift"] = r.Drift
+	}
 	return saltio.Result{
 		Result:  saltio.Outcome(opts.Test, len(changes) > 0, drifted && !opts.Test),
 		Changes: changes,
 		Comment: comment,
-		Data:    map[string]any{"network": r.Name, "bridge": r.Bridge, "active": r.Active, "drift": r.Drift},
+		Data:    data,
 	}
 }
 
