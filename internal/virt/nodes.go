@@ -356,26 +356,22 @@ func (h *Hypervisor) ensureNode(p *plan, s NodeSpec, opts Options, rep *NodesRep
 			}
 			return ch, st, nil
 		}
-		x, err := want.Marshal()
-		if err != nil {
-			return nil, st, err
-		}
-		if dom, err = h.conn.DomainDefineXML(x); err != nil {
-			return nil, st, wrap(err, "defining domain %s", s.Name)
-		}
-		defer dom.Free()
 		// dom is freed before a rollback runs: look the domain up again.
 		undo.add("domain "+s.Name, func() error {
 			d, err := h.conn.LookupDomainByName(s.Name)
+			if hasCode(err, libvirt.ERR_NO_DOMAIN) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
 			defer d.Free()
 			return undefine(d)
 		})
-		if err := dom.SetAutostart(true); err != nil {
-			return nil, st, wrap(err, "marking domain %s autostart", s.Name)
+		if dom, err = h.defineDomain(want); err != nil {
+			return nil, st, err
 		}
+		defer dom.Free()
 	} else {
 		if dom, err = h.conn.LookupDomainByName(s.Name); err != nil {
 			return nil, st, wrap(err, "looking up domain %s", s.Name)
@@ -463,6 +459,23 @@ func (h *Hypervisor) ensureNode(p *plan, s NodeSpec, opts Options, rep *NodesRep
 		}
 	}
 	return ch, st, nil
+}
+
+// defineDomain defines a new domain and marks it autostart.
+func (h *Hypervisor) defineDomain(want *libvirtxml.Domain) (*libvirt.Domain, error) {
+	x, err := want.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	dom, err := h.conn.DomainDefineXML(x)
+	if err != nil {
+		return nil, wrap(err, "defining domain %s", want.Name)
+	}
+	if err := dom.SetAutostart(true); err != nil {
+		dom.Free()
+		return nil, wrap(err, "marking domain %s autostart", want.Name)
+	}
+	return dom, nil
 }
 
 // undefine stops and undefines a domain with everything libvirt keeps

@@ -17,11 +17,11 @@ import (
 // socket. Cleanup stops every process in the namespace, deletes the
 // namespace and the directory.
 type sandbox struct {
-	Dir   string
-	NS    string
-	URI   string
-	Pool  string // a directory pool's path for the test's volumes
-	cmd   *exec.Cmd
+	Dir    string
+	NS     string
+	URI    string
+	Pool   string // a directory pool's path for the test's volumes
+	cmd    *exec.Cmd
 	exited chan struct{}
 }
 

@@ -2,6 +2,7 @@ package virt
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,7 +19,7 @@ import (
 // openTestDriver connects to libvirt's in-memory test driver (no daemon)
 // and adds the base image a user would have uploaded. The driver's state
 // lives as long as the connection.
-func openTestDriver(t testing.TB) *Hypervisor {
+func openTestDriver(t testing.TB, baseGiB int) *Hypervisor {
 	t.Helper()
 	h, err := Connect("test:///default")
 	if err != nil {
@@ -30,7 +31,7 @@ func openTestDriver(t testing.TB) *Hypervisor {
 		t.Fatal(err)
 	}
 	defer pool.Free()
-	v, err := pool.StorageVolCreateXML(`<volume><name>base.qcow2</name><capacity unit="GiB">2</capacity><target><format type="qcow2"/></target></volume>`, 0)
+	v, err := pool.StorageVolCreateXML(fmt.Sprintf(`<volume><name>base.qcow2</name><capacity unit="GiB">%d</capacity><target><format type="qcow2"/></target></volume>`, baseGiB), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func domainNames(t testing.TB, h *Hypervisor) []string {
 }
 
 func TestWholeClusterOnTestDriver(t *testing.T) {
-	h := openTestDriver(t)
+	h := openTestDriver(t, 2)
 	d := loadDef(t, "testdata/cluster.yaml")
 	pki := t.TempDir()
 	opts := Options{}
@@ -262,7 +263,7 @@ func wantBadInput(t *testing.T, err error, want ...string) {
 
 // Bad input is found before anything is created.
 func TestBadInputChangesNothing(t *testing.T) {
-	h := openTestDriver(t)
+	h := openTestDriver(t, 2)
 	d := loadDef(t, "testdata/cluster.yaml")
 	if _, err := h.EnsureNetwork(d, Options{}); err != nil {
 		t.Fatal(err)
@@ -320,7 +321,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 // A failure while a node is made rolls back what was made for it; the
 // nodes done before stay and are listed.
 func TestFailureRollsBack(t *testing.T) {
-	h := openTestDriver(t)
+	h := openTestDriver(t, 2)
 	d := loadDef(t, "testdata/cluster.yaml")
 	if _, err := h.EnsureNetwork(d, Options{}); err != nil {
 		t.Fatal(err)
