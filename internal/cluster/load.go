@@ -25,12 +25,12 @@ type raw struct {
 }
 
 type rawNetwork struct {
-	NodeCIDR     stringList `yaml:"node_cidr"`
-	ClusterCIDR  stringList `yaml:"cluster_cidr"`
-	ServiceCIDR  stringList `yaml:"service_cidr"`
-	NodeMaskV4   *int       `yaml:"node_cidr_mask_size_ipv4"`
-	NodeMaskV6   *int       `yaml:"node_cidr_mask_size_ipv6"`
-	ClusterDNS   string     `yaml:"cluster_dns"`
+	NodeCIDR    stringList `yaml:"node_cidr"`
+	ClusterCIDR stringList `yaml:"cluster_cidr"`
+	ServiceCIDR stringList `yaml:"service_cidr"`
+	NodeMaskV4  *int       `yaml:"node_cidr_mask_size_ipv4"`
+	NodeMaskV6  *int       `yaml:"node_cidr_mask_size_ipv6"`
+	ClusterDNS  string     `yaml:"cluster_dns"`
 }
 
 type rawAPI struct {
