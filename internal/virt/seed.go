@@ -1,6 +1,7 @@
 package virt
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"os"
@@ -28,8 +29,11 @@ type Seed struct {
 // SeedFor builds node s's seed: its identity, its static network and the
 // Salt minion with the pre-generated key.
 func SeedFor(s NodeSpec, l *cluster.Libvirt, key MinionKey) (Seed, error) {
+	// A new key makes a new instance: a reused disk whose cloud-init ran
+	// before applies the new seed (and installs the new key) again.
+	fp := sha256.Sum256([]byte(key.PublicPEM))
 	meta, err := yaml.Marshal(map[string]string{
-		"instance-id":    s.Cluster + "-" + s.Name,
+		"instance-id":    fmt.Sprintf("%s-%s-%x", s.Cluster, s.Name, fp[:4]),
 		"local-hostname": s.Name,
 	})
 	if err != nil {

@@ -176,7 +176,7 @@ func TestSeedAcceptedByCloudInit(t *testing.T) {
 		t.Errorf("the NIC is not named eth0 by its MAC %s:\n%s", spec.MAC, rules)
 	}
 	var meta map[string]string
-	if err := yaml.Unmarshal(seed.MetaData, &meta); err != nil || meta["instance-id"] != "kstest-worker-1" || meta["local-hostname"] != "worker-1" {
+	if err := yaml.Unmarshal(seed.MetaData, &meta); err != nil || !strings.HasPrefix(meta["instance-id"], "kstest-worker-1-") || len(meta["instance-id"]) != len("kstest-worker-1-")+8 || meta["local-hostname"] != "worker-1" {
 		t.Errorf("meta-data = %v (%v)", meta, err)
 	}
 }
