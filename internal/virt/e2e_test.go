@@ -56,15 +56,23 @@ func aptMirror(t *testing.T) string {
 // kernel and initrd it returns too).
 func buildGuest(t *testing.T, work string) (image, kernel, initrd string) {
 	t.Helper()
-	root := filepath.Join(work, "root")
-	start := time.Now()
-	out, err := exec.Command("debootstrap", "--variant=minbase",
-		"--include=systemd-sysv,udev,linux-image-amd64,cloud-init,ifupdown,iproute2,netbase",
-		"bookworm", root, aptMirror(t)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("debootstrap: %v\n%s", err, tail(out, 3000))
+	// KUBESALT_E2E_ROOTFS reuses a tree debootstrapped before (as below),
+	// to iterate without downloading again; it is left in place.
+	root := os.Getenv("KUBESALT_E2E_ROOTFS")
+	if root == "" {
+		root = filepath.Join(work, "root")
+		defer os.RemoveAll(root)
+		start := time.Now()
+		// python3-cffi-backend is named because debootstrap does not
+		// resolve the virtual package python3-cryptography needs.
+		out, err := exec.Command("debootstrap", "--variant=minbase",
+			"--include=systemd-sysv,udev,linux-image-amd64,cloud-init,python3-cffi-backend,ifupdown,iproute2,netbase",
+			"bookworm", root, aptMirror(t)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("debootstrap: %v\n%s", err, tail(out, 3000))
+		}
+		t.Logf("debootstrap took %s", time.Since(start).Round(time.Second))
 	}
-	t.Logf("debootstrap took %s", time.Since(start).Round(time.Second))
 	writeFiles(t, map[string]string{
 		// Not the seed's name: the hostname on the console must come from it.
 		filepath.Join(root, "etc/hostname"): "debootstrapped\n",
@@ -82,7 +90,6 @@ func buildGuest(t *testing.T, work string) (image, kernel, initrd string) {
 	run(t, "cp", initrds[0], initrd)
 	image = filepath.Join(work, "root.img")
 	run(t, "mkfs.ext4", "-q", "-L", "root", "-d", root, image, "2G")
-	run(t, "rm", "-rf", root)
 	return image, kernel, initrd
 }
 
