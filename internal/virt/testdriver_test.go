@@ -193,6 +193,26 @@ func TestWholeClusterOnTestDriver(t *testing.T) {
 		t.Error("restored key differs from the seed's")
 	}
 
+	// A stopped domain without autostart is started and marked again.
+	dom, err := h.conn.LookupDomainByName("worker-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom.Destroy()
+	dom.SetAutostart(false)
+	dom.Free()
+	rep, _ = h.EnsureNodes(d, []string{"worker-1"}, pki, Options{Test: true})
+	if got := rep.Changes["worker-1"]; got == nil || strings.Join(got.Fixed, ",") != "autostart,started" {
+		t.Errorf("test mode on a stopped domain: %+v", got)
+	}
+	if doms, _ := h.domains(); doms["worker-1"].State == libvirt.DOMAIN_RUNNING {
+		t.Error("test mode started worker-1")
+	}
+	rep, _ = h.EnsureNodes(d, []string{"worker-1"}, pki, opts)
+	if got := rep.Changes["worker-1"]; got == nil || strings.Join(got.Fixed, ",") != "autostart,started" || rep.Nodes["worker-1"].State != "running" {
+		t.Errorf("restarting a stopped domain: %+v %+v", got, rep.Nodes)
+	}
+
 	// Drift: the workers' size changes in the definition.
 	d.Libvirt.Roles["worker"] = cluster.Machine{VCPU: 2, MemoryMiB: 3072, DiskGiB: 40}
 	rep, err = h.EnsureNodes(d, nil, pki, opts)
