@@ -68,3 +68,26 @@ func TestLibvirtValidationNamesFieldAndFix(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoadLibvirt feeds the loader definitions with a libvirt section: it
+// never panics, and a definition that loads has a usable section.
+func FuzzLoadLibvirt(f *testing.F) {
+	f.Add([]byte(base + "  libvirt: {base_image: a, network: {gateway: 192.168.170.1, forward: route}, roles: {worker: {vcpu: 2}}}\n"))
+	f.Add([]byte(base + "  libvirt: {base_image: /x/y.qcow2, network: {gateway: [192.168.170.1, 'fd00::1'], dns: [1.1.1.1]}}\n"))
+	f.Add([]byte(base + "  libvirt: {uri: 'qemu+ssh://h/system', ssh_authorized_keys: ['ssh-ed25519 AAAA a@b'], base_image_os: centos7}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := Load(data)
+		if err != nil || d.Libvirt == nil {
+			return
+		}
+		l := d.Libvirt
+		if l.BaseImage == "" || l.Network.Bridge == "" || len(l.Network.Bridge) > 15 || l.Roles[RoleMaster].VCPU < 1 || l.Roles[RoleWorker].MemoryMiB < 256 {
+			t.Fatalf("loaded an unusable libvirt section: %+v", l)
+		}
+		for _, gw := range l.Network.Gateway {
+			if nn, ok := ofFamily(d.Network.NodeCIDRs, gw.Is4()); !ok || !nn.Contains(gw) {
+				t.Fatalf("gateway %s outside the node networks %v", gw, d.Network.NodeCIDRs)
+			}
+		}
+	})
+}
