@@ -138,6 +138,19 @@ func TestRealLibvirtdQemuTCG(t *testing.T) {
 		t.Errorf("second run %+v %v", rep, err)
 	}
 
+	// Network drift: reported, redefined with --update (the running
+	// network keeps its live setup until restarted), then in line.
+	d.Libvirt.Network.Forward = cluster.ForwardRoute
+	if n, err := h.EnsureNetwork(d, Options{}); err != nil || n.Drift["forward"] != (Drift{Have: "nat", Want: "route"}) || n.Updated {
+		t.Errorf("network drift %+v %v", n, err)
+	}
+	if n, err := h.EnsureNetwork(d, Options{Update: true}); err != nil || !n.Updated {
+		t.Errorf("network update %+v %v", n, err)
+	}
+	if n, err := h.EnsureNetwork(d, Options{}); err != nil || len(n.Drift)+len(n.Done) != 0 {
+		t.Errorf("after network update %+v %v", n, err)
+	}
+
 	// Removal leaves only the base image.
 	rep, err = h.RemoveNodes(d, []string{"worker-0"}, pki, false)
 	if err != nil || rep.Failure != nil {

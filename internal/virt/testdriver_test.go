@@ -179,6 +179,22 @@ func TestWholeClusterOnTestDriver(t *testing.T) {
 	if err != nil || rep.Failure != nil || len(rep.Changes) != 0 {
 		t.Fatalf("second run changed %v (%v %v)", rep.Changes, err, rep.Failure)
 	}
+
+	// Network drift is reported, and redefined only with --update.
+	d.Libvirt.Network.Forward = cluster.ForwardRoute
+	nrep, err = h.EnsureNetwork(d, opts)
+	if err != nil || nrep.Drift["forward"] != (Drift{Have: "nat", Want: "route"}) || nrep.Updated {
+		t.Fatalf("network drift: %+v %v", nrep, err)
+	}
+	if r := nrep.Result(opts); r.Result == nil || *r.Result || !strings.Contains(r.Comment, "--update") {
+		t.Errorf("network drift result %+v", r)
+	}
+	if nrep, err = h.EnsureNetwork(d, Options{Update: true}); err != nil || !nrep.Updated {
+		t.Fatalf("network update: %+v %v", nrep, err)
+	}
+	// (The test driver shows a running network's live definition only;
+	// the real libvirtd test checks the redefinition took.)
+	d.Libvirt.Network.Forward = cluster.ForwardNAT
 	if r := rep.Result(opts, "created"); *r.Result != true || len(r.Changes) != 0 {
 		t.Errorf("second run result %+v", r)
 	}
