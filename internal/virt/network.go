@@ -246,17 +246,18 @@ func (h *Hypervisor) checkBridgeFree(want *libvirtxml.Network) error {
 	return nil
 }
 
-// networkExists tells whether the named network is defined.
-func (h *Hypervisor) networkExists(name string) (bool, error) {
+// networkState tells whether the named network is defined and running.
+func (h *Hypervisor) networkState(name string) (exists, active bool, err error) {
 	n, err := h.conn.LookupNetworkByName(name)
 	if hasCode(err, libvirt.ERR_NO_NETWORK) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, wrap(err, "looking up network %s", name)
+		return false, false, wrap(err, "looking up network %s", name)
 	}
-	n.Free()
-	return true, nil
+	defer n.Free()
+	active, err = n.IsActive()
+	return true, active, wrap(err, "reading network %s state", name)
 }
 
 // networkXML returns the network's persistent definition; drivers that

@@ -175,11 +175,11 @@ func (h *Hypervisor) preflight(d *cluster.Definition, specs []NodeSpec, pkiDir s
 		return nil, saltio.BadInput(err)
 	}
 	p.base = base
-	if ok, err := h.networkExists(d.Libvirt.Network.Name); err != nil {
+	if ok, active, err := h.networkState(d.Libvirt.Network.Name); err != nil {
 		p.free()
 		return nil, err
-	} else if !ok {
-		problems = append(problems, fmt.Sprintf("kubernetes:libvirt:network:name: network %q does not exist on %s; run `kubesalt-virt network ensure` first", d.Libvirt.Network.Name, h.URI))
+	} else if !ok || !active {
+		problems = append(problems, fmt.Sprintf("kubernetes:libvirt:network:name: network %q does not exist or is not running on %s; run `kubesalt-virt network ensure` first", d.Libvirt.Network.Name, h.URI))
 	}
 	if p.domains, err = h.domains(); err != nil {
 		p.free()

@@ -79,7 +79,7 @@ func TestWholeClusterOnTestDriver(t *testing.T) {
 	if strings.Join(nrep.Done, ",") != "defined,autostart,started" {
 		t.Errorf("test-mode network report %v", nrep.Done)
 	}
-	if ok, _ := h.networkExists("kstest"); ok {
+	if ok, _, _ := h.networkState("kstest"); ok {
 		t.Fatal("test mode defined the network")
 	}
 	if r := nrep.Result(Options{Test: true}); r.Result != nil {
@@ -341,7 +341,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	wantBadInput(t, err, "--master-pki-dir /nonexistent/pki: not a directory")
 	d.Libvirt.Network.Name = "other"
 	_, err = h.EnsureNodes(d, []string{"worker-0"}, "", Options{})
-	wantBadInput(t, err, "network \"other\" does not exist", "network ensure")
+	wantBadInput(t, err, "network \"other\" does not exist or is not running", "network ensure")
 	d.Libvirt.Network.Bridge = "br-kstest"
 	_, err = h.EnsureNetwork(d, Options{})
 	wantBadInput(t, err, "kubernetes:libvirt:network:bridge: br-kstest is already the bridge of libvirt network kstest")
