@@ -29,7 +29,7 @@ func networkEnsure(s *streams, args []string) int {
 	}
 	return emit(s, &c, rep.Result(opts), func(w io.Writer) {
 		row(w, "NETWORK", "BRIDGE", "ACTIVE", "DONE", "DRIFT")
-		row(w, rep.Name, rep.Bridge, rep.Active, strings.Join(rep.Done, ",")+"-", len(rep.Drift))
+		row(w, rep.Name, rep.Bridge, rep.Active, orDash(rep.Done), len(rep.Drift))
 	})
 }
 
@@ -108,7 +108,7 @@ func nodesTable(rep *virt.NodesReport) func(w io.Writer) {
 					ch = append(ch, "drift")
 				}
 			}
-			row(w, n, st.State, st.MAC, st.IP, strings.Join(ch, ",")+"-")
+			row(w, n, st.State, st.MAC, st.IP, orDash(ch))
 		}
 	}
 }
@@ -139,4 +139,12 @@ func list(s *streams, args []string) int {
 			row(w, d.Name, d.State, d.MAC, d.VCPU, d.MemoryMiB, d.Cluster, d.Role)
 		}
 	})
+}
+
+// orDash joins a list for a table cell; "-" when empty.
+func orDash(l []string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return strings.Join(l, ",")
 }
