@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,5 +54,19 @@ func TestExitCodes(t *testing.T) {
 	res, code = runCLI(t, "", "node", "remove", "--definition", "../../internal/virt/testdata/cluster.yaml")
 	if code != 2 || !strings.Contains(res["comment"].(string), "--node") {
 		t.Errorf("remove without --node: %d %v", code, res)
+	}
+}
+
+// Only kubesalt-virt may link libvirt: the minions' `kubesalt` binary is
+// static and cgo-free.
+func TestKubesaltDoesNotLinkLibvirt(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/kubesalt/kubesalt/cmd/kubesalt").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list: %v %s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "libvirt.org/") || dep == "github.com/kubesalt/kubesalt/internal/virt" {
+			t.Errorf("cmd/kubesalt depends on %s; keep libvirt in cmd/kubesalt-virt", dep)
+		}
 	}
 }
