@@ -22,6 +22,7 @@ func networkEnsure(s *streams, args []string) int {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
 	defer h.Close()
+	defer c.release()
 	opts := virt.Options{Test: c.test, Update: update}
 	rep, err := h.EnsureNetwork(d, opts)
 	if err != nil {
@@ -50,6 +51,7 @@ func nodeEnsure(s *streams, args []string) int {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
 	defer h.Close()
+	defer c.release()
 	opts := virt.Options{Test: c.test, Update: update}
 	rep, err := h.EnsureNodes(d, nodes, pkiDir, opts)
 	if err != nil {
@@ -76,6 +78,7 @@ func nodeRemove(s *streams, args []string) int {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
 	defer h.Close()
+	defer c.release()
 	opts := virt.Options{Test: c.test}
 	rep, err := h.RemoveNodes(d, nodes, pkiDir, c.test)
 	if err != nil {
@@ -128,6 +131,7 @@ func list(s *streams, args []string) int {
 		return saltio.Fail(s.stdout, s.stderr, err)
 	}
 	defer h.Close()
+	defer c.release()
 	doms, err := h.List()
 	if err != nil {
 		return saltio.Fail(s.stdout, s.stderr, err)

@@ -19,6 +19,7 @@ type common struct {
 	output     string
 	definition string
 	connect    string
+	unlock     func() // releases the hypervisor lock open took
 }
 
 func newFlags(s *streams, name string, c *common, withDefinition bool) *pflag.FlagSet {
@@ -73,11 +74,27 @@ func open(s *streams, c *common) (*cluster.Definition, *virt.Hypervisor, error) 
 	if c.connect != "" {
 		uri = c.connect
 	}
+	if !c.test {
+		unlock, err := virt.LockURI(uri)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.unlock = unlock
+	}
 	h, err := virt.Connect(uri)
 	if err != nil {
+		c.release()
 		return nil, nil, err
 	}
 	return d, h, nil
+}
+
+// release drops the hypervisor lock, if taken.
+func (c *common) release() {
+	if c.unlock != nil {
+		c.unlock()
+		c.unlock = nil
+	}
 }
 
 // emit prints res as JSON, or as a table drawn by table, and returns the

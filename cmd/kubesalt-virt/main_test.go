@@ -12,6 +12,7 @@ import (
 
 func runCLI(t *testing.T, stdin string, args ...string) (map[string]any, int) {
 	t.Helper()
+	t.Setenv("TMPDIR", t.TempDir()) // the hypervisor lock file goes there
 	var out, errb bytes.Buffer
 	code := run(&streams{strings.NewReader(stdin), &out, &errb}, args)
 	var res map[string]any

@@ -1,11 +1,16 @@
 package virt
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"libvirt.org/go/libvirt"
+
+	"github.com/kubesalt/kubesalt/internal/atomicfile"
 )
 
 // Hypervisor is one libvirt connection.
@@ -64,4 +69,12 @@ func wrap(err error, format string, args ...any) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %s", fmt.Sprintf(format, args...), libvirtMessage(err))
+}
+
+// LockURI serialises the kubesalt-virt runs on this machine that change
+// the hypervisor at uri (two `node ensure` at once would both find a node
+// missing and both create it). It returns the function that releases it.
+func LockURI(uri string) (unlock func(), err error) {
+	sum := sha256.Sum256([]byte(uri))
+	return atomicfile.Lock(filepath.Join(os.TempDir(), fmt.Sprintf("kubesalt-virt-%x.lock", sum[:8])))
 }
