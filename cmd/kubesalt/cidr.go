@@ -7,23 +7,8 @@ import (
 	"strings"
 
 	"github.com/kubesalt/kubesalt/internal/cidr"
-	"github.com/kubesalt/kubesalt/internal/cluster"
 	"github.com/kubesalt/kubesalt/internal/saltio"
 )
-
-// loadDefinition reads and validates the cluster definition; a bad one is
-// bad input (exit 2).
-func loadDefinition(s *streams, name string) (*cluster.Definition, error) {
-	data, err := saltio.ReadInput(name, s.stdin)
-	if err != nil {
-		return nil, err
-	}
-	def, err := cluster.Load(data)
-	if err != nil {
-		return nil, saltio.BadInput(err)
-	}
-	return def, nil
-}
 
 func runCIDRPlan(s *streams, args []string) int {
 	var c common

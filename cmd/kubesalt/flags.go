@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/kubesalt/kubesalt/internal/cluster"
 	"github.com/kubesalt/kubesalt/internal/saltio"
 	"github.com/spf13/pflag"
 )
@@ -69,4 +70,21 @@ func row(w io.Writer, cells ...any) {
 		parts[i] = fmt.Sprint(c)
 	}
 	fmt.Fprintln(w, strings.Join(parts, "\t"))
+}
+
+// loadDefinition reads and validates --definition (a file, or - for
+// stdin); a bad definition is bad input (exit 2).
+func loadDefinition(s *streams, name string) (*cluster.Definition, error) {
+	if name == "" {
+		return nil, saltio.BadInputf("--definition is required: the kubernetes: pillar tree as YAML or JSON (a file, or - for standard input)")
+	}
+	data, err := saltio.ReadInput(name, s.stdin)
+	if err != nil {
+		return nil, err
+	}
+	d, err := cluster.Load(data)
+	if err != nil {
+		return nil, saltio.BadInput(err)
+	}
+	return d, nil
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/pki"
+	"github.com/kubesalt/kubesalt/internal/saltio"
+)
+
+// renewFlag parses --renew-before; "" means the definition's (or the default).
+func renewFlag(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := cluster.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, saltio.BadInputf("--renew-before %q: give a positive duration such as 720h or 30d", v)
+	}
+	return d, nil
+}
+
+func pkiIssue(s *streams, args []string) int {
+	var c common
+	fs := newFlags(s, "pki issue", &c)
+	def := fs.String("definition", "", "cluster definition (the kubernetes: pillar tree), file or - for stdin")
+	dir := fs.String("dir", "", "the PKI directory (created 0700)")
+	renew := fs.String("renew-before", "", "reissue certificates expiring within this window (default kubernetes:pki:renew_before, 720h)")
+	reissue := fs.StringSlice("reissue", nil, "reissue these although they are fine: a certificate name, ca, service-account, encryption-config or all")
+	if code, ok := parse(fs, &c, args); !ok {
+		return code
+	}
+	d, err := loadDefinition(s, *def)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	rb, err := renewFlag(*renew)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	res, err := pki.Issue(d, pki.Options{Dir: *dir, Test: c.test, RenewBefore: rb, Reissue: *reissue})
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	changes := map[string]any{}
+	for key, m := range map[string]map[string]string{"issued": res.Issued, "kubeconfigs": res.Kubeconfigs, "removed": res.Removed, "modes": res.Modes} {
+		if len(m) > 0 {
+			changes[key] = m
+		}
+	}
+	comment := fmt.Sprintf("all %d certificates in %s are current", res.Certificates, *dir)
+	if res.Changed() {
+		var parts []string
+		for _, p := range []struct {
+			n          int
+			done, test string
+		}{{len(res.Issued), "issued %d", "would issue %d"}, {len(res.Kubeconfigs), "wrote %d kubeconfigs", "would write %d kubeconfigs"},
+			{len(res.Removed), "removed %d", "would remove %d"}, {len(res.Modes), "fixed %d file modes", "would fix %d file modes"}} {
+			switch {
+			case p.n > 0 && c.test:
+				parts = append(parts, fmt.Sprintf(p.test, p.n))
+			case p.n > 0:
+				parts = append(parts, fmt.Sprintf(p.done, p.n))
+			}
+		}
+		comment = strings.Join(parts, ", ") + " in " + *dir
+	}
+	if len(res.Warnings) > 0 {
+		comment += "; WARNING: " + strings.Join(res.Warnings, "; ")
+	}
+	out := saltio.Result{
+		Result:  saltio.Outcome(c.test, res.Changed(), false),
+		Changes: changes,
+		Comment: comment,
+		Data:    map[string]any{"dir": *dir, "certificates": res.Certificates},
+	}
+	if len(res.Warnings) > 0 {
+		out.Data.(map[string]any)["warnings"] = res.Warnings
+	}
+	return emit(s, &c, out, func(w io.Writer) {
+		row(w, "NAME", "WHAT", "WHY")
+		for _, kind := range []struct {
+			what string
+			m    map[string]string
+		}{{"issued", res.Issued}, {"kubeconfig", res.Kubeconfigs}, {"removed", res.Removed}, {"mode", res.Modes}} {
+			for _, name := range sortedKeys(kind.m) {
+				row(w, name, kind.what, kind.m[name])
+			}
+		}
+	})
+}
+
+func pkiCheck(s *streams, args []string) int {
+	var c common
+	fs := newFlags(s, "pki check", &c)
+	dir := fs.String("dir", "", "the PKI directory")
+	renew := fs.String("renew-before", "720h", "fail when a certificate expires within this window")
+	if code, ok := parse(fs, &c, args); !ok {
+		return code
+	}
+	if *dir == "" {
+		return saltio.Fail(s.stdout, s.stderr, saltio.BadInputf("--dir is required: the PKI directory `kubesalt pki issue` wrote"))
+	}
+	rb, err := renewFlag(*renew)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	report, err := pki.Check(*dir, rb, time.Now())
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	failing := report.Failing()
+	comment := fmt.Sprintf("%d certificates, none expires within %s", len(report.Certificates), *renew)
+	if failing > 0 {
+		comment = fmt.Sprintf("%d of %d certificates or files need attention (expired, expiring within %s, foreign or unreadable); renew with `kubesalt pki issue`", failing, len(report.Certificates), *renew)
+	}
+	out := saltio.Result{Result: saltio.Bool(failing == 0), Comment: comment, Data: report}
+	return emit(s, &c, out, func(w io.Writer) {
+		row(w, "CERTIFICATE", "EXPIRES", "DAYS LEFT", "SUBJECT", "SANS", "PROBLEM")
+		for _, cs := range report.Certificates {
+			row(w, cs.Name, cs.NotAfter.Format("2006-01-02 15:04 MST"), cs.DaysLeft, cs.Subject, strings.Join(cs.SANs, ","), cs.Problem)
+		}
+		for _, p := range report.Problems {
+			row(w, "-", "-", "-", "-", "-", p)
+		}
+	})
+}
+
+func pkiBundle(s *streams, args []string) int {
+	var c common
+	fs := newFlags(s, "pki bundle", &c)
+	node := fs.String("node", "", "the node whose material to print")
+	dir := fs.String("dir", "", "the PKI directory")
+	def := fs.String("definition", "", "cluster definition (the kubernetes: pillar tree), file or - for stdin")
+	if code, ok := parse(fs, &c, args); !ok {
+		return code
+	}
+	if *node == "" || *dir == "" {
+		return saltio.Fail(s.stdout, s.stderr, saltio.BadInputf("--node and --dir are required"))
+	}
+	d, err := loadDefinition(s, *def)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	b, err := pki.MakeBundle(d, *dir, *node)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	out := saltio.Result{Result: saltio.Bool(true), Comment: fmt.Sprintf("%d files for %s %s", len(b.Files), b.Role, b.Node), Data: b}
+	return emit(s, &c, out, func(w io.Writer) {
+		row(w, "FILE", "MODE", "BYTES")
+		for _, name := range sortedKeys(b.Files) {
+			row(w, name, b.Files[name].Mode, len(b.Files[name].Contents))
+		}
+	})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type pkiOut struct {
+	Result  *bool                        `json:"result"`
+	Changes map[string]map[string]string `json:"changes"`
+	Comment string                       `json:"comment"`
+	Data    json.RawMessage              `json:"data"`
+}
+
+func runPKI(t *testing.T, stdin string, args ...string) (int, pkiOut, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(&streams{strings.NewReader(stdin), &stdout, &stderr}, args)
+	var out pkiOut
+	if !strings.Contains(strings.Join(args, " "), "table") {
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+			t.Fatalf("%v: stdout is not one JSON object: %v\n%s", args, err, stdout.String())
+		}
+	}
+	return code, out, stdout.String() + stderr.String()
+}
+
+func TestPKICommands(t *testing.T) {
+	def, err := os.ReadFile("../../pillar.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "pki")
+
+	code, out, _ := runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir, "--test")
+	if code != 0 || out.Result != nil || out.Changes["issued"]["ca"] != "new" {
+		t.Errorf("--test: code %d result %v changes %v", code, out.Result, out.Changes)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("--test created %s", dir)
+	}
+	code, out, _ = runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir)
+	if code != 0 || out.Result == nil || !*out.Result || len(out.Changes["issued"]) != 22 || out.Changes["kubeconfigs"]["worker-2/kubelet"] != "new" {
+		t.Errorf("issue: code %d result %v changes %v", code, out.Result, out.Changes)
+	}
+	code, out, _ = runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir, "--test")
+	if code != 0 || out.Result == nil || !*out.Result || len(out.Changes) != 0 || !strings.Contains(out.Comment, "all 20 certificates") {
+		t.Errorf("no-op: code %d result %v changes %v comment %q", code, out.Result, out.Changes, out.Comment)
+	}
+	code, out, _ = runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir, "--reissue", "admin,worker-0/kubelet")
+	if code != 0 || out.Changes["issued"]["admin"] != "requested" || out.Changes["issued"]["worker-0/kubelet"] != "requested" {
+		t.Errorf("--reissue: %v", out.Changes)
+	}
+
+	code, out, _ = runPKI(t, "", "pki", "check", "--dir", dir)
+	var report struct {
+		Certificates []struct {
+			Name     string   `json:"name"`
+			Subject  string   `json:"subject"`
+			SANs     []string `json:"sans"`
+			NotAfter string   `json:"not_after"`
+			DaysLeft int      `json:"days_left"`
+		} `json:"certificates"`
+	}
+	if err := json.Unmarshal(out.Data, &report); err != nil || code != 0 || len(report.Certificates) != 20 || report.Certificates[0].Name != "ca" || report.Certificates[0].DaysLeft < 3600 {
+		t.Errorf("check: code %d err %v %+v", code, err, report)
+	}
+	// Everything is inside a 9000h window: exit 1.
+	if code, out, _ = runPKI(t, "", "pki", "check", "--dir", dir, "--renew-before", "9000h"); code != 1 || *out.Result {
+		t.Errorf("check with a wide window: code %d %v", code, out.Comment)
+	}
+	code, _, text := runPKI(t, "", "pki", "check", "--dir", dir, "--output", "table")
+	if code != 0 || !strings.Contains(text, "CERTIFICATE") || !strings.Contains(text, "CN=system:node:worker-1,O=system:nodes") {
+		t.Errorf("table:\n%s", text)
+	}
+
+	code, out, _ = runPKI(t, string(def), "pki", "bundle", "--node", "worker-1", "--dir", dir, "--definition", "-")
+	var b struct {
+		Node, Role string
+		Files      map[string]struct{ Contents, Mode string }
+	}
+	if err := json.Unmarshal(out.Data, &b); err != nil || code != 0 || b.Node != "worker-1" || b.Role != "worker" || len(b.Files) != 5 || b.Files["kubelet-key.pem"].Mode != "0600" {
+		t.Errorf("bundle: code %d %v %+v", code, err, b)
+	}
+
+	bad := []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{string(def), []string{"pki", "issue", "--definition", "-"}, "pass --dir"},
+		{"", []string{"pki", "issue", "--dir", dir}, "--definition is required"},
+		{strings.Replace(string(def), "algorithm: ecdsa-p256", "algorithm: dsa", 1), []string{"pki", "issue", "--definition", "-", "--dir", dir}, "kubernetes:pki:algorithm"},
+		{string(def), []string{"pki", "issue", "--definition", "-", "--dir", dir, "--reissue", "nobody"}, `--reissue "nobody": no such certificate`},
+		{string(def), []string{"pki", "issue", "--definition", "-", "--dir", dir, "--renew-before", "soon"}, "--renew-before"},
+		{"", []string{"pki", "check", "--dir", filepath.Join(dir, "nope")}, "no such PKI directory"},
+		{string(def), []string{"pki", "bundle", "--node", "nobody", "--dir", dir, "--definition", "-"}, `--node "nobody": no such node`},
+	}
+	for _, c := range bad {
+		code, out, text := runPKI(t, c.stdin, c.args...)
+		if code != 2 || out.Result == nil || *out.Result || !strings.Contains(text, c.want) {
+			t.Errorf("%v: code %d, want 2 and %q in\n%s", c.args, code, c.want, text)
+		}
+	}
+
+	// A corrupt file is a failure (exit 1) that names the file and the fix.
+	os.WriteFile(filepath.Join(dir, "kube-proxy.pem"), []byte("junk"), 0o644)
+	code, out, _ = runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir)
+	if code != 1 || !strings.Contains(out.Comment, "kube-proxy.pem: not a PEM certificate; remove it or run with --reissue kube-proxy") {
+		t.Errorf("corrupt: code %d %q", code, out.Comment)
+	}
+}
