@@ -181,8 +181,8 @@ func Extract(jr JobReturn, now time.Time) (Facts, error) {
 	}
 	if strings.HasPrefix(jr.Fun, "state.") {
 		var states map[string]struct {
-			Result   *bool       `json:"result"`
-			Kubesalt *StateBlock `json:"kubesalt"`
+			Result   *bool           `json:"result"`
+			Kubesalt json.RawMessage `json:"kubesalt"`
 		}
 		if json.Unmarshal(jr.Return, &states) != nil {
 			// Render errors come back as a list of strings: a failed run.
@@ -203,7 +203,7 @@ func Extract(jr JobReturn, now time.Time) (Facts, error) {
 				no := false
 				f.Success = &no
 			}
-			if b := st.Kubesalt; b != nil {
+			for _, b := range blocks(st.Kubesalt) {
 				if b.Node != "" {
 					f.Node = b.Node
 				}
@@ -215,6 +215,18 @@ func Extract(jr JobReturn, now time.Time) (Facts, error) {
 		}
 	}
 	return f, nil
+}
+
+// blocks reads a state's kubesalt block: one object, or a list when the
+// state ran more than one command.
+func blocks(raw json.RawMessage) []StateBlock {
+	var one StateBlock
+	if json.Unmarshal(raw, &one) == nil && one.Command != "" {
+		return []StateBlock{one}
+	}
+	var list []StateBlock
+	_ = json.Unmarshal(raw, &list)
+	return list
 }
 
 // add folds one binary result into f.
