@@ -139,7 +139,9 @@ def run(opts, binary, args, stdin=None, timeout=None):
     if proc.returncode != 0:
         what = "bad input" if proc.returncode == 2 else "failed"
         comment = result.get("comment") or "no comment"
-        note = _stderr_note(stderr) if stderr.strip() and stderr.strip() not in comment else ""
+        # Most binaries print "error: <the comment>" on stderr: say it once.
+        said = stderr.strip().removeprefix("error:").strip()
+        note = _stderr_note(stderr) if said and said not in comment else ""
         raise KubesaltError(
             f"{shown}: {what} (exit {proc.returncode}): {comment}" + note,
             result=result,

@@ -1,0 +1,37 @@
+"""Shared fixtures: where the real kubesalt binaries are."""
+
+import os
+import pathlib
+import shutil
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def real_bin_dir():
+    """The directory of the real, built binaries (make build puts them in bin/)."""
+    return pathlib.Path(os.environ.get("KUBESALT_BIN_DIR", REPO / "bin"))
+
+
+@pytest.fixture(scope="session")
+def kubesalt_bin_dir():
+    d = real_bin_dir()
+    if not (d / "kubesalt").is_file():
+        pytest.skip(f"the kubesalt binary is not built in {d}; run `make build` (make test does)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def kubesalt_virt_bin_dir(kubesalt_bin_dir):
+    if not (kubesalt_bin_dir / "kubesalt-virt").is_file():
+        pytest.skip(f"kubesalt-virt is not built in {kubesalt_bin_dir}; run `make build` (make test does)")
+    return kubesalt_bin_dir
+
+
+@pytest.fixture(scope="session")
+def require_root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: real salt daemons and network namespaces")
+    if not shutil.which("ip"):
+        pytest.skip("needs iproute2 (`ip`); make test installs it")
