@@ -35,3 +35,11 @@ def require_root():
         pytest.skip("needs root: real salt daemons and network namespaces")
     if not shutil.which("ip"):
         pytest.skip("needs iproute2 (`ip`); make test installs it")
+
+
+def pytest_sessionfinish(session, exitstatus):  # pylint: disable=unused-argument
+    # Salt buffers records in a temporary handler until logging is set up and
+    # flushes them at exit, when pytest has closed the streams: drop it first.
+    import salt._logging.impl  # pylint: disable=import-outside-toplevel
+
+    salt._logging.impl.shutdown_temp_handler()
