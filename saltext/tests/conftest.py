@@ -9,6 +9,27 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    # pytest-salt-factories' log server listens on every address by default;
+    # the house rule is loopback only.
+    log_server = config.pluginmanager.get_plugin("saltfactories-log-server")
+    if log_server is not None:
+        log_server.log_host = "127.0.0.1"
+
+
+@pytest.fixture(scope="session")
+def event_listener():
+    """pytest-salt-factories' event listener, on loopback only (its default is every address)."""
+    from saltfactories.plugins.event_listener import EventListener  # pylint: disable=import-outside-toplevel
+
+    listener = EventListener()
+    listener.host = "127.0.0.1"
+    listener.address = f"tcp://127.0.0.1:{listener.port}"
+    with listener:
+        yield listener
+
+
 def real_bin_dir():
     """The directory of the real, built binaries (make build puts them in bin/)."""
     return pathlib.Path(os.environ.get("KUBESALT_BIN_DIR", REPO / "bin"))

@@ -49,5 +49,10 @@ def routes_synced(name, nodes=None, netns=None, adopt=False, self_name=None, pro
         table=table,
     )
     if "kubesalt" in ret:
-        ret["kubesalt"].update(node=self_name or own.get("node") or "", pod_cidrs=own.get("pod_cidrs"))
+        pods = own.get("pod_cidrs")
+        # Plain values: Salt 3008 wraps pillar in masking containers.
+        ret["kubesalt"].update(
+            node=str(self_name or own.get("node") or ""),
+            pod_cidrs=None if pods is None else [str(p) for p in pods],
+        )
     return ret
