@@ -259,3 +259,24 @@ func TestShow(t *testing.T) {
 		t.Error("1 of 2 routes counted as converged")
 	}
 }
+
+// certificates_issued carries two blocks: the issue and the check after it.
+func TestExtractStateWithTwoBlocks(t *testing.T) {
+	ret := `{"id": "master", "fun": "state.single", "jid": "6", "return": {
+	  "kubesalt_pki_|-pki_|-pki_|-certificates_issued": {"name": "pki", "result": true, "changes": {}, "comment": "",
+	    "kubesalt": [
+	      {"command": "pki issue", "test": false, "result": {"result": true, "changes": {}, "comment": "", "data": {}}},
+	      {"command": "pki check", "test": false, "result": {"result": true, "changes": {}, "comment": "",
+	        "data": {"certificates": [{"name": "worker-0/kubelet", "sans": ["worker-0"], "not_after": "2027-11-24T00:00:00Z", "days_left": 364}]}}}]}}}`
+	f, err := Extract(jobReturn(t, ret), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Certificates) != 1 || f.Certificates[0].Name != "worker-0/kubelet" {
+		t.Fatalf("certificates %+v", f.Certificates)
+	}
+	v := Show(Snapshot{Minions: map[string]Minion{}, Certificates: map[string]Certificate{"worker-0/kubelet": f.Certificates[0]}}, members(), time.Time{}, 30)
+	if len(v.Nodes[0].Certificates) != 1 || v.Nodes[0].Certificates[0].DaysLeft != 364 || len(v.Nodes[1].Certificates) != 0 {
+		t.Errorf("certificate not attached to worker-0 only: %+v", v.Nodes)
+	}
+}
