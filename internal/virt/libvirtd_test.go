@@ -11,6 +11,7 @@ import (
 	"libvirt.org/go/libvirt"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/saltkey"
 )
 
 // realDefinition is a one-node cluster for a real libvirtd: a tiny disk
@@ -126,7 +127,7 @@ func TestRealLibvirtdQemuTCG(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.Dir, "var/log/libvirt/qemu/worker-0-serial.log")); err != nil {
 		t.Errorf("serial console not logged: %v", err)
 	}
-	if _, err := os.Stat(AcceptedKeyPath(pki, "worker-0")); err != nil {
+	if _, err := os.Stat(saltkey.AcceptedPath(pki, "worker-0")); err != nil {
 		t.Error(err)
 	}
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
 	"github.com/kubesalt/kubesalt/internal/saltio"
+	"github.com/kubesalt/kubesalt/internal/saltkey"
 )
 
 // NodeChange is what happened (or, in test mode, would happen) to a node.
@@ -318,7 +319,7 @@ func (h *Hypervisor) ensureNode(p *plan, s NodeSpec, opts Options, rep *NodesRep
 					return nil, st, err
 				}
 			}
-			key, err := NewMinionKey(MinionKeyBits)
+			key, err := saltkey.New(saltkey.Bits)
 			if err != nil {
 				return nil, st, err
 			}
@@ -438,7 +439,7 @@ func (h *Hypervisor) ensureNode(p *plan, s NodeSpec, opts Options, rep *NodesRep
 	st.State = StateName(state)
 
 	if p.pkiDir != "" && pub != "" {
-		present, same, err := acceptedKeyState(p.pkiDir, s.Name, pub)
+		present, same, err := saltkey.AcceptedState(p.pkiDir, s.Name, pub)
 		if err != nil {
 			return nil, st, err
 		}
@@ -449,11 +450,11 @@ func (h *Hypervisor) ensureNode(p *plan, s NodeSpec, opts Options, rep *NodesRep
 				ch.Created = append(ch.Created, "minion_key")
 			}
 			if !opts.Test {
-				if err := acceptKey(p.pkiDir, s.Name, pub); err != nil {
+				if err := saltkey.Accept(p.pkiDir, s.Name, pub); err != nil {
 					return nil, st, fmt.Errorf("accepting minion key of %s: %w", s.Name, err)
 				}
 				if !present {
-					undo.add("minion key "+AcceptedKeyPath(p.pkiDir, s.Name), func() error { _, err := removeKeys(p.pkiDir, s.Name, false); return err })
+					undo.add("minion key "+saltkey.AcceptedPath(p.pkiDir, s.Name), func() error { _, err := saltkey.Remove(p.pkiDir, s.Name, false); return err })
 				}
 			}
 		}
@@ -571,7 +572,7 @@ func (h *Hypervisor) removeNode(pool *libvirt.StoragePool, name string, exists b
 		}
 	}
 	if pkiDir != "" {
-		dirs, err := removeKeys(pkiDir, name, test)
+		dirs, err := saltkey.Remove(pkiDir, name, test)
 		if err != nil {
 			return err
 		}

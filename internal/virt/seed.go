@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/saltkey"
 )
 
 // SeedLabel is the volume label cloud-init's NoCloud datasource looks for.
@@ -28,7 +29,7 @@ type Seed struct {
 
 // SeedFor builds node s's seed: its identity, its static network and the
 // Salt minion with the pre-generated key.
-func SeedFor(s NodeSpec, l *cluster.Libvirt, key MinionKey) (Seed, error) {
+func SeedFor(s NodeSpec, l *cluster.Libvirt, key saltkey.Pair) (Seed, error) {
 	// A new key makes a new instance: a reused disk whose cloud-init ran
 	// before applies the new seed (and installs the new key) again.
 	fp := sha256.Sum256([]byte(key.PublicPEM))
@@ -143,7 +144,7 @@ type cloudConfigFile struct {
 	Owner       string `yaml:"owner"`
 }
 
-func userData(s NodeSpec, l *cluster.Libvirt, key MinionKey) cloudConfig {
+func userData(s NodeSpec, l *cluster.Libvirt, key saltkey.Pair) cloudConfig {
 	cc := cloudConfig{
 		Hostname:          s.Name,
 		ManageEtcHosts:    true,

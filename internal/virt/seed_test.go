@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/saltkey"
 )
 
 func loadDef(t testing.TB, path string) *cluster.Definition {
@@ -54,14 +55,14 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 // seedFor builds worker-1's seed from the test cluster.
-func testSeed(t *testing.T) (Seed, MinionKey, NodeSpec) {
+func testSeed(t *testing.T) (Seed, saltkey.Pair, NodeSpec) {
 	t.Helper()
 	d := loadDef(t, "testdata/cluster.yaml")
 	specs, err := Specs(d, []string{"worker-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := NewMinionKey(MinionKeyBits)
+	key, err := saltkey.New(saltkey.Bits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestSeedCentOS7Ifcfg(t *testing.T) {
 	d := loadDef(t, "testdata/cluster.yaml")
 	d.Libvirt.BaseOS = cluster.OSCentOS7
 	specs, _ := Specs(d, []string{"master-0"})
-	seed, err := SeedFor(specs[0], d.Libvirt, MinionKey{PublicPEM: "pub", PrivatePEM: "priv"})
+	seed, err := SeedFor(specs[0], d.Libvirt, saltkey.Pair{PublicPEM: "pub", PrivatePEM: "priv"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestSeedCentOS7Ifcfg(t *testing.T) {
 // The key pair is in Salt's formats and its halves belong together;
 // openssl, which is not ours, reads both.
 func TestMinionKeyFormats(t *testing.T) {
-	k, err := NewMinionKey(MinionKeyBits)
+	k, err := saltkey.New(saltkey.Bits)
 	if err != nil {
 		t.Fatal(err)
 	}

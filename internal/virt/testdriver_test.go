@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
 	"github.com/kubesalt/kubesalt/internal/saltio"
+	"github.com/kubesalt/kubesalt/internal/saltkey"
 )
 
 // openTestDriver connects to libvirt's in-memory test driver (no daemon)
@@ -161,7 +162,7 @@ func TestWholeClusterOnTestDriver(t *testing.T) {
 		t.Errorf("worker-0 disks %+v", disks)
 	}
 	// The master accepted the key whose public half the domain records.
-	key, err := os.ReadFile(AcceptedKeyPath(pki, "worker-0"))
+	key, err := os.ReadFile(saltkey.AcceptedPath(pki, "worker-0"))
 	if err != nil || string(key) != w0.Meta.MinionPublicKey || !strings.HasPrefix(string(key), "-----BEGIN PUBLIC KEY-----") {
 		t.Errorf("accepted key %q (%v), domain metadata %q", key, err, w0.Meta.MinionPublicKey)
 	}
@@ -200,12 +201,12 @@ func TestWholeClusterOnTestDriver(t *testing.T) {
 	}
 
 	// A lost accepted key is restored from the domain's record.
-	os.Remove(AcceptedKeyPath(pki, "master-1"))
+	os.Remove(saltkey.AcceptedPath(pki, "master-1"))
 	rep, _ = h.EnsureNodes(d, nil, pki, opts)
 	if got := rep.Changes["master-1"]; got == nil || strings.Join(got.Fixed, ",") != "minion_key" {
 		t.Errorf("restoring the key: %+v", got)
 	}
-	if b, _ := os.ReadFile(AcceptedKeyPath(pki, "master-1")); string(b) != doms["master-1"].Meta.MinionPublicKey {
+	if b, _ := os.ReadFile(saltkey.AcceptedPath(pki, "master-1")); string(b) != doms["master-1"].Meta.MinionPublicKey {
 		t.Error("restored key differs from the seed's")
 	}
 
