@@ -197,3 +197,16 @@ def test_virtual_without_binary(tmp_path):
         mod.__opts__["kubesalt.bin_dir"] = str(tmp_path)
         ok, reason = mod.__virtual__()
         assert ok is False and "binary is not at" in reason and "kubesalt.bin_dir" in reason
+
+
+def test_virtual_without_netlink(monkeypatch, tmp_path):
+    exe = tmp_path / "kubesalt"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    net.__opts__["kubesalt.bin_dir"] = str(tmp_path)
+    monkeypatch.setattr(kb.sys, "platform", "darwin")
+    ok, reason = net.__virtual__()
+    assert ok is False and reason == "kubesalt_net: routes need Linux netlink; this is darwin"
+    # pki needs no netlink.
+    pki.__opts__["kubesalt.bin_dir"] = str(tmp_path)
+    assert pki.__virtual__() == "kubesalt_pki"
