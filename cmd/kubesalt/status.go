@@ -194,7 +194,8 @@ func runStatusShow(s *streams, args []string) int {
 func clusterNodes(s *streams, defFile, planFile string) ([]cluster.Member, time.Time, error) {
 	var planned map[string][]netip.Prefix
 	var changed time.Time
-	if planFile != "" {
+	// A plan file not written yet is no plan: the definition's pins stand.
+	if _, err := os.Stat(planFile); planFile != "" && err == nil {
 		plan, err := cidr.ReadPlan(planFile)
 		if err != nil {
 			return nil, changed, saltio.BadInput(err)

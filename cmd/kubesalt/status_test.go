@@ -77,3 +77,15 @@ func TestStatusRecordAndShow(t *testing.T) {
 		t.Errorf("table: %d\n%s", code, out.String())
 	}
 }
+
+func TestStatusShowWithoutPlanFile(t *testing.T) {
+	dir := t.TempDir()
+	r, code, errs := call(t, "", "status", "show", "--db", filepath.Join(dir, "none.db"),
+		"--definition", filepath.Join("..", "..", "pillar.example"), "--plan", filepath.Join(dir, "missing.json"))
+	if code != 0 || !strings.Contains(r.Comment, "6 nodes: 0 with routes converged, 6 not reported") {
+		t.Fatalf("%d %+v %s", code, r, errs)
+	}
+	if strings.Contains(string(r.Data), `"plan_changed"`) {
+		t.Errorf("a missing plan has a change time: %s", r.Data)
+	}
+}
