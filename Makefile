@@ -127,7 +127,8 @@ e2e-vm: deps-apt deps-go
 PYTHON       ?= python3
 VENV         := .venv
 SALT_VERSION ?= 3008.4
-APT_SALTEXT  := python3-venv
+# Salt pulls timelib, which pip builds from source (gcc, Python headers).
+APT_SALTEXT  := python3-venv python3-dev gcc
 APT_TEST     += $(APT_SALTEXT)
 
 .PHONY: venv saltext-lint saltext-test bench-saltext
