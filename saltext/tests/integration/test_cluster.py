@@ -87,6 +87,7 @@ def test_pillar_holds_own_key_only(salt_cli, salt_minions, cluster):
     assert key_a["mode"] == "0600" and "PRIVATE KEY" in key_a["contents"]
     assert key_a["contents"] != key_b["contents"]
     assert key_a["contents"] not in json.dumps(pb), "minion b's pillar holds a's key"
+    assert key_b["contents"] not in json.dumps(pa), "minion a's pillar holds b's key"
     ca_key = (pathlib.Path(cluster["pki_dir"]) / "ca-key.pem").read_text().strip()
     for p in (pa, pb):
         assert ca_key not in json.dumps(p), "the CA key is in a pillar"
