@@ -35,7 +35,11 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "up":
-		err = l.Up(lab.DefaultNodes(*nodes))
+		if err = l.Up(lab.DefaultNodes(*nodes)); err == nil {
+			if err = l.Converge(); err == nil {
+				_, err = l.Show()
+			}
+		}
 	case "down":
 		err = l.Down()
 	default:

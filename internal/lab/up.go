@@ -79,7 +79,7 @@ func (l *Lab) Up(nodes []Node) error {
 			}
 			names = append(names, n.Name)
 		}
-		return l.waitMinions(names, 3*time.Minute)
+		return l.waitMinions(append(names, CAMinion), 3*time.Minute)
 	})
 }
 
@@ -87,15 +87,12 @@ func (l *Lab) minionExtra() map[string]any {
 	return map[string]any{"kubesalt.bin_dir": filepath.Join(l.Repo, "bin")}
 }
 
-// startMaster writes the master's config and pillar and starts it.
+// startMaster writes the master's config and pillar, stages the binaries
+// the formula installs, and starts the master and the CA minion.
 func (l *Lab) startMaster() error {
-	conf := map[string]any{
-		"root_dir":         l.masterDir(),
-		"interface":        MasterIP.String(),
-		"user":             "root",
-		"file_roots":       map[string]any{"base": []string{filepath.Join(l.Repo, "salt")}},
-		"pillar_roots":     map[string]any{"base": []string{filepath.Join(l.Dir, "pillar")}},
-		"kubesalt.bin_dir": filepath.Join(l.Repo, "bin"),
+	conf, err := l.masterConfig()
+	if err != nil {
+		return err
 	}
 	if err := writeYAML(filepath.Join(l.masterDir(), "master"), conf); err != nil {
 		return err
@@ -103,33 +100,17 @@ func (l *Lab) startMaster() error {
 	if err := l.writePillar(); err != nil {
 		return err
 	}
+	if err := l.stageBinaries(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(l.masterPKI(), "minions"), 0o700); err != nil {
 		return err
 	}
-	return l.startDaemon("master", l.masterNS(), filepath.Join(l.masterDir(), "master.log"),
-		filepath.Join(l.SaltBin, "salt-master"), "-c", l.masterDir())
-}
-
-// writePillar writes the cluster definition for the lab's nodes.
-func (l *Lab) writePillar() error {
-	nodes := map[string]any{}
-	for _, n := range l.st.Nodes {
-		nodes[n.Name] = map[string]any{"role": n.Role, "ip": n.IP.String()}
-	}
-	dir := filepath.Join(l.Dir, "pillar")
-	if err := writeYAML(filepath.Join(dir, "top.sls"), map[string]any{"base": map[string]any{"*": []string{"kubernetes"}}}); err != nil {
+	if err := l.startDaemon("master", l.masterNS(), filepath.Join(l.masterDir(), "master.log"),
+		filepath.Join(l.SaltBin, "salt-master"), "-c", l.masterDir()); err != nil {
 		return err
 	}
-	return writeYAML(filepath.Join(dir, "kubernetes.sls"), map[string]any{"kubernetes": map[string]any{
-		"cluster_name": "kubesalt-lab",
-		"network": map[string]any{
-			"node_cidr":    NodeNet.String(),
-			"cluster_cidr": "10.200.0.0/16",
-			"service_cidr": "10.32.0.0/24",
-			"cluster_dns":  "10.32.0.10",
-		},
-		"nodes": nodes,
-	}})
+	return l.startCAMinion()
 }
 
 // Down stops every daemon and removes every namespace, link and file the

@@ -1,0 +1,321 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// CAMinion is the minion beside the salt-master that holds the CA (the
+// formula's kubernetes:ca:minion).
+const CAMinion = "salt"
+
+// Paths on the master side, under the lab's directory.
+func (l *Lab) varLib() string      { return filepath.Join(l.masterDir(), "var/lib/kubesalt") }
+func (l *Lab) PlanFile() string    { return filepath.Join(l.varLib(), "plan.json") }
+func (l *Lab) PKIDir() string      { return filepath.Join(l.varLib(), "pki") }
+func (l *Lab) StatusDB() string    { return filepath.Join(l.varLib(), "status.db") }
+func (l *Lab) binariesDir() string { return filepath.Join(l.Dir, "binaries") }
+func (l *Lab) distDir() string     { return filepath.Join(l.Dir, "dist") }
+
+// masterConfig is the formula's salt/master.d/kubesalt.conf, as the README
+// tells users to install it, with its paths moved into the lab.
+func (l *Lab) masterConfig() (map[string]any, error) {
+	raw, err := os.ReadFile(filepath.Join(l.Repo, "salt/master.d/kubesalt.conf"))
+	if err != nil {
+		return nil, fmt.Errorf("the formula's master config: %w", err)
+	}
+	text := strings.NewReplacer(
+		"/srv/kubesalt/salt", filepath.Join(l.Repo, "salt"),
+		"/srv/kubesalt/dist", l.distDir(),
+		"/var/lib/kubesalt", l.varLib(),
+		"/usr/local/bin", filepath.Join(l.Repo, "bin"),
+	).Replace(string(raw))
+	conf := map[string]any{}
+	if err := yaml.Unmarshal([]byte(text), &conf); err != nil {
+		return nil, fmt.Errorf("the formula's master config: %w", err)
+	}
+	conf["root_dir"] = l.masterDir()
+	conf["interface"] = MasterIP.String()
+	conf["user"] = "root"
+	conf["pillar_roots"] = map[string]any{"base": []string{filepath.Join(l.Dir, "pillar")}}
+	return conf, nil
+}
+
+// stageBinaries gathers what the formula installs from its local source:
+// kubesalt through the Salt file server, etcd from Debian's packages, the
+// CNI plugins, and the Kubernetes binaries when they have been built.
+func (l *Lab) stageBinaries() error {
+	dist := filepath.Join(l.distDir(), "kubesalt-dist")
+	if err := os.MkdirAll(dist, 0o755); err != nil {
+		return err
+	}
+	if err := copyFile(filepath.Join(l.Repo, "bin/kubesalt"), filepath.Join(dist, "kubesalt"), 0o755); err != nil {
+		return err
+	}
+	bins := l.binariesDir()
+	if err := os.MkdirAll(filepath.Join(bins, "cni"), 0o755); err != nil {
+		return err
+	}
+	for _, b := range []string{"/usr/bin/etcd", "/usr/bin/etcdctl"} {
+		if err := copyFile(b, filepath.Join(bins, filepath.Base(b)), 0o755); err != nil {
+			return fmt.Errorf("%w (make lab installs etcd-server and etcd-client)", err)
+		}
+	}
+	for _, dir := range []string{"/usr/lib/cni", "/opt/cni/bin"} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			copyFile(filepath.Join(dir, e.Name()), filepath.Join(bins, "cni", e.Name()), 0o755)
+		}
+	}
+	k8s, _ := filepath.Glob(filepath.Join(l.Repo, "bin/k8s/*"))
+	for _, b := range k8s {
+		if err := copyFile(b, filepath.Join(bins, filepath.Base(b)), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, mode)
+}
+
+// writePillar writes the cluster definition for the lab's nodes, with the
+// formula's lab profile: binaries from the local directory, daemons run by
+// the formula itself (no systemd), the CA on the master's own minion.
+func (l *Lab) writePillar() error {
+	nodes := map[string]any{}
+	for _, n := range l.st.Nodes {
+		nodes[n.Name] = map[string]any{"role": n.Role, "ip": n.IP.String()}
+	}
+	dir := filepath.Join(l.Dir, "pillar")
+	if err := writeYAML(filepath.Join(dir, "top.sls"), map[string]any{"base": map[string]any{"*": []string{"kubernetes"}}}); err != nil {
+		return err
+	}
+	return writeYAML(filepath.Join(dir, "kubernetes.sls"), map[string]any{"kubernetes": map[string]any{
+		"cluster_name": "kubesalt-lab",
+		"network": map[string]any{
+			"node_cidr":    NodeNet.String(),
+			"cluster_cidr": "10.200.0.0/16",
+			"service_cidr": "10.32.0.0/24",
+			"cluster_dns":  "10.32.0.10",
+		},
+		"nodes":    nodes,
+		"binaries": map[string]any{"source": "local", "local_dir": l.binariesDir()},
+		"services": map[string]any{"manager": "process"},
+		"ca":       map[string]any{"minion": CAMinion, "dir": l.PKIDir()},
+	}})
+}
+
+// startCAMinion starts the minion beside the master, in its namespace and
+// with its filesystem: it issues the PKI into the master's directory.
+func (l *Lab) startCAMinion() error {
+	n := Node{Name: CAMinion, Role: "ca", IP: MasterIP}
+	if err := l.configureMinion(n, l.minionExtra()); err != nil {
+		return err
+	}
+	return l.startDaemon("minion/"+CAMinion, l.masterNS(), filepath.Join(l.nodeDir(CAMinion), "minion.log"),
+		filepath.Join(l.SaltBin, "salt-minion"), "-c", l.minionConf(CAMinion))
+}
+
+// stateRun is one minion's return of a state run.
+type stateRun struct {
+	failed  []string // "state id: comment"
+	changed int
+}
+
+// parseStateRuns reads `salt --out json --static` of a state function.
+func parseStateRuns(res map[string]json.RawMessage) (map[string]stateRun, error) {
+	out := map[string]stateRun{}
+	for minion, raw := range res {
+		var states map[string]struct {
+			Result  *bool          `json:"result"`
+			Comment any            `json:"comment"`
+			Changes map[string]any `json:"changes"`
+		}
+		if err := json.Unmarshal(raw, &states); err != nil {
+			var msg any
+			json.Unmarshal(raw, &msg)
+			out[minion] = stateRun{failed: []string{fmt.Sprint(msg)}}
+			continue
+		}
+		var r stateRun
+		for id, s := range states {
+			if s.Result != nil && !*s.Result {
+				r.failed = append(r.failed, fmt.Sprintf("%s: %v", id, s.Comment))
+			}
+			if len(s.Changes) > 0 {
+				r.changed++
+			}
+		}
+		sort.Strings(r.failed)
+		out[minion] = r
+	}
+	return out, nil
+}
+
+// applyAll runs `salt '*' state.apply kubernetes` and returns the number of
+// states that changed, per minion; a failed state is an error naming the
+// node and the state.
+func (l *Lab) applyAll() (map[string]int, error) {
+	res, out, err := l.Salt(15*time.Minute, "*", "state.apply", "kubernetes")
+	runs, _ := parseStateRuns(res)
+	changed := map[string]int{}
+	var problems []string
+	for _, n := range append(l.nodeNames(), CAMinion) {
+		r, ok := runs[n]
+		if !ok {
+			problems = append(problems, n+": no return")
+			continue
+		}
+		for _, f := range r.failed {
+			problems = append(problems, n+": "+f)
+		}
+		changed[n] = r.changed
+	}
+	if len(problems) > 0 {
+		return changed, fmt.Errorf("state.apply kubernetes failed:\n  %s", strings.Join(problems, "\n  "))
+	}
+	if err != nil && len(runs) == 0 {
+		return changed, fmt.Errorf("%v\n%s", err, out)
+	}
+	return changed, nil
+}
+
+func (l *Lab) nodeNames() []string {
+	var out []string
+	for _, n := range l.st.Nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// orchestrate runs an orchestration and fails with what failed in it.
+func (l *Lab) orchestrate(mods string, pillar map[string]any) error {
+	args := []string{"state.orchestrate", mods}
+	if pillar != nil {
+		b, _ := json.Marshal(pillar)
+		args = append(args, "pillar="+string(b))
+	}
+	out, err := l.SaltRun(args...)
+	if failures := failedStates(out); len(failures) > 0 {
+		return fmt.Errorf("salt-run state.orchestrate %s failed:\n  %s", mods, strings.Join(failures, "\n  "))
+	}
+	if err != nil {
+		return fmt.Errorf("salt-run state.orchestrate %s: %v", mods, err)
+	}
+	return nil
+}
+
+// failedStates digs the failed states out of an orchestration's JSON, down
+// to the minion states whose failure made the orchestration step fail, and
+// names each by where it failed: "minion: state id: comment".
+func failedStates(out string) []string {
+	i := strings.Index(out, "{")
+	if i < 0 {
+		return nil
+	}
+	var doc any
+	if json.NewDecoder(strings.NewReader(out[i:])).Decode(&doc) != nil {
+		return nil
+	}
+	var found []string
+	var walk func(where string, v any)
+	walk = func(where string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			if l, ok := v.([]any); ok && strings.Count(where, ":") > 0 {
+				for _, e := range l {
+					if s, ok := e.(string); ok {
+						found = append(found, where+": "+s)
+					}
+				}
+			}
+			return
+		}
+		if r, ok := m["result"].(bool); ok && !r {
+			id, _ := m["__id__"].(string)
+			comment := fmt.Sprint(m["comment"])
+			if strings.HasPrefix(comment, "One or more requisite failed") {
+				return // the step that failed first says why
+			}
+			before := len(found)
+			walk(where+": "+id, m["changes"])
+			if len(found) == before {
+				found = append(found, where+": "+id+": "+strings.TrimSpace(comment))
+			}
+			return
+		}
+		for k, sub := range m {
+			name := where
+			if !strings.Contains(k, "_|-") && k != "data" && k != "return" && k != "ret" && k != "changes" && k != "out" {
+				name = strings.TrimPrefix(where+": "+k, ": ")
+			}
+			walk(name, sub)
+		}
+	}
+	walk("", doc)
+	sort.Strings(found)
+	return found
+}
+
+// Plan reads the pod CIDR plan the ext_pillar keeps on the master.
+func (l *Lab) Plan() (map[string][]netip.Prefix, error) {
+	b, err := os.ReadFile(l.PlanFile())
+	if err != nil {
+		return nil, err
+	}
+	var p struct {
+		Nodes map[string][]netip.Prefix `json:"nodes"`
+	}
+	return p.Nodes, json.Unmarshal(b, &p)
+}
+
+// Routes returns node's routes owned by kubesalt, as `ip route` shows them.
+func (l *Lab) Routes(node string) string {
+	out, _ := l.in(l.NodeNS(node), "ip", "route", "show", "proto", "kubesalt")
+	return strings.TrimSpace(out)
+}
+
+// EtcdHealth asks every master's etcd over TLS with the API server's etcd
+// client certificate that kubesalt issued.
+func (l *Lab) EtcdHealth() (string, error) {
+	var endpoints []string
+	var first string
+	for _, n := range l.st.Nodes {
+		if n.Role == "master" {
+			endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
+			if first == "" {
+				first = n.Name
+			}
+		}
+	}
+	pki := filepath.Join(l.nodeDir(first), "root/etc/kubernetes/pki")
+	out, err := l.in(l.NodeNS(first), "/usr/bin/etcdctl", "--endpoints", strings.Join(endpoints, ","),
+		"--cacert", filepath.Join(pki, "ca.pem"),
+		"--cert", filepath.Join(pki, "kube-apiserver-etcd-client.pem"),
+		"--key", filepath.Join(pki, "kube-apiserver-etcd-client-key.pem"),
+		"endpoint", "health")
+	return strings.TrimSpace(out), err
+}
+
+// Status runs `kubesalt status show` on the returner's store.
+func (l *Lab) Status() (string, error) {
+	cmd := exec.Command(filepath.Join(l.Repo, "bin/kubesalt"), "status", "show", "--db", l.StatusDB(),
+		"--definition", filepath.Join(l.Dir, "pillar/kubernetes.sls"), "--plan", l.PlanFile(), "--output", "table")
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
