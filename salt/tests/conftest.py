@@ -1,0 +1,163 @@
+"""Fixtures for the formula tests: a masterless minion whose file_roots are
+this repository's salt/ and whose pillar is pillar.example plus, per node,
+what the kubesalt ext_pillar gives it, made by the real binary (`kubesalt
+cidr plan` and `kubesalt pki issue|bundle`)."""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SALT_DIR = REPO / "salt"
+PILLAR_EXAMPLE = REPO / "pillar.example"
+# The formula's SLS files, each rendered on its own.
+FORMULA_SLS = [
+    "kubernetes",
+    "kubernetes.binaries",
+    "kubernetes.pki",
+    "kubernetes.etcd",
+    "kubernetes.control-plane",
+    "kubernetes.worker",
+    "kubernetes.network",
+]
+
+
+def kubesalt_bin():
+    path = Path(os.environ.get("KUBESALT_BIN", REPO / "bin" / "kubesalt"))
+    if not path.exists():
+        pytest.skip(f"{path} is missing: run `make build` (make test does)")
+    return path
+
+
+def salt_call_bin():
+    path = Path(sys.executable).parent / "salt-call"
+    if not path.exists():
+        pytest.skip("salt-call is not in this Python's environment: run the tests through `make test` (the venv)")
+    return path
+
+
+def run_kubesalt(*args, stdin=None):
+    out = subprocess.run([str(kubesalt_bin()), *args], input=stdin, capture_output=True, text=True, check=False)
+    if out.returncode not in (0,):
+        raise AssertionError(f"kubesalt {' '.join(args)} exited {out.returncode}: {out.stderr}{out.stdout}")
+    return json.loads(out.stdout)
+
+
+def example_pillar():
+    return yaml.safe_load(PILLAR_EXAMPLE.read_text())
+
+
+def dual_stack(pillar):
+    """pillar.example with an IPv6 pod, service and node network beside IPv4."""
+    p = copy.deepcopy(pillar)
+    net = p["kubernetes"]["network"]
+    net["node_cidr"] = [net["node_cidr"], "fd00:170::/64"]
+    net["cluster_cidr"] = [net["cluster_cidr"], "fd00:10:200::/56"]
+    net["service_cidr"] = [net["service_cidr"], "fd00:10:32::/112"]
+    for i, (name, node) in enumerate(sorted(p["kubernetes"]["nodes"].items())):
+        node["ip"] = [node["ip"], f"fd00:170::{i + 10:x}"]
+    return p
+
+
+def controller_mode(pillar):
+    p = copy.deepcopy(pillar)
+    p["kubernetes"]["mode"] = "controller"
+    return p
+
+
+VARIANTS = {"example": lambda p: p, "dual-stack": dual_stack, "controller": controller_mode}
+
+
+class Cluster:
+    """A pillar tree for every node of one definition, and a minion config
+    per node that renders the formula masterless."""
+
+    def __init__(self, base: Path, pillar: dict, local_binaries: Path | None = None):
+        self.base = base
+        self.pillar = pillar
+        self.definition = base / "definition.yaml"
+        self.definition.write_text(yaml.safe_dump(pillar))
+        self.pki_dir = base / "pki"
+        self.plan = run_kubesalt("cidr", "plan", "--definition", str(self.definition), "--plan", str(base / "plan.json"))
+        run_kubesalt("pki", "issue", "--definition", str(self.definition), "--dir", str(self.pki_dir))
+        self.nodes = {n["name"]: n for n in self.plan["data"]["nodes"]}
+        pillar_dir = base / "pillar"
+        pillar_dir.mkdir()
+        (pillar_dir / "cluster.sls").write_text(yaml.safe_dump(pillar))
+        top = {"base": {"*": ["cluster"]}}
+        for name, node in self.nodes.items():
+            bundle = run_kubesalt("pki", "bundle", "--node", name, "--dir", str(self.pki_dir), "--definition", str(self.definition))
+            # What the kubesalt ext_pillar gives this minion.
+            ext = {"kubesalt": {"node": name, "role": node["role"], "pod_cidrs": node["pod_cidrs"],
+                                "nodes": self.plan["data"]["nodes"], "pki": {"files": bundle["data"]["files"]}}}
+            sls = "node_" + name.replace("-", "_")
+            (pillar_dir / f"{sls}.sls").write_text(json.dumps(ext))
+            top["base"][name] = [sls]
+        (pillar_dir / "top.sls").write_text(yaml.safe_dump(top))
+        self.pillar_dir = pillar_dir
+        self.local_binaries = local_binaries
+
+    def minion(self, node: str, extra: dict | None = None) -> "Minion":
+        return Minion(self, node, extra or {})
+
+
+class Minion:
+    def __init__(self, cluster: Cluster, node: str, extra: dict):
+        self.cluster = cluster
+        self.node = node
+        self.root = cluster.base / "root" / node
+        conf = cluster.base / "conf" / node
+        conf.mkdir(parents=True)
+        opts = {
+            "id": node,
+            "file_client": "local",
+            "file_roots": {"base": [str(SALT_DIR)]},
+            "pillar_roots": {"base": [str(cluster.pillar_dir)]},
+            "root_dir": str(cluster.base / "saltroot" / node),
+            "cachedir": str(cluster.base / "cache" / node),
+            "pki_dir": str(conf / "pki"),
+            "log_file": str(conf / "minion.log"),
+            "log_level_logfile": "info",
+            # Every path the formula writes goes under this node's tree.
+            "kubesalt_root": str(self.root),
+            "grains": {},
+        }
+        opts.update(extra)
+        (conf / "minion").write_text(yaml.safe_dump(opts))
+        self.conf = conf
+
+    def call(self, *args, check=True):
+        cmd = [str(salt_call_bin()), "--local", "-c", str(self.conf), "--out", "json", "--retcode-passthrough", *args]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        try:
+            data = json.loads(out.stdout)["local"] if out.stdout.strip() else None
+        except json.JSONDecodeError:
+            data = None
+        if check and (data is None or out.returncode not in (0, 2)):
+            raise AssertionError(f"salt-call {' '.join(args)} exited {out.returncode}:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+        return data
+
+    def show_sls(self, *sls):
+        return self.call("state.show_sls", ",".join(sls))
+
+
+@pytest.fixture(scope="session")
+def make_cluster(tmp_path_factory):
+    made = {}
+
+    def make(variant: str) -> Cluster:
+        if variant not in made:
+            base = tmp_path_factory.mktemp(f"cluster-{variant}")
+            made[variant] = Cluster(base, VARIANTS[variant](example_pillar()))
+        return made[variant]
+
+    yield make
+    for c in made.values():
+        shutil.rmtree(c.base, ignore_errors=True)
