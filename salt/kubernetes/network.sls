@@ -33,6 +33,7 @@ kubernetes-routes:
 kubernetes-routes:
   kubesalt_net.routes_synced:
     - nodes: {{ cluster.route_nodes | json }}
+    - self_name: {{ me.name }}
     - adopt: {{ k.routing.adopt }}
     - require:
       - sysctl: kubernetes-ip-forward

@@ -103,9 +103,14 @@ class Cluster:
         (pillar_dir / "top.sls").write_text(yaml.safe_dump(top))
         self.pillar_dir = pillar_dir
         self.local_binaries = local_binaries
+        self.minions = {}
 
-    def minion(self, node: str, extra: dict | None = None) -> "Minion":
-        return Minion(self, node, extra or {})
+    def minion(self, label: str, extra: dict | None = None) -> "Minion":
+        """A minion config called label (its id is label unless extra sets
+        one), made once per cluster."""
+        if label not in self.minions:
+            self.minions[label] = Minion(self, label, extra or {})
+        return self.minions[label]
 
 
 class Minion:
@@ -133,9 +138,11 @@ class Minion:
         (conf / "minion").write_text(yaml.safe_dump(opts))
         self.conf = conf
 
+    def salt_call_cmd(self, *args):
+        return [str(salt_call_bin()), "--local", "-c", str(self.conf), "--out", "json", "--retcode-passthrough", *args]
+
     def call(self, *args, check=True):
-        cmd = [str(salt_call_bin()), "--local", "-c", str(self.conf), "--out", "json", "--retcode-passthrough", *args]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        out = subprocess.run(self.salt_call_cmd(*args), capture_output=True, text=True, check=False, timeout=300)
         try:
             data = json.loads(out.stdout)["local"] if out.stdout.strip() else None
         except json.JSONDecodeError:
@@ -146,6 +153,23 @@ class Minion:
 
     def show_sls(self, *sls):
         return self.call("state.show_sls", ",".join(sls))
+
+
+def local_binaries(directory: Path) -> Path:
+    """A binaries:local_dir as the lab has one: kubesalt, and Debian's etcd
+    when installed; no Kubernetes binaries (their daemons are then skipped)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "kubesalt").symlink_to(kubesalt_bin())
+    for name in ("etcd", "etcdctl"):
+        found = shutil.which(name)
+        if found:
+            (directory / name).symlink_to(found)
+    return directory
+
+
+def pillar_override(**kubernetes) -> str:
+    """A pillar= argument for salt-call, merged over the node's pillar."""
+    return "pillar=" + json.dumps({"kubernetes": kubernetes})
 
 
 @pytest.fixture(scope="session")
