@@ -61,7 +61,7 @@ def dual_stack(pillar):
     net["node_cidr"] = [net["node_cidr"], "fd00:170::/64"]
     net["cluster_cidr"] = [net["cluster_cidr"], "fd00:10:200::/56"]
     net["service_cidr"] = [net["service_cidr"], "fd00:10:32::/112"]
-    for i, (name, node) in enumerate(sorted(p["kubernetes"]["nodes"].items())):
+    for i, (_name, node) in enumerate(sorted(p["kubernetes"]["nodes"].items())):
         node["ip"] = [node["ip"], f"fd00:170::{i + 10:x}"]
     return p
 
@@ -85,7 +85,9 @@ class Cluster:
         self.definition = base / "definition.yaml"
         self.definition.write_text(yaml.safe_dump(pillar))
         self.pki_dir = base / "pki"
-        self.plan = run_kubesalt("cidr", "plan", "--definition", str(self.definition), "--plan", str(base / "plan.json"))
+        self.plan = run_kubesalt(
+            "cidr", "plan", "--definition", str(self.definition), "--plan", str(base / "plan.json")
+        )
         run_kubesalt("pki", "issue", "--definition", str(self.definition), "--dir", str(self.pki_dir))
         self.nodes = {n["name"]: n for n in self.plan["data"]["nodes"]}
         pillar_dir = base / "pillar"
@@ -93,10 +95,19 @@ class Cluster:
         (pillar_dir / "cluster.sls").write_text(yaml.safe_dump(pillar))
         top = {"base": {"*": ["cluster"]}}
         for name, node in self.nodes.items():
-            bundle = run_kubesalt("pki", "bundle", "--node", name, "--dir", str(self.pki_dir), "--definition", str(self.definition))
+            bundle = run_kubesalt(
+                "pki", "bundle", "--node", name, "--dir", str(self.pki_dir), "--definition", str(self.definition)
+            )
             # What the kubesalt ext_pillar gives this minion.
-            ext = {"kubesalt": {"node": name, "role": node["role"], "pod_cidrs": node["pod_cidrs"],
-                                "nodes": self.plan["data"]["nodes"], "pki": {"files": bundle["data"]["files"]}}}
+            ext = {
+                "kubesalt": {
+                    "node": name,
+                    "role": node["role"],
+                    "pod_cidrs": node["pod_cidrs"],
+                    "nodes": self.plan["data"]["nodes"],
+                    "pki": {"files": bundle["data"]["files"]},
+                }
+            }
             sls = "node_" + name.replace("-", "_")
             (pillar_dir / f"{sls}.sls").write_text(json.dumps(ext))
             top["base"][name] = [sls]
@@ -148,7 +159,9 @@ class Minion:
         except json.JSONDecodeError:
             data = None
         if check and (data is None or out.returncode not in (0, 2)):
-            raise AssertionError(f"salt-call {' '.join(args)} exited {out.returncode}:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+            raise AssertionError(
+                f"salt-call {' '.join(args)} exited {out.returncode}:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+            )
         return data
 
     def show_sls(self, *sls):

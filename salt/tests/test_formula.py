@@ -37,7 +37,7 @@ def state_args(state):
         for item in value:
             if isinstance(item, dict):
                 args.update(item)
-        return key, [i for i in value if isinstance(i, str)][0], args
+        return key, next(i for i in value if isinstance(i, str)), args
     raise AssertionError(f"no state function in {state}")
 
 
@@ -62,7 +62,9 @@ def test_every_sls_renders(make_cluster, variant, node):
         cni = "kubernetes-cni-no-pod-cidr" if variant == "controller" else "kubernetes-cni-bridge"
         assert cni in ids
     # The bundle's files only: a worker gets no control plane key.
-    pki_files = {i.removeprefix("kubernetes-pki-") for i in ids if i.startswith("kubernetes-pki-") and i != "kubernetes-pki-dir"}
+    pki_files = {
+        i.removeprefix("kubernetes-pki-") for i in ids if i.startswith("kubernetes-pki-") and i != "kubernetes-pki-dir"
+    }
     assert ("kube-apiserver-key.pem" in pki_files) == (role == "master")
     assert "ca-key.pem" not in pki_files
 
@@ -92,8 +94,13 @@ def test_controller_mode_routes_from_discovered_nodes(make_cluster, tmp_path):
     items = []
     for i, (name, node) in enumerate(sorted(cluster.nodes.items())):
         cidr = f"10.200.{100 + i}.0/24"
-        items.append({"metadata": {"name": name}, "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
-                      "status": {"addresses": [{"type": "InternalIP", "address": node["ips"][0]}]}})
+        items.append(
+            {
+                "metadata": {"name": name},
+                "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+                "status": {"addresses": [{"type": "InternalIP", "address": node["ips"][0]}]},
+            }
+        )
     kubectl_json = tmp_path / "nodes.json"
     kubectl_json.write_text(json.dumps({"kind": "List", "items": items}))
     discovered = run_kubesalt("nodes", "discover", "--file", str(kubectl_json))
@@ -103,7 +110,9 @@ def test_controller_mode_routes_from_discovered_nodes(make_cluster, tmp_path):
     rendered = states_by_id(minion.show_sls("kubernetes.network"))
     mod, fun, args = state_args(rendered["kubernetes-routes"])
     assert (mod, fun) == ("kubesalt_net", "routes_synced")
-    assert {n["name"]: n["pod_cidrs"] for n in args["nodes"]} == {i["metadata"]["name"]: i["spec"]["podCIDRs"] for i in items}
+    assert {n["name"]: n["pod_cidrs"] for n in args["nodes"]} == {
+        i["metadata"]["name"]: i["spec"]["podCIDRs"] for i in items
+    }
     assert args["self_name"] == "master-1"
     # This node's masquerade rule follows its discovered CIDR.
     _, _, masq = state_args(rendered["kubernetes-masquerade-ipv4"])
@@ -127,8 +136,11 @@ def applied(make_cluster, tmp_path_factory):
         minion = cluster.minion(node + "-apply", extra={"id": node})
         role = cluster.nodes[node]["role"]
         sls = ["kubernetes.etcd", "kubernetes.control-plane"] if role == "master" else ["kubernetes.worker"]
-        ret = minion.call("state.sls", ",".join(sls),
-                          pillar_override(services={"manager": "none"}, binaries={"source": "local", "local_dir": str(local)}))
+        ret = minion.call(
+            "state.sls",
+            ",".join(sls),
+            pillar_override(services={"manager": "none"}, binaries={"source": "local", "local_dir": str(local)}),
+        )
         failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
         assert not failed, failed
         out[(variant, node)] = (cluster, minion.root)
@@ -176,7 +188,11 @@ def test_worker_configs(applied, variant, node):
     assert [r[0]["subnet"] for r in bridge["ipam"]["ranges"]] == pod_cidrs
     for subnet in pod_cidrs:
         net = ipaddress.ip_network(subnet)
-        assert any(net.subnet_of(ipaddress.ip_network(c)) for c in cluster_cidrs if ipaddress.ip_network(c).version == net.version)
+        assert any(
+            net.subnet_of(ipaddress.ip_network(c))
+            for c in cluster_cidrs
+            if ipaddress.ip_network(c).version == net.version
+        )
 
     flags = launch_flags(root, "kubelet")
     assert flags["node-ip"].split(",") == cluster.nodes[node]["ips"]
@@ -239,6 +255,11 @@ def test_apiserver_certificate_has_first_service_ip(applied):
 # --- test mode on a real minion ---------------------------------------------
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def tree(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
 
@@ -255,11 +276,15 @@ def test_apply_test_mode_changes_nothing(make_cluster, tmp_path, node):
     writes no file, starts no daemon, sets no sysctl, adds no route."""
     minion = make_cluster("example").minion(node + "-test", extra={"id": node, "kubesalt.bin_dir": str(REPO / "bin")})
     binaries = local_binaries(tmp_path / "binaries")
-    forward = open("/proc/sys/net/ipv4/ip_forward").read()
+    forward = read("/proc/sys/net/ipv4/ip_forward")
     routes = owned_routes()
-    ret = minion.call("state.apply", "kubernetes", "test=True",
-                      pillar_override(services={"manager": "process"}, binaries={"source": "local", "local_dir": str(binaries)}),
-                      check=False)
+    ret = minion.call(
+        "state.apply",
+        "kubernetes",
+        "test=True",
+        pillar_override(services={"manager": "process"}, binaries={"source": "local", "local_dir": str(binaries)}),
+        check=False,
+    )
     assert isinstance(ret, dict), ret
     failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
     assert not failed, failed
@@ -267,7 +292,7 @@ def test_apply_test_mode_changes_nothing(make_cluster, tmp_path, node):
     assert "kubernetes-pki-ca.pem" in [k.split("_|-")[1] for k in pending]
     assert any("kubernetes-routes" in k for k in ret), "the route state ran in test mode"
     assert tree(minion.root) == [], "test=True wrote files"
-    assert open("/proc/sys/net/ipv4/ip_forward").read() == forward
+    assert read("/proc/sys/net/ipv4/ip_forward") == forward
     assert owned_routes() == routes
 
 
@@ -287,7 +312,10 @@ def test_network_applied_twice_changes_nothing_the_second_time(make_cluster):
     cluster = make_cluster("example")
     minion = cluster.minion("worker-0-netns", extra={"id": "worker-0", "kubesalt.bin_dir": str(REPO / "bin")})
     ns = f"ksf-{os.getpid()}"
-    sh = lambda *a: subprocess.run(["ip", "-n", ns, *a], check=True)  # noqa: E731
+
+    def sh(*args):
+        subprocess.run(["ip", "-n", ns, *args], check=True)
+
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         sh("link", "add", "node0", "type", "veth", "peer", "name", "node0p")
@@ -310,12 +338,22 @@ def test_network_applied_twice_changes_nothing_the_second_time(make_cluster):
         second = apply()
         changed = {k: v["changes"] for k, v in second.items() if v["changes"]}
         assert not changed, changed
-        routes = json.loads(subprocess.run(["ip", "-n", ns, "-j", "route", "show", "proto", "201"],
-                                           capture_output=True, text=True, check=True).stdout)
+        routes = json.loads(
+            subprocess.run(
+                ["ip", "-n", ns, "-j", "route", "show", "proto", "201"], capture_output=True, text=True, check=True
+            ).stdout
+        )
         dsts = sorted(r["dst"] for r in routes)
         want = sorted(n["pod_cidrs"][0] for name, n in cluster.nodes.items() if name != "worker-0")
         assert dsts == want
-        assert subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"],
-                              capture_output=True, text=True, check=True).stdout.strip() == "1"
+        assert (
+            subprocess.run(
+                ["ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            == "1"
+        )
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
