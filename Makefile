@@ -87,3 +87,22 @@ bench-pki: deps-apt deps-apt-pki deps-go pki-bench-tools
 pki-bench-tools:
 	@test -x $(PKI_CFSSL_BIN)/cfssljson || { echo "building the cfssl CLI v1.6.5 for the benchmark baseline into $(PKI_CFSSL_BIN)"; \
 	  GOBIN=$(PKI_CFSSL_BIN) go install github.com/cloudflare/cfssl/cmd/cfssl@v1.6.5 github.com/cloudflare/cfssl/cmd/cfssljson@v1.6.5; }
+
+# --- formula: the kubernetes Salt formula, orchestrations, reactors (salt/) ---
+# The tests run a real salt-call/salt-run from the venv (`venv`: Salt 3008,
+# pytest, pytest-salt-factories, ruff and saltext-kubesalt) against the real
+# kubesalt binary; iptables for the masquerade rule, iproute2 for the
+# namespace the network state is applied in.
+APT_TEST_FORMULA := iproute2 iptables
+FORMULA_PY ?= .venv/bin/python
+
+.PHONY: deps-apt-formula test-formula
+deps-apt-formula:
+	@$(call apt_install,$(APT_TEST_FORMULA))
+
+test-formula: venv build deps-apt-formula
+	$(dir $(FORMULA_PY))ruff check salt/tests
+	$(dir $(FORMULA_PY))ruff format --check salt/tests
+	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(abspath $(FORMULA_PY)) -m pytest -q -p no:cacheprovider --rootdir=. .
+
+test: test-formula
