@@ -30,6 +30,9 @@ type Definition struct {
 	// Nodes sorted by name.
 	Nodes []Node
 	PKI   PKI
+	// Libvirt is where kubesalt-virt creates the nodes; nil when the
+	// definition has no `libvirt:` section.
+	Libvirt *Libvirt
 }
 
 // Network holds the cluster's address plan.

@@ -9,16 +9,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/kubesalt/kubesalt/internal/probe"
 )
 
 // Lab is one set of namespaces.
@@ -179,61 +176,9 @@ func (l *Lab) Ping(from Pod, to netip.Addr) bool {
 }
 
 // SourceSeen sends a UDP datagram from pod from to pod to and returns the
-// source address the receiver saw: the sender's own pod address unless
-// something on the way rewrote it.
+// source address the receiver saw.
 func (l *Lab) SourceSeen(from, to Pod) (netip.Addr, error) {
-	var recv *net.UDPConn
-	err := InNetns(to.NS, func() error {
-		var err error
-		recv, err = net.ListenUDP("udp", &net.UDPAddr{IP: to.IP.AsSlice(), Port: 0})
-		return err
-	})
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	defer recv.Close()
-	port := recv.LocalAddr().(*net.UDPAddr).Port
-	err = InNetns(from.NS, func() error {
-		c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: to.IP.AsSlice(), Port: port})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Write([]byte("kubesalt"))
-		return err
-	})
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	recv.SetReadDeadline(time.Now().Add(2 * time.Second))
-	buf := make([]byte, 64)
-	_, src, err := recv.ReadFromUDPAddrPort(buf)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return src.Addr().Unmap(), nil
-}
-
-// InNetns runs fn on a thread switched into namespace name. Sockets made
-// by fn stay in that namespace.
-func InNetns(name string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	ns, err := netns.GetFromName(name)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	if err := netns.Set(ns); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return fn()
+	return probe.SourceSeen(from.NS, to.NS, to.IP)
 }
 
 // Namespaces lists the lab's namespaces still present.

@@ -1,0 +1,49 @@
+// Command kubesalt-lab runs kubesalt's lab: a Salt-managed cluster of
+// network-namespace nodes on this machine (`make lab`).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kubesalt/kubesalt/internal/lab"
+)
+
+func main() {
+	fs := pflag.NewFlagSet("kubesalt-lab", pflag.ContinueOnError)
+	dir := fs.String("dir", ".lab", "where the lab keeps its state, configs and logs")
+	repo := fs.String("repo", ".", "the kubesalt checkout (salt/ is served, bin/ holds the binaries)")
+	saltBin := fs.String("salt-bin", ".venv/bin", "directory of the Salt commands")
+	nodes := fs.Int("nodes", 6, "nodes in the lab: the first 3 are masters, the rest workers")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: kubesalt-lab up|down [flags]")
+		fs.PrintDefaults()
+	}
+	if len(os.Args) < 2 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		os.Exit(2)
+	}
+	l, err := lab.Open(*dir, *repo, *saltBin, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+	switch os.Args[1] {
+	case "up":
+		err = l.Up(lab.DefaultNodes(*nodes))
+	case "down":
+		err = l.Down()
+	default:
+		fs.Usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,184 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/kubesalt/kubesalt/internal/saltkey"
+)
+
+// PrivateDirs are bind-mounted per node inside each minion's own mount
+// namespace: the formula writes the real paths of a node, and the lab's
+// nodes, sharing one filesystem, do not see each other's files.
+var PrivateDirs = []string{
+	"/etc/kubernetes", "/var/lib/kubernetes", "/var/lib/kubelet", "/var/lib/kube-proxy",
+	"/etc/etcd", "/var/lib/etcd", "/etc/cni", "/opt/cni", "/etc/containerd",
+	"/var/lib/kubesalt", "/etc/iproute2/rt_protos.d", "/usr/local/bin", "/var/log/kubernetes",
+	"/run/kubesalt",
+}
+
+func (l *Lab) masterDir() string             { return filepath.Join(l.Dir, "master") }
+func (l *Lab) masterPKI() string             { return filepath.Join(l.masterDir(), "etc/salt/pki/master") }
+func (l *Lab) nodeDir(node string) string    { return filepath.Join(l.Dir, "nodes", node) }
+func (l *Lab) minionConf(node string) string { return filepath.Join(l.nodeDir(node), "salt") }
+
+func writeYAML(path string, v any) error {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// startDaemon starts argv in namespace ns, in a session of its own, with
+// its output in log, and records its pid under name.
+func (l *Lab) startDaemon(name, ns, log string, argv ...string) error {
+	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	l.st.Pids[name] = cmd.Process.Pid
+	go cmd.Wait() // reap it if it dies while this process lives
+	return l.st.Save()
+}
+
+// startMinion starts node's salt-minion in its namespace and in a mount
+// namespace of its own with the node's private directories.
+func (l *Lab) startMinion(n Node) error {
+	root := filepath.Join(l.nodeDir(n.Name), "root")
+	var binds []string
+	for _, d := range PrivateDirs {
+		if _, err := os.Stat(d); os.IsNotExist(err) {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			l.st.HostDirs = append(l.st.HostDirs, d)
+		}
+		src := filepath.Join(root, d)
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return err
+		}
+		binds = append(binds, fmt.Sprintf("mount --bind %q %q", src, d))
+	}
+	script := strings.Join(binds, " && ") + fmt.Sprintf(" && exec %q -c %q", filepath.Join(l.SaltBin, "salt-minion"), l.minionConf(n.Name))
+	return l.startDaemon("minion/"+n.Name, l.NodeNS(n.Name), filepath.Join(l.nodeDir(n.Name), "minion.log"),
+		"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script)
+}
+
+// configureMinion writes node's minion config and key pair, and accepts
+// the key on the master, so that the minion joins already accepted.
+func (l *Lab) configureMinion(n Node, extra map[string]any) error {
+	conf := map[string]any{
+		"root_dir": l.minionConf(n.Name),
+		"id":       n.Name,
+		"master":   MasterIP.String(),
+		"grains":   map[string]any{"kubernetes": map[string]any{"role": n.Role, "lab": l.st.ID}},
+		// Quick retries: the lab's master may still be starting.
+		"acceptance_wait_time": 2,
+		"random_reauth_delay":  0,
+	}
+	for k, v := range extra {
+		conf[k] = v
+	}
+	if err := writeYAML(filepath.Join(l.minionConf(n.Name), "minion"), conf); err != nil {
+		return err
+	}
+	key, err := saltkey.New(saltkey.Bits)
+	if err != nil {
+		return err
+	}
+	pki := filepath.Join(l.minionConf(n.Name), "etc/salt/pki/minion")
+	if err := os.MkdirAll(pki, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(pki, "minion.pem"), []byte(key.PrivatePEM), 0o400); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(pki, "minion.pub"), []byte(key.PublicPEM), 0o644); err != nil {
+		return err
+	}
+	return saltkey.Accept(l.masterPKI(), n.Name, key.PublicPEM)
+}
+
+// Salt runs the salt CLI in the master's namespace (it talks to the
+// master on its interface address) and decodes its JSON.
+func (l *Lab) Salt(timeout time.Duration, args ...string) (map[string]json.RawMessage, string, error) {
+	argv := append([]string{filepath.Join(l.SaltBin, "salt"), "-c", l.masterDir(), "--out", "json", "--static", "--timeout", strconv.Itoa(int(timeout.Seconds()))}, args...)
+	out, err := l.in(l.masterNS(), argv...)
+	res := map[string]json.RawMessage{}
+	if i := strings.Index(out, "{"); i >= 0 {
+		if jerr := json.Unmarshal([]byte(out[i:]), &res); jerr != nil && err == nil {
+			err = fmt.Errorf("salt %s: output is not JSON: %v\n%s", strings.Join(args, " "), jerr, out)
+		}
+	}
+	return res, out, err
+}
+
+// SaltRun runs salt-run in the master's namespace.
+func (l *Lab) SaltRun(args ...string) (string, error) {
+	return l.in(l.masterNS(), append([]string{filepath.Join(l.SaltBin, "salt-run"), "-c", l.masterDir(), "--out", "json"}, args...)...)
+}
+
+// waitMinions waits until every named minion answers test.ping.
+func (l *Lab) waitMinions(names []string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		res, _, _ := l.Salt(10*time.Second, "-L", strings.Join(names, ","), "test.ping")
+		var missing []string
+		for _, n := range names {
+			if string(res[n]) != "true" {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("minions %s did not answer within %s; see %s/nodes/<node>/minion.log", strings.Join(missing, ", "), limit, l.Dir)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// killNamespace ends every process in namespace ns: TERM, then KILL.
+func killNamespace(ns string) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+		pids := strings.Fields(string(out))
+		if len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			if pid, err := strconv.Atoi(p); err == nil {
+				syscall.Kill(pid, sig)
+			}
+		}
+		for i := 0; i < 50 && len(strings.Fields(mustOut("ip", "netns", "pids", ns))) > 0; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func mustOut(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).Output()
+	return string(out)
+}

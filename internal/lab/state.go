@@ -1,0 +1,80 @@
+// Package lab builds kubesalt's lab on one machine: network namespaces on
+// one bridge as the cluster's nodes, a real salt-master and one real
+// salt-minion per node, and the checks that show the result (routes,
+// pod-to-pod traffic, etcd, status). Everything it makes is recorded in a
+// state file, so that Down removes exactly that, also after a failure.
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/kubesalt/kubesalt/internal/atomicfile"
+)
+
+// Node is one lab node.
+type Node struct {
+	Name string     `json:"name"`
+	Role string     `json:"role"`
+	IP   netip.Addr `json:"ip"`
+}
+
+// State is what a lab made, kept in <dir>/state.json.
+type State struct {
+	ID         string          `json:"id"`         // prefix of every namespace and link
+	Namespaces []string        `json:"namespaces"` // in creation order
+	Pids       map[string]int  `json:"pids"`       // daemon name -> pid
+	Nodes      []Node          `json:"nodes"`      // sorted by name
+	HostDirs   []string        `json:"host_dirs"`  // mount points the lab had to create on the host
+	Pods       map[string]bool `json:"pods"`       // pod namespaces
+	path       string
+}
+
+func statePath(dir string) string { return filepath.Join(dir, "state.json") }
+
+// LoadState reads the lab's state; a missing file is an empty state.
+func LoadState(dir string) (*State, error) {
+	s := &State{Pids: map[string]int{}, Pods: map[string]bool{}, path: statePath(dir)}
+	b, err := os.ReadFile(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("lab state %s is corrupt (%v); remove what it made by hand (ip netns list) and delete it", s.path, err)
+	}
+	if s.Pids == nil {
+		s.Pids = map[string]int{}
+	}
+	if s.Pods == nil {
+		s.Pods = map[string]bool{}
+	}
+	return s, nil
+}
+
+// Save writes the state atomically: a crash never loses what was made.
+func (s *State) Save() error {
+	sort.Slice(s.Nodes, func(i, j int) bool { return s.Nodes[i].Name < s.Nodes[j].Name })
+	b, _ := json.MarshalIndent(s, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(s.path, b, 0o600)
+}
+
+// Node returns the lab node called name.
+func (s *State) Node(name string) (Node, bool) {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}

@@ -1,0 +1,151 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DefaultNodes is pillar.example's cluster: 3 masters, 3 workers.
+func DefaultNodes(n int) []Node {
+	var out []Node
+	for i := 0; i < n; i++ {
+		if i < 3 && n >= 3 || i == 0 {
+			out = append(out, Node{Name: fmt.Sprintf("master-%d", i), Role: "master", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(10 + i)})})
+			continue
+		}
+		w := len(out) - countRole(out, "master")
+		out = append(out, Node{Name: fmt.Sprintf("worker-%d", w), Role: "worker", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(20 + w)})})
+	}
+	return out
+}
+
+func countRole(ns []Node, role string) int {
+	c := 0
+	for _, n := range ns {
+		if n.Role == role {
+			c++
+		}
+	}
+	return c
+}
+
+// Up builds the lab's network, starts the salt-master and one minion per
+// node, and waits until every minion answers.
+func (l *Lab) Up(nodes []Node) error {
+	if len(l.st.Namespaces) > 0 {
+		return fmt.Errorf("a lab is already up in %s (id %s); run `make lab-down` first", l.Dir, l.st.ID)
+	}
+	if err := l.Preflight(); err != nil {
+		return err
+	}
+	l.st.ID = newID()
+	l.st.Nodes = nodes
+	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
+		return err
+	}
+	if err := l.st.Save(); err != nil {
+		return err
+	}
+	if err := l.phase(fmt.Sprintf("network: %d node namespaces and the salt-master's on one bridge (%s)", len(nodes), NodeNet), func() error {
+		if err := l.buildSwitch(); err != nil {
+			return err
+		}
+		if err := l.plugIn(l.masterNS(), MasterIP); err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if err := l.plugIn(l.NodeNS(n.Name), n.IP); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := l.phase("salt-master", l.startMaster); err != nil {
+		return err
+	}
+	return l.phase(fmt.Sprintf("salt-minions: %d, keys accepted in advance", len(nodes)), func() error {
+		var names []string
+		for _, n := range nodes {
+			if err := l.configureMinion(n, l.minionExtra()); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+			if err := l.startMinion(n); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+			names = append(names, n.Name)
+		}
+		return l.waitMinions(names, 3*time.Minute)
+	})
+}
+
+func (l *Lab) minionExtra() map[string]any {
+	return map[string]any{"kubesalt.bin_dir": filepath.Join(l.Repo, "bin")}
+}
+
+// startMaster writes the master's config and pillar and starts it.
+func (l *Lab) startMaster() error {
+	conf := map[string]any{
+		"root_dir":         l.masterDir(),
+		"interface":        MasterIP.String(),
+		"user":             "root",
+		"file_roots":       map[string]any{"base": []string{filepath.Join(l.Repo, "salt")}},
+		"pillar_roots":     map[string]any{"base": []string{filepath.Join(l.Dir, "pillar")}},
+		"kubesalt.bin_dir": filepath.Join(l.Repo, "bin"),
+	}
+	if err := writeYAML(filepath.Join(l.masterDir(), "master"), conf); err != nil {
+		return err
+	}
+	if err := l.writePillar(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(l.masterPKI(), "minions"), 0o700); err != nil {
+		return err
+	}
+	return l.startDaemon("master", l.masterNS(), filepath.Join(l.masterDir(), "master.log"),
+		filepath.Join(l.SaltBin, "salt-master"), "-c", l.masterDir())
+}
+
+// writePillar writes the cluster definition for the lab's nodes.
+func (l *Lab) writePillar() error {
+	nodes := map[string]any{}
+	for _, n := range l.st.Nodes {
+		nodes[n.Name] = map[string]any{"role": n.Role, "ip": n.IP.String()}
+	}
+	dir := filepath.Join(l.Dir, "pillar")
+	if err := writeYAML(filepath.Join(dir, "top.sls"), map[string]any{"base": map[string]any{"*": []string{"kubernetes"}}}); err != nil {
+		return err
+	}
+	return writeYAML(filepath.Join(dir, "kubernetes.sls"), map[string]any{"kubernetes": map[string]any{
+		"cluster_name": "kubesalt-lab",
+		"network": map[string]any{
+			"node_cidr":    NodeNet.String(),
+			"cluster_cidr": "10.200.0.0/16",
+			"service_cidr": "10.32.0.0/24",
+			"cluster_dns":  "10.32.0.10",
+		},
+		"nodes": nodes,
+	}})
+}
+
+// Down stops every daemon and removes every namespace, link and file the
+// lab recorded. It is safe to run twice and after a failed Up.
+func (l *Lab) Down() error {
+	var firstErr error
+	for i := len(l.st.Namespaces) - 1; i >= 0; i-- {
+		if err := l.deleteNamespace(l.st.Namespaces[i]); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	for i := len(l.st.HostDirs) - 1; i >= 0; i-- {
+		os.Remove(l.st.HostDirs[i]) // only if still empty: never a user's files
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return os.RemoveAll(l.Dir)
+}

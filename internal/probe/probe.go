@@ -1,0 +1,67 @@
+// Package probe checks traffic between network namespaces: it opens
+// sockets inside named namespaces and reports what a receiver sees.
+package probe
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// InNetns runs fn on a thread switched into namespace name. Sockets made
+// by fn stay in that namespace.
+func InNetns(name string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	if err := netns.Set(ns); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	return fn()
+}
+
+// SourceSeen sends one UDP datagram from namespace fromNS to address to in
+// namespace toNS and returns the source address the receiver saw: the
+// sender's own address unless something on the way rewrote it (NAT).
+func SourceSeen(fromNS, toNS string, to netip.Addr) (netip.Addr, error) {
+	var recv *net.UDPConn
+	if err := InNetns(toNS, func() (err error) {
+		recv, err = net.ListenUDP("udp", &net.UDPAddr{IP: to.AsSlice()})
+		return err
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	defer recv.Close()
+	port := recv.LocalAddr().(*net.UDPAddr).Port
+	if err := InNetns(fromNS, func() error {
+		c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: to.AsSlice(), Port: port})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("kubesalt"))
+		return err
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	recv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, src, err := recv.ReadFromUDPAddrPort(make([]byte, 64))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("no datagram arrived: %w", err)
+	}
+	return src.Addr().Unmap(), nil
+}
