@@ -9,6 +9,7 @@
 {%- set cp = k.control_plane %}
 
 include:
+  - kubernetes.binaries
   - kubernetes.pki
 
 {%- if me.role != 'master' %}

@@ -9,6 +9,7 @@
 {%- set pki = cluster.pki %}
 
 include:
+  - kubernetes.binaries
   - kubernetes.pki
 
 {%- if me.role != 'master' %}

@@ -9,6 +9,7 @@
 {%- set cgroup_driver = 'systemd' if cluster.manager == 'systemd' else 'cgroupfs' %}
 
 include:
+  - kubernetes.binaries
   - kubernetes.pki
 
 {%- if me.role != 'worker' %}

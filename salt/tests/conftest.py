@@ -72,7 +72,19 @@ def controller_mode(pillar):
     return p
 
 
-VARIANTS = {"example": lambda p: p, "dual-stack": dual_stack, "controller": controller_mode}
+def single_master(pillar):
+    p = copy.deepcopy(pillar)
+    for name in ("master-1", "master-2"):
+        del p["kubernetes"]["nodes"][name]
+    return p
+
+
+VARIANTS = {
+    "example": lambda p: p,
+    "dual-stack": dual_stack,
+    "controller": controller_mode,
+    "single-master": single_master,
+}
 
 
 class Cluster:
