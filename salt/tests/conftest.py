@@ -7,8 +7,10 @@ import copy
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,20 +93,27 @@ class Cluster:
     """A pillar tree for every node of one definition, and a minion config
     per node that renders the formula masterless."""
 
-    def __init__(self, base: Path, pillar: dict, local_binaries: Path | None = None):
+    def __init__(self, base: Path, pillar: dict):
         self.base = base
-        self.pillar = pillar
         self.definition = base / "definition.yaml"
-        self.definition.write_text(yaml.safe_dump(pillar))
         self.pki_dir = base / "pki"
+        self.pillar_dir = base / "pillar"
+        self.pillar_dir.mkdir()
+        self.minions = {}
+        self.define(pillar)
+
+    def define(self, pillar: dict):
+        """(Re)define the cluster as the master would: plan (earlier CIDRs
+        kept), issue (certificates kept unless their subject changed), and
+        give every node its ext_pillar share."""
+        self.pillar = pillar
+        self.definition.write_text(yaml.safe_dump(pillar))
         self.plan = run_kubesalt(
-            "cidr", "plan", "--definition", str(self.definition), "--plan", str(base / "plan.json")
+            "cidr", "plan", "--definition", str(self.definition), "--plan", str(self.base / "plan.json")
         )
         run_kubesalt("pki", "issue", "--definition", str(self.definition), "--dir", str(self.pki_dir))
         self.nodes = {n["name"]: n for n in self.plan["data"]["nodes"]}
-        pillar_dir = base / "pillar"
-        pillar_dir.mkdir()
-        (pillar_dir / "cluster.sls").write_text(yaml.safe_dump(pillar))
+        (self.pillar_dir / "cluster.sls").write_text(yaml.safe_dump(pillar))
         top = {"base": {"*": ["cluster"]}}
         for name, node in self.nodes.items():
             bundle = run_kubesalt(
@@ -121,12 +130,9 @@ class Cluster:
                 }
             }
             sls = "node_" + name.replace("-", "_")
-            (pillar_dir / f"{sls}.sls").write_text(json.dumps(ext))
+            (self.pillar_dir / f"{sls}.sls").write_text(json.dumps(ext))
             top["base"][name] = [sls]
-        (pillar_dir / "top.sls").write_text(yaml.safe_dump(top))
-        self.pillar_dir = pillar_dir
-        self.local_binaries = local_binaries
-        self.minions = {}
+        (self.pillar_dir / "top.sls").write_text(yaml.safe_dump(top))
 
     def minion(self, label: str, extra: dict | None = None) -> "Minion":
         """A minion config called label (its id is label unless extra sets
@@ -192,6 +198,24 @@ def local_binaries(directory: Path) -> Path:
     return directory
 
 
+def stop_daemon(pidfile: Path):
+    """Stop a daemon the formula started (manager process) and wait for it."""
+    if not pidfile.exists():
+        return
+    pid = int(pidfile.read_text().strip())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
 def pillar_override(**kubernetes) -> str:
     """A pillar= argument for salt-call, merged over the node's pillar."""
     return "pillar=" + json.dumps({"kubernetes": kubernetes})
@@ -201,7 +225,13 @@ def pillar_override(**kubernetes) -> str:
 def make_cluster(tmp_path_factory):
     made = {}
 
-    def make(variant: str) -> Cluster:
+    def make(variant: str, fresh: bool = False) -> Cluster:
+        """The cluster of a variant, shared by the tests; fresh = one of its
+        own (a test that changes the definition)."""
+        if fresh:
+            key = f"{variant}-{len(made)}"
+            made[key] = Cluster(tmp_path_factory.mktemp(f"cluster-{variant}"), VARIANTS[variant](example_pillar()))
+            return made[key]
         if variant not in made:
             base = tmp_path_factory.mktemp(f"cluster-{variant}")
             made[variant] = Cluster(base, VARIANTS[variant](example_pillar()))

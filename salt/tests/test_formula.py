@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from conftest import FORMULA_SLS, REPO, local_binaries, pillar_override, run_kubesalt
+from conftest import FORMULA_SLS, REPO, local_binaries, pillar_override, run_kubesalt, stop_daemon
 
 # One node of each role, and a master that is not the first one (the first
 # master also applies the RBAC and the Node podCIDRs).
@@ -426,7 +426,90 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
         changed = {k: v["changes"] for k, v in second.items() if v["changes"]}
         assert not changed, changed
     finally:
-        pidfile = minion.root / "run/kubesalt/etcd.pid"
-        if pidfile.exists():
-            subprocess.run(["kill", pidfile.read_text().strip()], check=False)
+        stop_daemon(minion.root / "run/kubesalt/etcd.pid")
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+def test_new_master_joins_the_running_etcd_cluster(make_cluster, tmp_path):
+    """master-0 runs a one-member cluster; master-1 is added to the
+    definition and its etcd state applied: it joins by `member add` and
+    --initial-cluster-state existing, so the cluster keeps its ID and data."""
+    binaries = local_binaries(tmp_path / "binaries")
+    if not (binaries / "etcd").exists() or not (binaries / "etcdctl").exists():
+        pytest.skip("etcd is not installed (Debian etcd-server and etcd-client; make test installs them)")
+    cluster = make_cluster("single-master", fresh=True)
+    pid = os.getpid()
+    nodes = {"master-0": (f"ksf-m0-{pid}", "192.168.170.10"), "master-1": (f"ksf-m1-{pid}", "192.168.170.11")}
+    minions = {name: cluster.minion(name, extra={"id": name}) for name in nodes}
+    override = pillar_override(
+        services={"manager": "process"}, binaries={"source": "local", "local_dir": str(binaries)}
+    )
+
+    def etcdctl(node, *args):
+        ns, ip = nodes[node]
+        pki = minions[node].root / "etc/kubernetes/pki"
+        cmd = ["ip", "netns", "exec", ns, str(binaries / "etcdctl"), f"--endpoints=https://{ip}:2379",
+               f"--cacert={pki}/ca.pem", f"--cert={pki}/etcd-server.pem", f"--key={pki}/etcd-server-key.pem",
+               "--dial-timeout=3s", "-w", "json", *args]  # fmt: skip
+        for _ in range(40):
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if out.returncode == 0:
+                return json.loads(out.stdout)
+            time.sleep(0.5)
+        log = minions[node].root / "var/log/kubernetes/etcd.log"
+        raise AssertionError(
+            f"etcdctl {args} on {node}: {out.stderr}\n{log.read_text()[-3000:] if log.exists() else ''}"
+        )
+
+    def apply(node):
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            nodes[node][0],
+            *minions[node].salt_call_cmd("state.sls", "kubernetes.etcd", override),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        ret = json.loads(out.stdout)["local"]
+        failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+        assert not failed, failed
+
+    for ns, _ in nodes.values():
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        (ns0, _), (ns1, ip1) = nodes["master-0"], nodes["master-1"]
+        veth = ["ip", "link", "add", "eth0", "netns", ns0, "type", "veth", "peer", "name", "eth0", "netns", ns1]
+        subprocess.run(veth, check=True)
+        for ns, ip in nodes.values():
+            for args in (
+                ["addr", "add", ip + "/24", "dev", "eth0"],
+                ["link", "set", "eth0", "up"],
+                ["link", "set", "lo", "up"],
+            ):
+                subprocess.run(["ip", "-n", ns, *args], check=True)
+
+        apply("master-0")
+        before = etcdctl("master-0", "member", "list")
+        assert len(before["members"]) == 1
+        etcdctl("master-0", "put", "kubesalt-test", "kept")
+
+        # master-1 joins the definition: new certificates, a new pillar.
+        pillar = cluster.pillar
+        pillar["kubernetes"]["nodes"]["master-1"] = {"role": "master", "ip": ip1}
+        cluster.define(pillar)
+        apply("master-1")
+
+        after = etcdctl("master-1", "member", "list")
+        assert after["header"]["cluster_id"] == before["header"]["cluster_id"], "the cluster was re-initialised"
+        names = sorted(m.get("name", "") for m in after["members"])
+        assert names == ["master-0", "master-1"], after
+        got = etcdctl("master-1", "get", "kubesalt-test")
+        assert [kv["key"] for kv in got["kvs"]], got
+        launch = (minions["master-1"].root / "etc/kubernetes/launch/etcd.sh").read_text()
+        assert "member add master-1" in launch
+    finally:
+        for name in nodes:
+            stop_daemon(minions[name].root / "run/kubesalt/etcd.pid")
+        for ns, _ in nodes.values():
+            subprocess.run(["ip", "netns", "del", ns], check=False)
