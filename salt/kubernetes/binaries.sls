@@ -23,6 +23,11 @@ kubernetes-bin-{{ name }}:
     - name: {{ paths.bin_dir }}/{{ name }}
     - source: {{ src }}
     - mode: '0755'
+    {%- if name == 'kubesalt' %}
+    {#- The kubesalt_* modules load only where the binary is: reload them
+        once it is installed, for the states later in this same run. #}
+    - reload_modules: True
+    {%- endif %}
     - require:
       - file: kubernetes-bin-dirs
 {%-   else %}{% do missing.append(name) %}
@@ -62,6 +67,7 @@ kubernetes-bin-kubesalt:
     - source_hash: {{ b.kubesalt.sha256 }}
     {%- endif %}
     - mode: '0755'
+    - reload_modules: True
     - require:
       - file: kubernetes-bin-dirs
 

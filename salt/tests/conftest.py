@@ -167,6 +167,12 @@ class Minion:
         (conf / "minion").write_text(yaml.safe_dump(opts))
         self.conf = conf
 
+    def set_option(self, key, value):
+        path = self.conf / "minion"
+        opts = yaml.safe_load(path.read_text())
+        opts[key] = value
+        path.write_text(yaml.safe_dump(opts))
+
     def salt_call_cmd(self, *args):
         return [str(salt_call_bin()), "--local", "-c", str(self.conf), "--out", "json", "--retcode-passthrough", *args]
 

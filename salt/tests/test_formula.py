@@ -306,12 +306,19 @@ def test_routes_state_is_loaded(make_cluster):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
-def test_network_applied_twice_changes_nothing_the_second_time(make_cluster):
-    """The network part applied for real inside a network namespace holding
-    worker-0's address: routes to every other node's pod CIDR (never its
-    own), ip_forward, masquerading; the second run changes nothing."""
+@pytest.mark.parametrize("sls", ["kubernetes.network", "kubernetes"])
+def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, sls):
+    """The network part (and the whole highstate, the lab's way: local
+    binaries, daemons started by the formula) applied for real inside a
+    network namespace holding worker-0's address: routes to every other
+    node's pod CIDR (never its own), ip_forward, masquerading, the worker's
+    files; the second run changes nothing."""
     cluster = make_cluster("example")
-    minion = cluster.minion("worker-0-netns", extra={"id": "worker-0", "kubesalt.bin_dir": str(REPO / "bin")})
+    minion = cluster.minion(f"worker-0-{sls}", extra={"id": "worker-0", "kubesalt.bin_dir": str(REPO / "bin")})
+    binaries = local_binaries(tmp_path / "binaries")
+    override = pillar_override(
+        services={"manager": "process"}, binaries={"source": "local", "local_dir": str(binaries)}
+    )
     ns = f"ksf-{os.getpid()}"
 
     def sh(*args):
@@ -327,7 +334,7 @@ def test_network_applied_twice_changes_nothing_the_second_time(make_cluster):
         salt_call = ["ip", "netns", "exec", ns]
 
         def apply():
-            cmd = [*salt_call, *minion.salt_call_cmd("state.sls", "kubernetes.network")]
+            cmd = [*salt_call, *minion.salt_call_cmd("state.sls", sls, override)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
             ret = json.loads(out.stdout)["local"]
             failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
@@ -339,6 +346,9 @@ def test_network_applied_twice_changes_nothing_the_second_time(make_cluster):
         second = apply()
         changed = {k: v["changes"] for k, v in second.items() if v["changes"]}
         assert not changed, changed
+        if sls == "kubernetes":
+            assert (minion.root / "usr/local/bin/kubesalt").exists()
+            assert (minion.root / "etc/cni/net.d/10-kubesalt-bridge.conflist").exists()
         routes = json.loads(
             subprocess.run(
                 ["ip", "-n", ns, "-j", "route", "show", "proto", "201"], capture_output=True, text=True, check=True
@@ -375,14 +385,18 @@ def test_systemd_manager_units_watch_certificates(make_cluster):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
 def test_etcd_started_without_systemd(make_cluster, tmp_path):
-    """The lab's way (manager process, local binaries): etcd started by the
-    formula inside a namespace holding master-0's address answers over
-    mutual TLS on the issued certificates; a second run changes nothing."""
+    """The lab's way (manager process, local binaries, no Kubernetes
+    binaries): the master's highstate inside a namespace holding master-0's
+    address starts etcd, which answers over mutual TLS on the issued
+    certificates; a second highstate changes nothing."""
     binaries = local_binaries(tmp_path / "binaries")
     if not (binaries / "etcd").exists():
         pytest.skip("etcd is not installed (Debian etcd-server; make test installs it)")
     cluster = make_cluster("single-master")
+    # kubesalt_net loads from where the formula installs kubesalt: not there
+    # before the first run, so the formula reloads the modules after it.
     minion = cluster.minion("master-0-etcd", extra={"id": "master-0"})
+    minion.set_option("kubesalt.bin_dir", str(minion.root / "usr/local/bin"))
     ns = f"ksf-etcd-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     pki = minion.root / "etc/kubernetes/pki"
@@ -400,7 +414,7 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
         )
 
         def apply():
-            cmd = ["ip", "netns", "exec", ns, *minion.salt_call_cmd("state.sls", "kubernetes.etcd", override)]
+            cmd = ["ip", "netns", "exec", ns, *minion.salt_call_cmd("state.apply", "kubernetes", override)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
             ret = json.loads(out.stdout)["local"]
             failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
