@@ -3,6 +3,10 @@
     routes converged with the plan. Reports, changes nothing. -#}
 {%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
 {%- set pki = cluster.pki %}
+
+kubernetes-smoke:
+  test.nop:
+    - name: smoke check of {{ me.name }} ({{ me.role }})
 {%- if me.role == 'master' and cluster.have.etcd %}
 
 kubernetes-smoke-etcd:
@@ -23,9 +27,11 @@ kubernetes-smoke-api:
         echo "changed=no comment='kube-apiserver ready'"
     - stateful: True
 {%- endif %}
+{%- if cluster.route_nodes %}
 
 kubernetes-smoke-routes:
   module.run:
     - kubesalt_net.routes_diff:
       - nodes: {{ cluster.route_nodes | json }}
       - self_name: {{ me.name }}
+{%- endif %}

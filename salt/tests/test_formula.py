@@ -9,7 +9,15 @@ import time
 
 import pytest
 import yaml
-from conftest import FORMULA_SLS, REPO, local_binaries, pillar_override, run_kubesalt, stop_daemon
+from conftest import (
+    FORMULA_SLS,
+    PILLAR_EXAMPLE,
+    REPO,
+    local_binaries,
+    pillar_override,
+    run_kubesalt,
+    stop_daemon,
+)
 
 # One node of each role, and a master that is not the first one (the first
 # master also applies the RBAC and the Node podCIDRs).
@@ -527,3 +535,27 @@ def test_new_master_joins_the_running_etcd_cluster(make_cluster, tmp_path):
             stop_daemon(minions[name].root / "run/kubesalt/etcd.pid")
         for ns, _ in nodes.values():
             subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.mark.parametrize("node", ["master-0", "worker-0"])
+def test_pillar_example_alone_renders_and_says_what_is_missing(make_cluster, tmp_path, node):
+    """pillar.example as is, without the kubesalt ext_pillar: the formula
+    still renders for every role, and the states that need the ext_pillar's
+    data fail with a message naming the pillar key and the fix."""
+    pillar_dir = tmp_path / "pillar"
+    pillar_dir.mkdir()
+    (pillar_dir / "top.sls").write_text("base:\n  '*': [cluster]\n")
+    (pillar_dir / "cluster.sls").write_text(PILLAR_EXAMPLE.read_text())
+    minion = make_cluster("example").minion(
+        f"bare-{node}", extra={"id": node, "pillar_roots": {"base": [str(pillar_dir)]}}
+    )
+    rendered = states_by_id(minion.show_sls(*FORMULA_SLS))
+    _, fun, args = state_args(rendered["kubernetes-pki-no-bundle"])
+    assert fun == "fail_without_changes" and "kubesalt:pki:files" in args["name"] and "ext_pillar" in args["name"]
+    if node.startswith("worker"):
+        _, _, args = state_args(rendered["kubernetes-cni-no-pod-cidr"])
+        assert "kubesalt:pod_cidrs" in args["name"]
+    # Without the plan the routes are left alone: syncing to no CIDRs would
+    # remove every route of a running cluster.
+    _, fun, routes = state_args(rendered["kubernetes-routes"])
+    assert fun == "fail_without_changes" and "kubesalt:nodes" in routes["name"]
