@@ -29,6 +29,8 @@ var commands = []command{
 	{"routes list", "list the routes kubesalt owns", runRoutesList},
 	{"routes flush", "remove every route kubesalt owns", runRoutesFlush},
 	{"nodes discover", "read nodes and pod CIDRs from `kubectl get nodes -o json`", runNodesDiscover},
+	{"status record", "record one Salt job return in the status store", runStatusRecord},
+	{"status show", "show every node: routes converged, last report, certificates, VM", runStatusShow},
 	{"pki issue", "issue the CA and every certificate, kubeconfig and key the cluster needs", pkiIssue},
 	{"pki check", "show every certificate's subject, SANs and expiry; fail when one is due", pkiCheck},
 	{"pki bundle", "print exactly the PKI material one node needs, for its pillar", pkiBundle},

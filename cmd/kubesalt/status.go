@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubesalt/kubesalt/internal/cidr"
+	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/saltio"
+	"github.com/kubesalt/kubesalt/internal/status"
+)
+
+const defaultStatusDB = "/var/lib/kubesalt/status.db"
+
+func runStatusRecord(s *streams, args []string) int {
+	var c common
+	var db string
+	fs := newFlags(s, "status record", &c)
+	fs.StringVar(&db, "db", defaultStatusDB, "the status store (bbolt file)")
+	if code, ok := parse(fs, &c, args); !ok {
+		return code
+	}
+	in, err := io.ReadAll(s.stdin)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	returns, err := parseJobReturns(in)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+	}
+	// Validate every return before writing any.
+	now := time.Now()
+	var facts []status.Facts
+	var ignored []string
+	for _, jr := range returns {
+		f, err := status.Extract(jr, now)
+		if err != nil {
+			return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+		}
+		if !status.Relevant(jr.Fun) {
+			ignored = append(ignored, jr.ID+" "+jr.Fun)
+			continue
+		}
+		facts = append(facts, f)
+	}
+	recorded := map[string]any{}
+	for _, f := range facts {
+		recorded[f.Minion] = summarize(f)
+	}
+	if !c.test && len(facts) > 0 {
+		st, err := status.Open(db)
+		if err != nil {
+			return saltio.Fail(s.stdout, s.stderr, err)
+		}
+		defer st.Close()
+		for _, f := range facts {
+			if err := st.Apply(f); err != nil {
+				return saltio.Fail(s.stdout, s.stderr, fmt.Errorf("recording the return of %s: %w", f.Minion, err))
+			}
+		}
+	}
+	changes := map[string]any{}
+	if len(recorded) > 0 {
+		changes["recorded"] = recorded
+	}
+	verb := "recorded"
+	if c.test {
+		verb = "would record"
+	}
+	comment := fmt.Sprintf("%s %d job return(s) in %s", verb, len(facts), db)
+	if len(ignored) > 0 {
+		comment += fmt.Sprintf("; ignored %d that kubesalt does not track (%s)", len(ignored), strings.Join(ignored, ", "))
+	}
+	res := saltio.Result{Result: saltio.Outcome(c.test, len(facts) > 0, false), Changes: changes, Comment: comment}
+	return emit(s, &c, res, nil)
+}
+
+// parseJobReturns accepts one job return or a list of them (event_return
+// hands the returner a batch).
+func parseJobReturns(in []byte) ([]status.JobReturn, error) {
+	in = bytes.TrimSpace(in)
+	hint := "give one Salt job return ({\"id\", \"fun\", \"jid\", \"return\", ...}) on standard input"
+	if len(in) == 0 {
+		return nil, fmt.Errorf("no input; %s", hint)
+	}
+	var list []status.JobReturn
+	if in[0] == '[' {
+		if err := json.Unmarshal(in, &list); err != nil {
+			return nil, fmt.Errorf("job returns: not valid JSON (%v); %s", err, hint)
+		}
+		return list, nil
+	}
+	var one status.JobReturn
+	if err := json.Unmarshal(in, &one); err != nil {
+		return nil, fmt.Errorf("job return: not valid JSON (%v); %s", err, hint)
+	}
+	return []status.JobReturn{one}, nil
+}
+
+func summarize(f status.Facts) map[string]any {
+	out := map[string]any{"fun": f.Fun, "at": f.At}
+	if f.Routes != nil {
+		out["routes"] = fmt.Sprintf("%d desired, %d added, %d replaced, %d removed, %d failed, %d conflicts",
+			f.Routes.Desired, f.Routes.Added, f.Routes.Replaced, f.Routes.Removed, len(f.Routes.Failed), len(f.Routes.Conflicts))
+	}
+	if f.PodCIDRs != nil {
+		out["pod_cidrs"] = f.PodCIDRs
+	}
+	if len(f.Certificates) > 0 {
+		out["certificates"] = len(f.Certificates)
+	}
+	if len(f.VMs) > 0 || len(f.VMsRemoved) > 0 {
+		vms := map[string]string{}
+		for _, vm := range f.VMs {
+			vms[vm.Name] = vm.State
+		}
+		for _, n := range f.VMsRemoved {
+			vms[n] = "removed"
+		}
+		out["vms"] = vms
+	}
+	return out
+}
+
+func runStatusShow(s *streams, args []string) int {
+	var c common
+	var db, defFile, planFile string
+	var expiring int
+	fs := newFlags(s, "status show", &c)
+	fs.StringVar(&db, "db", defaultStatusDB, "the status store (bbolt file)")
+	fs.StringVar(&defFile, "definition", "", "cluster definition (YAML or JSON; - for stdin): every node, its role and IPs")
+	fs.StringVar(&planFile, "plan", "", "the pod CIDR plan file of `kubesalt cidr plan`")
+	fs.IntVar(&expiring, "expiring-days", status.DefaultExpiringDays, "a certificate with at most this many days left is expiring")
+	if code, ok := parse(fs, &c, args); !ok {
+		return code
+	}
+	nodes, planChanged, err := clusterNodes(s, defFile, planFile)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	st, err := status.OpenReadOnly(db)
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	defer st.Close()
+	snap, err := st.Read()
+	if err != nil {
+		return saltio.Fail(s.stdout, s.stderr, err)
+	}
+	v := status.Show(snap, nodes, planChanged, expiring)
+	sum := v.Summary
+	comment := fmt.Sprintf("%d nodes: %d with routes converged, %d not reported since the plan changed, %d certificates expiring within %d days",
+		sum.Nodes, sum.Converged, sum.NotReported, sum.CertificatesExpiring, expiring)
+	res := saltio.Result{Result: saltio.Bool(true), Comment: comment, Data: v}
+	return emit(s, &c, res, func(w io.Writer) {
+		row(w, "NODE", "ROLE", "IPS", "POD CIDRS", "LAST RUN", "ROUTES", "VM", "CERT DAYS")
+		for _, n := range v.Nodes {
+			last := "never"
+			if n.LastRun != nil {
+				last = n.LastRun.Format(time.RFC3339)
+				if !n.ReportedSincePlan {
+					last += " (before plan)"
+				}
+			}
+			routes := "converged"
+			if !n.Routes.Converged {
+				routes = "NO: " + n.Routes.Why
+			}
+			days := "-"
+			if len(n.Certificates) > 0 {
+				days = fmt.Sprint(n.Certificates[0].DaysLeft)
+			}
+			row(w, n.Name, orNone(n.Role), orNone(strings.Join(n.IPs, ",")), orNone(strings.Join(n.PodCIDRs, ",")),
+				last, routes, orNone(n.VMState), days)
+		}
+		for _, m := range v.OtherMinions {
+			row(w, m.ID, "(minion)", "-", "-", m.LastRun.Format(time.RFC3339), "-", "-", "-")
+		}
+		for _, cert := range v.CertificatesExpiring {
+			row(w, "cert "+cert.Name, "expiring", "-", "-", cert.NotAfter.Format(time.RFC3339), "-", "-", cert.DaysLeft)
+		}
+	})
+}
+
+// clusterNodes reads the node list from the definition and the plan, and
+// when the plan last changed (the planner rewrites the file only then).
+func clusterNodes(s *streams, defFile, planFile string) ([]cluster.Member, time.Time, error) {
+	var planned map[string][]netip.Prefix
+	var changed time.Time
+	// A plan file not written yet is no plan: the definition's pins stand.
+	if _, err := os.Stat(planFile); planFile != "" && err == nil {
+		plan, err := cidr.ReadPlan(planFile)
+		if err != nil {
+			return nil, changed, saltio.BadInput(err)
+		}
+		planned = plan.Nodes
+		if fi, err := os.Stat(planFile); err == nil {
+			changed = fi.ModTime()
+		}
+	}
+	if defFile == "" {
+		if planned == nil {
+			return nil, changed, nil
+		}
+		var nodes []cluster.Member
+		for name, p := range planned {
+			nodes = append(nodes, cluster.Member{Name: name, PodCIDRs: p})
+		}
+		sortMembers(nodes)
+		return nodes, changed, nil
+	}
+	def, err := loadDefinition(s, defFile)
+	if err != nil {
+		return nil, changed, err
+	}
+	if planned == nil {
+		planned = map[string][]netip.Prefix{}
+		for _, n := range def.Nodes {
+			planned[n.Name] = n.Pods
+		}
+	}
+	return def.Members(planned), changed, nil
+}
+
+func sortMembers(ms []cluster.Member) {
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

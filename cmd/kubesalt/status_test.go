@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestStatusRecordAndShow(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "status.db")
+	plan := filepath.Join(dir, "plan.json")
+	def := filepath.Join("..", "..", "pillar.example")
+	if _, code, errs := call(t, "", "cidr", "plan", "--definition", def, "--plan", plan); code != 0 {
+		t.Fatalf("cidr plan: %d %s", code, errs)
+	}
+	ret := `{"id": "worker-0", "fun": "kubesalt_net.routes_sync", "fun_args": [], "jid": "1", "success": true,
+	  "return": {"result": true, "changes": {}, "comment": "", "data": {"desired": 5, "present": 5}}}`
+
+	// --test records nothing.
+	r, code, _ := call(t, ret, "status", "record", "--db", db, "--test")
+	if code != 0 || r.Result != nil || r.Changes["recorded"] == nil {
+		t.Fatalf("record --test: %d %+v", code, r)
+	}
+	r, _, _ = call(t, "", "status", "show", "--db", db, "--definition", def, "--plan", plan)
+	if !strings.Contains(r.Comment, "6 nodes: 0 with routes converged") {
+		t.Fatalf("--test wrote to the store: %s", r.Comment)
+	}
+
+	if r, code, errs := call(t, ret, "status", "record", "--db", db); code != 0 || r.Result == nil || !*r.Result {
+		t.Fatalf("record: %d %+v %s", code, r, errs)
+	}
+	// Unrelated functions are ignored, bad input is exit 2.
+	if r, code, _ := call(t, `{"id": "worker-0", "fun": "test.ping", "return": true}`, "status", "record", "--db", db); code != 0 || len(r.Changes) != 0 {
+		t.Errorf("test.ping: %d %+v", code, r)
+	}
+	for _, bad := range []string{"", "{", `{"fun": "state.apply"}`} {
+		if r, code, _ := call(t, bad, "status", "record", "--db", db); code != 2 || r.Result == nil || *r.Result {
+			t.Errorf("bad input %q: exit %d %+v", bad, code, r)
+		}
+	}
+
+	r, code, _ = call(t, "", "status", "show", "--db", db, "--definition", def, "--plan", plan)
+	if code != 0 {
+		t.Fatalf("show: %d", code)
+	}
+	var v struct {
+		Nodes []struct {
+			Name     string   `json:"name"`
+			IPs      []string `json:"ips"`
+			PodCIDRs []string `json:"pod_cidrs"`
+			Routes   struct {
+				Converged bool `json:"converged"`
+				Expected  int  `json:"expected"`
+			} `json:"routes"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(r.Data, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Nodes) != 6 {
+		t.Fatalf("%d nodes, want the 6 of pillar.example", len(v.Nodes))
+	}
+	for _, n := range v.Nodes {
+		if len(n.PodCIDRs) != 1 || len(n.IPs) != 1 {
+			t.Errorf("%s: ips %v pod cidrs %v", n.Name, n.IPs, n.PodCIDRs)
+		}
+		if want := n.Name == "worker-0"; n.Routes.Converged != want || n.Routes.Expected != 5 {
+			t.Errorf("%s: converged %v (want %v), expected %d", n.Name, n.Routes.Converged, want, n.Routes.Expected)
+		}
+	}
+
+	var out strings.Builder
+	code = run(&streams{strings.NewReader(""), &out, &out}, []string{"status", "show", "--db", db, "--definition", def, "--plan", plan, "--output", "table"})
+	if code != 0 || !strings.Contains(out.String(), "worker-0") || !strings.Contains(out.String(), "converged") || !strings.Contains(out.String(), "never") {
+		t.Errorf("table: %d\n%s", code, out.String())
+	}
+}
+
+func TestStatusShowWithoutPlanFile(t *testing.T) {
+	dir := t.TempDir()
+	r, code, errs := call(t, "", "status", "show", "--db", filepath.Join(dir, "none.db"),
+		"--definition", filepath.Join("..", "..", "pillar.example"), "--plan", filepath.Join(dir, "missing.json"))
+	if code != 0 || !strings.Contains(r.Comment, "6 nodes: 0 with routes converged, 6 not reported") {
+		t.Fatalf("%d %+v %s", code, r, errs)
+	}
+	if strings.Contains(string(r.Data), `"plan_changed"`) {
+		t.Errorf("a missing plan has a change time: %s", r.Data)
+	}
+}

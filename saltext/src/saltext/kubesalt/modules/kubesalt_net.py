@@ -1,0 +1,136 @@
+"""
+Pod CIDR planning, route reconciliation and node discovery: ``kubesalt cidr``,
+``kubesalt routes`` and ``kubesalt nodes``. Each function returns the
+binary's JSON result ``{"result", "changes", "comment", "data"}``.
+
+Options: ``kubesalt.bin_dir`` (default /usr/local/bin), ``kubesalt.timeout``,
+``kubesalt.plan_file``.
+"""
+
+import saltext.kubesalt.utils.binary as kb
+
+__virtualname__ = "kubesalt_net"
+
+
+def __virtual__():
+    reason = kb.missing(__opts__, kb.KUBESALT) or kb.netlink_missing()
+    if reason:
+        return False, f"kubesalt_net: {reason}"
+    return __virtualname__
+
+
+def _run(args, stdin=None):
+    return kb.run(__opts__, kb.KUBESALT, args, stdin)
+
+
+def plan(definition=None, plan_file=None, test=None):
+    """
+    Plan every node's pod CIDR(s), keeping earlier assignments.
+
+    definition
+        The cluster definition: a file, the data, or (default) this
+        minion's ``kubernetes`` pillar.
+    plan_file
+        The plan kept between runs (default ``kubesalt.plan_file``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_net.plan test=True
+    """
+    args, stdin = kb.definition_input(definition, __pillar__)
+    plan_file = plan_file or kb.option(__opts__, "plan_file", kb.DEFAULT_PLAN_FILE)
+    return _run(
+        ["cidr", "plan", *args, "--plan", plan_file, *kb.flags(test=kb.test_mode(__opts__, test))], stdin
+    )
+
+
+def _routes_args(nodes, self_name, netns, protocol, table):
+    args, stdin = kb.nodes_input(nodes, __pillar__)
+    if self_name is None:
+        # The ext_pillar names this minion's node; without it the binary
+        # takes the node whose IP is local.
+        self_name = (__pillar__.get("kubesalt") or {}).get("node")
+    return args + kb.flags(self=self_name, netns=netns, protocol=protocol, table=table), stdin
+
+
+def routes_sync(nodes=None, self_name=None, netns=None, adopt=False, test=None, protocol=None, table=None):
+    """
+    Program a route to every other node's pod CIDR(s) and remove stale ones.
+
+    nodes
+        The node list: a file, the list, or (default) ``kubesalt:nodes``
+        from the kubesalt ext_pillar.
+    self_name
+        This node's name (default ``kubesalt:node`` from pillar, else the
+        node whose IP is local). Its own CIDR is never routed.
+    netns
+        Program the routes inside this network namespace.
+    adopt
+        Take over foreign routes to the same destinations instead of
+        reporting them as conflicts.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_net.routes_sync test=True
+    """
+    args, stdin = _routes_args(nodes, self_name, netns, protocol, table)
+    args += kb.flags(adopt=bool(adopt), test=kb.test_mode(__opts__, test))
+    return _run(["routes", "sync", *args], stdin)
+
+
+def routes_diff(nodes=None, self_name=None, netns=None, adopt=False, protocol=None, table=None):
+    """
+    What routes_sync would change; applies nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_net.routes_diff
+    """
+    args, stdin = _routes_args(nodes, self_name, netns, protocol, table)
+    return _run(["routes", "diff", *args, *kb.flags(adopt=bool(adopt))], stdin)
+
+
+def routes_list(netns=None, protocol=None, table=None):
+    """
+    The routes kubesalt owns (``data.routes``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_net.routes_list
+    """
+    return _run(["routes", "list", *kb.flags(netns=netns, protocol=protocol, table=table)])
+
+
+def routes_flush(netns=None, test=None):
+    """
+    Remove every route kubesalt owns.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt worker-3 kubesalt_net.routes_flush
+    """
+    return _run(["routes", "flush", *kb.flags(netns=netns, test=kb.test_mode(__opts__, test))])
+
+
+def discover(file=None, kubectl=None, kubeconfig=None):
+    """
+    Nodes and pod CIDRs as Kubernetes sees them (``kubectl get nodes -o
+    json``, run by the binary, or read from ``file``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master-0 kubesalt_net.discover kubeconfig=/etc/kubernetes/admin.kubeconfig
+    """
+    return _run(["nodes", "discover", *kb.flags(file=file, kubectl=kubectl, kubeconfig=kubeconfig)])

@@ -1,0 +1,154 @@
+"""
+Each cluster minion's pod CIDR(s), the cluster's node list and the minion's
+own PKI bundle, from ``kubesalt cidr plan`` and ``kubesalt pki bundle``.
+
+.. code-block:: yaml
+
+    ext_pillar:
+      - kubesalt:
+          # The definition: a file, or (default) the minion's kubernetes pillar.
+          definition: /srv/kubesalt/cluster.yaml
+          # The plan, kept on the master so CIDRs stay put across pillar
+          # refreshes and master restarts (default kubesalt.plan_file).
+          plan_file: /var/lib/kubesalt/plan.json
+          # The CA host's PKI directory; omit to hand out no certificates.
+          pki_dir: /var/lib/kubesalt/pki
+
+A cluster minion (its id is a node name, or a node name followed by a domain)
+gets::
+
+    kubesalt:
+      node: worker-0
+      role: worker
+      ips: [192.168.170.20]
+      pod_cidrs: [10.200.3.0/24]
+      nodes: [{name, role, ips, pod_cidrs}, ...]   # every node, for routes
+      pki: {node, role, files: {<path>: {contents, mode}}}   # its own only
+
+When the plan cannot be made (a bad definition, an exhausted range) the
+error goes to the master log and the last good plan, cached next to the plan
+file, is served: a CIDR is never handed out that another node holds.
+"""
+
+import json
+import logging
+import os
+import tempfile
+
+import saltext.kubesalt.utils.binary as kb
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "kubesalt"
+
+
+def __virtual__():
+    reason = kb.missing(__opts__, kb.KUBESALT)
+    if reason:
+        return False, f"kubesalt ext_pillar: {reason}"
+    return __virtualname__
+
+
+def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None):  # pylint: disable=unused-argument
+    plan_file = plan_file or kb.option(__opts__, "plan_file", kb.DEFAULT_PLAN_FILE)
+    if definition is None and not pillar.get("kubernetes"):
+        return {}  # not a cluster minion: no definition reaches it
+    try:
+        def_args, def_stdin = kb.definition_input(definition, pillar)
+    except kb.KubesaltError as exc:
+        log.error("kubesalt ext_pillar for %s: %s", minion_id, exc)
+        return {}
+
+    nodes = _plan(minion_id, def_args, def_stdin, plan_file)
+    if nodes is None:
+        return {}
+    node = _own_node(minion_id, nodes)
+    if node is None:
+        return {}
+    own = {
+        "node": node["name"],
+        "role": node.get("role"),
+        "ips": node.get("ips", []),
+        "pod_cidrs": node.get("pod_cidrs", []),
+        "nodes": nodes,
+    }
+    if pki_dir:
+        try:
+            res = kb.run(
+                __opts__,
+                kb.KUBESALT,
+                ["pki", "bundle", "--node", node["name"], "--dir", pki_dir, *def_args],
+                def_stdin,
+            )
+            own["pki"] = res.get("data") or {}
+        except kb.KubesaltError as exc:
+            log.error(
+                "kubesalt ext_pillar: no PKI bundle for %s (its pillar has no kubesalt:pki): %s",
+                minion_id,
+                exc,
+            )
+    return {"kubesalt": own}
+
+
+def _plan(minion_id, def_args, def_stdin, plan_file):
+    """The node list of the plan, or of the last good plan on failure."""
+    cache = plan_file + ".last-good.json"
+    try:
+        res = kb.run(__opts__, kb.KUBESALT, ["cidr", "plan", *def_args, "--plan", plan_file], def_stdin)
+        nodes = (res.get("data") or {}).get("nodes")
+        if not isinstance(nodes, list):
+            raise kb.KubesaltError("kubesalt cidr plan: its result has no data.nodes list")
+    except kb.KubesaltError as exc:
+        cached = _read_cache(cache)
+        if cached is None:
+            log.error(
+                "kubesalt ext_pillar: cannot plan pod CIDRs for %s and no earlier plan is cached (%s); "
+                "its pillar has no kubesalt key until the definition is fixed: %s",
+                minion_id,
+                cache,
+                exc,
+            )
+            return None
+        log.error(
+            "kubesalt ext_pillar: cannot plan pod CIDRs for %s; serving the last good plan from %s "
+            "until the definition is fixed: %s",
+            minion_id,
+            cache,
+            exc,
+        )
+        return cached
+    _write_cache(cache, nodes)
+    return nodes
+
+
+def _own_node(minion_id, nodes):
+    """The node this minion is: its id, or its id's first label."""
+    by_name = {n.get("name"): n for n in nodes}
+    return by_name.get(minion_id) or by_name.get(minion_id.split(".", 1)[0])
+
+
+def _read_cache(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            nodes = json.load(f)
+        return nodes if isinstance(nodes, list) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_cache(path, nodes):
+    """Atomically (temp file, rename), so a reader never sees half a plan."""
+    data = json.dumps(nodes, sort_keys=True)
+    try:
+        if _read_cache(path) == nodes:
+            return
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kubesalt-plan-cache-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("kubesalt ext_pillar: cannot cache the plan in %s: %s", path, exc)

@@ -1,0 +1,58 @@
+"""
+Routes to every other node's pod CIDR, kept right by ``kubesalt routes sync``.
+
+.. code-block:: yaml
+
+    pod-routes:
+      kubesalt_net.routes_synced: []
+"""
+
+__virtualname__ = "kubesalt_net"
+
+import saltext.kubesalt.utils.binary as kb  # noqa: E402
+import saltext.kubesalt.utils.state as ks  # noqa: E402
+
+
+def __virtual__():
+    reason = kb.missing(__opts__, kb.KUBESALT) or kb.netlink_missing()
+    if reason:
+        return False, f"kubesalt_net: {reason}"
+    return __virtualname__
+
+
+def routes_synced(name, nodes=None, netns=None, adopt=False, self_name=None, protocol=None, table=None):
+    """
+    Every other node's pod CIDR is routed via its host IP; stale kubesalt
+    routes are gone; foreign routes to the same destinations are reported as
+    conflicts (or taken over with ``adopt: True``).
+
+    nodes
+        The node list (a file or a list); default ``kubesalt:nodes``, the
+        cluster's node list from the kubesalt ext_pillar. This minion's own
+        node is excluded by the binary.
+    netns
+        Program the routes inside this network namespace.
+    """
+    test = bool(__opts__.get("test"))
+    own = __pillar__.get("kubesalt") or {}
+    ret = ks.call(
+        name,
+        "routes sync",
+        test,
+        __salt__["kubesalt_net.routes_sync"],
+        nodes=nodes,
+        self_name=self_name,
+        netns=netns,
+        adopt=adopt,
+        test=test,
+        protocol=protocol,
+        table=table,
+    )
+    if "kubesalt" in ret:
+        pods = own.get("pod_cidrs")
+        # Plain values: Salt 3008 wraps pillar in masking containers.
+        ret["kubesalt"].update(
+            node=str(self_name or own.get("node") or ""),
+            pod_cidrs=None if pods is None else [str(p) for p in pods],
+        )
+    return ret

@@ -1,0 +1,80 @@
+"""The ext_pillar with the real kubesalt binary: plans, caches, hands out bundles."""
+
+import json
+import logging
+import subprocess
+
+import pytest
+import yaml
+
+import saltext.kubesalt.pillar.kubesalt as ext
+
+from .conftest import CLUSTER
+
+
+@pytest.fixture
+def configure_loader_modules(kubesalt_bin_dir):
+    return {ext: {"__opts__": {"kubesalt.bin_dir": str(kubesalt_bin_dir)}}}
+
+
+@pytest.fixture
+def pillar():
+    return yaml.safe_load(CLUSTER)
+
+
+def test_each_minion_its_own_cidr_and_every_node(tmp_path, pillar):
+    plan = str(tmp_path / "plan.json")
+    w0 = ext.ext_pillar("worker-0", pillar, plan_file=plan)["kubesalt"]
+    w1 = ext.ext_pillar("worker-1.example.org", pillar, plan_file=plan)["kubesalt"]
+    assert w0["node"] == "worker-0" and w1["node"] == "worker-1"
+    assert w0["ips"] == ["192.168.170.20"]
+    assert len(w0["pod_cidrs"]) == 1 and w0["pod_cidrs"] != w1["pod_cidrs"]
+    assert [n["name"] for n in w0["nodes"]] == ["master-0", "worker-0", "worker-1"]
+    assert w0["nodes"] == w1["nodes"]
+    # Stable: planning again (a refresh) gives the same blocks.
+    assert ext.ext_pillar("worker-0", pillar, plan_file=plan)["kubesalt"]["pod_cidrs"] == w0["pod_cidrs"]
+    # Not a cluster minion, or no definition: nothing.
+    assert ext.ext_pillar("hypervisor", pillar, plan_file=plan) == {}
+    assert ext.ext_pillar("worker-0", {}, plan_file=plan) == {}
+
+
+def test_definition_file(tmp_path, cluster_file):
+    got = ext.ext_pillar("master-0", {}, definition=str(cluster_file), plan_file=str(tmp_path / "p.json"))
+    assert got["kubesalt"]["role"] == "master"
+
+
+def test_bad_definition_serves_last_good_plan(tmp_path, pillar, caplog):
+    plan = str(tmp_path / "plan.json")
+    good = ext.ext_pillar("worker-0", pillar, plan_file=plan)["kubesalt"]
+    bad = json.loads(json.dumps(pillar))
+    bad["kubernetes"]["nodes"]["worker-1"]["ip"] = "192.168.171.21"  # outside node_cidr
+    with caplog.at_level(logging.ERROR):
+        served = ext.ext_pillar("worker-0", bad, plan_file=plan)["kubesalt"]
+    assert served == good
+    assert "serving the last good plan" in caplog.text
+    assert "kubernetes:nodes:worker-1:ip" in caplog.text  # the binary's message names the field
+
+
+def test_bad_definition_without_cache(tmp_path, pillar, caplog):
+    pillar["kubernetes"]["network"]["cluster_cidr"] = "10.200.0.0/33"
+    with caplog.at_level(logging.ERROR):
+        assert ext.ext_pillar("worker-0", pillar, plan_file=str(tmp_path / "plan.json")) == {}
+    assert "no earlier plan is cached" in caplog.text and "kubernetes:network:cluster_cidr" in caplog.text
+
+
+def test_own_bundle_only(tmp_path, pillar, cluster_file, kubesalt_bin_dir):
+    pki = tmp_path / "pki"
+    subprocess.run(
+        [kubesalt_bin_dir / "kubesalt", "pki", "issue", "--definition", cluster_file, "--dir", pki],
+        check=True,
+        capture_output=True,
+    )
+    plan = str(tmp_path / "plan.json")
+    w0 = ext.ext_pillar("worker-0", pillar, plan_file=plan, pki_dir=str(pki))["kubesalt"]["pki"]
+    w1 = ext.ext_pillar("worker-1", pillar, plan_file=plan, pki_dir=str(pki))["kubesalt"]["pki"]
+    assert w0["node"] == "worker-0" and "kubelet-key.pem" in w0["files"]
+    assert w0["files"]["kubelet-key.pem"]["mode"] == "0600"
+    assert w0["files"]["kubelet-key.pem"]["contents"] != w1["files"]["kubelet-key.pem"]["contents"]
+    assert w0["files"]["kubelet-key.pem"]["contents"] not in json.dumps(w1)
+    for key in pki.rglob("ca*key*"):
+        assert key.read_text().strip() not in json.dumps(w0) + json.dumps(w1), f"{key} in a pillar"

@@ -1,0 +1,212 @@
+"""
+Argument building of the execution modules: what command line and what
+standard input each function hands the binary (the run itself is captured).
+"""
+
+import pytest
+
+import saltext.kubesalt.modules.kubesalt_net as net
+import saltext.kubesalt.modules.kubesalt_pki as pki
+import saltext.kubesalt.modules.kubesalt_virt as virt
+import saltext.kubesalt.utils.binary as kb
+
+DEFINITION = {"nodes": {"worker-0": {"role": "worker", "ip": "192.168.170.20"}}}
+NODES = [{"name": "worker-0", "ips": ["192.168.170.20"], "pod_cidrs": ["10.200.0.0/24"]}]
+OK = {"result": True, "changes": {}, "comment": "", "data": {}}
+
+events = []
+
+
+@pytest.fixture
+def configure_loader_modules():
+    events.clear()
+    opts = {"kubesalt.bin_dir": "/opt/ks", "test": False}
+    pillar = {"kubernetes": DEFINITION, "kubesalt": {"node": "worker-0", "nodes": NODES}}
+    salt = {"event.send": lambda tag, data: events.append((tag, data)) or True}
+    ctx = {}
+    return {
+        mod: {"__opts__": opts, "__pillar__": pillar, "__salt__": salt, "__context__": ctx}
+        for mod in (net, pki, virt)
+    }
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    seen = []
+
+    def run(opts, binary, args, stdin=None, timeout=None):
+        seen.append((binary, list(args), stdin))
+        return seen_result[0]
+
+    seen_result = [OK]
+    monkeypatch.setattr(kb, "run", run)
+    return seen
+
+
+def test_plan_defaults_to_pillar_definition(calls):
+    net.plan()
+    binary, args, stdin = calls[0]
+    assert binary == "kubesalt"
+    assert args == ["cidr", "plan", "--definition", "-", "--plan", "/var/lib/kubesalt/plan.json"]
+    assert stdin == DEFINITION
+
+
+def test_plan_file_definition_and_test(calls):
+    net.plan(definition="/srv/cluster.yaml", plan_file="/tmp/p.json", test=True)
+    assert calls[0][1] == [
+        "cidr",
+        "plan",
+        "--definition",
+        "/srv/cluster.yaml",
+        "--plan",
+        "/tmp/p.json",
+        "--test",
+    ]
+    assert calls[0][2] is None
+
+
+def test_test_mode_follows_opts(calls):
+    net.__opts__["test"] = True
+    try:
+        net.routes_sync()
+    finally:
+        net.__opts__["test"] = False
+    assert "--test" in calls[0][1]
+
+
+def test_routes_sync_from_ext_pillar(calls):
+    net.routes_sync(netns="ns1", adopt=True)
+    binary, args, stdin = calls[0]
+    assert args == ["routes", "sync", "--nodes", "-", "--self", "worker-0", "--netns", "ns1", "--adopt"]
+    assert stdin == NODES
+
+
+def test_routes_sync_explicit_nodes_file(calls):
+    net.routes_sync(nodes="/tmp/nodes.json", self_name="w1", protocol=202, table=100, test=True)
+    assert calls[0][1] == [
+        "routes", "sync", "--nodes", "/tmp/nodes.json", "--self", "w1",
+        "--protocol", "202", "--table", "100", "--test",
+    ]  # fmt: skip
+
+
+def test_routes_without_node_list(calls):
+    net.__pillar__.pop("kubesalt")
+    try:
+        with pytest.raises(kb.KubesaltError, match="no node list.*kubesalt ext_pillar"):
+            net.routes_sync()
+    finally:
+        net.__pillar__["kubesalt"] = {"node": "worker-0", "nodes": NODES}
+    assert not calls
+
+
+def test_routes_diff_list_flush_discover(calls):
+    net.routes_diff(nodes=NODES, self_name="w")
+    net.routes_list(netns="n")
+    net.routes_flush(netns="n", test=True)
+    net.discover(kubeconfig="/etc/k/admin.kubeconfig")
+    assert [c[1] for c in calls] == [
+        ["routes", "diff", "--nodes", "-", "--self", "w"],
+        ["routes", "list", "--netns", "n"],
+        ["routes", "flush", "--netns", "n", "--test"],
+        ["nodes", "discover", "--kubeconfig", "/etc/k/admin.kubeconfig"],
+    ]
+
+
+def test_no_definition(calls):
+    pki.__pillar__.pop("kubernetes")
+    try:
+        with pytest.raises(kb.KubesaltError, match="no cluster definition"):
+            pki.issue()
+    finally:
+        pki.__pillar__["kubernetes"] = DEFINITION
+
+
+def test_pki(calls):
+    pki.issue(pki_dir="/p", renew_before="720h", reissue="kube-apiserver")
+    pki.bundle("worker-0", pki_dir="/p")
+    pki.check()
+    assert [c[1] for c in calls] == [
+        [
+            "pki",
+            "issue",
+            "--definition",
+            "-",
+            "--dir",
+            "/p",
+            "--renew-before",
+            "720h",
+            "--reissue",
+            "kube-apiserver",
+        ],
+        ["pki", "bundle", "--node", "worker-0", "--dir", "/p", "--definition", "-"],
+        ["pki", "check", "--dir", "/var/lib/kubesalt/pki"],
+    ]
+
+
+def test_pki_check_due_returns_the_result(monkeypatch):
+    due = {"result": False, "changes": {}, "comment": "1 due", "data": {"certificates": [{"days_left": 3}]}}
+
+    def run(*a, **k):
+        raise kb.KubesaltError("failed", result=due, retcode=1)
+
+    monkeypatch.setattr(kb, "run", run)
+    assert pki.check() == due
+    assert pki.__context__["retcode"] == 1
+
+
+def test_virt_args(calls):
+    virt.network_ensure(connect="test:///default", update=True)
+    virt.node_ensure(node=["worker-0", "worker-1"], master_pki_dir="/etc/salt/pki/master", test=True)
+    virt.node_remove("worker-0")
+    virt.list_(connect="test:///default")
+    assert [(c[0], c[1]) for c in calls] == [
+        ("kubesalt-virt", ["network", "ensure", "--definition", "-",
+                           "--connect", "test:///default", "--update"]),
+        ("kubesalt-virt", ["node", "ensure", "--definition", "-", "--node", "worker-0", "--node", "worker-1",
+                           "--master-pki-dir", "/etc/salt/pki/master", "--test"]),
+        ("kubesalt-virt", ["node", "remove", "--definition", "-", "--node", "worker-0"]),
+        ("kubesalt-virt", ["list", "--connect", "test:///default"]),
+    ]  # fmt: skip
+    assert not events, "test mode fired an event"
+
+
+def test_virt_fires_created_events(monkeypatch):
+    res = {
+        "result": True,
+        "changes": {"worker-0": {"created": ["disk", "seed", "domain"]}, "worker-1": {"fixed": ["started"]}},
+        "comment": "",
+        "data": {"nodes": {"worker-0": {"state": "running", "ip": "192.168.170.20"}}},
+    }
+    monkeypatch.setattr(kb, "run", lambda *a, **k: res)
+    assert virt.node_ensure() == res
+    assert events == [
+        (
+            "kubesalt/virt/worker-0/created",
+            {
+                "node": "worker-0",
+                "created": ["disk", "seed", "domain"],
+                "state": "running",
+                "ip": "192.168.170.20",
+            },
+        )
+    ]
+
+
+def test_virtual_without_binary(tmp_path):
+    for mod in (net, pki, virt):
+        mod.__opts__["kubesalt.bin_dir"] = str(tmp_path)
+        ok, reason = mod.__virtual__()
+        assert ok is False and "binary is not at" in reason and "kubesalt.bin_dir" in reason
+
+
+def test_virtual_without_netlink(monkeypatch, tmp_path):
+    exe = tmp_path / "kubesalt"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    net.__opts__["kubesalt.bin_dir"] = str(tmp_path)
+    monkeypatch.setattr(kb.sys, "platform", "darwin")
+    ok, reason = net.__virtual__()
+    assert ok is False and reason == "kubesalt_net: routes need Linux netlink; this is darwin"
+    # pki needs no netlink.
+    pki.__opts__["kubesalt.bin_dir"] = str(tmp_path)
+    assert pki.__virtual__() == "kubesalt_pki"
