@@ -173,7 +173,7 @@ FORMULA_PY ?= $(VENV)/bin/python
 deps-apt-formula:
 	@$(call apt_install,$(APT_TEST_FORMULA))
 
-test-formula: venv build deps-apt-formula
+test-formula: venv build deps-apt-formula deps-apt-pki
 	$(dir $(FORMULA_PY))ruff check salt/tests
 	$(dir $(FORMULA_PY))ruff format --check salt/tests
 	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(abspath $(FORMULA_PY)) -m pytest -q -p no:cacheprovider --rootdir=. .

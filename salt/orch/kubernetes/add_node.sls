@@ -41,11 +41,17 @@ kubernetes-add-node-up:
         attempts: 30
         interval: 10
 
+{%- if ca_minion %}
 kubernetes-add-node-pki:
   salt.state:
     - tgt: {{ ca_minion }}
     - sls: kubernetes.ca
     - queue: True
+{%- else %}
+kubernetes-add-node-pki:
+  test.succeed_without_changes:
+    - name: no CA minion (kubernetes:ca:minion is empty); the certificates are issued outside Salt
+{%- endif %}
 
 kubernetes-add-node-pillar:
   salt.function:
@@ -54,7 +60,7 @@ kubernetes-add-node-pillar:
     - kwarg:
         wait: True
     - require:
-      - salt: kubernetes-add-node-pki
+      - kubernetes-add-node-pki
       - salt: kubernetes-add-node-up
 
 kubernetes-add-node-highstate:

@@ -10,11 +10,17 @@
 {%- set masters = 'I@kubesalt:role:master' %}
 {%- set workers = 'I@kubesalt:role:worker' %}
 
+{%- if ca_minion %}
 kubernetes-pki:
   salt.state:
     - tgt: {{ ca_minion }}
     - sls: kubernetes.ca
     - queue: True
+{%- else %}
+kubernetes-pki:
+  test.succeed_without_changes:
+    - name: no CA minion (kubernetes:ca:minion is empty); the certificates are issued outside Salt
+{%- endif %}
 
 kubernetes-pillar:
   salt.function:
@@ -23,7 +29,7 @@ kubernetes-pillar:
     - kwarg:
         wait: True
     - require:
-      - salt: kubernetes-pki
+      - kubernetes-pki
 
 kubernetes-base:
   salt.state:

@@ -7,11 +7,17 @@
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
 {%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
 
+{%- if ca_minion %}
 kubernetes-pillar-changed-pki:
   salt.state:
     - tgt: {{ ca_minion }}
     - sls: kubernetes.ca
     - queue: True
+{%- else %}
+kubernetes-pillar-changed-pki:
+  test.succeed_without_changes:
+    - name: no CA minion (kubernetes:ca:minion is empty); the certificates are issued outside Salt
+{%- endif %}
 
 kubernetes-pillar-changed-refresh:
   salt.function:
@@ -20,7 +26,7 @@ kubernetes-pillar-changed-refresh:
     - kwarg:
         wait: True
     - require:
-      - salt: kubernetes-pillar-changed-pki
+      - kubernetes-pillar-changed-pki
 
 kubernetes-pillar-changed-routes:
   salt.state:
