@@ -16,6 +16,8 @@ ORCHESTRATIONS = [
     ("orch.kubernetes.bootstrap", {}),
     ("orch.kubernetes.add_node", {"node": "worker-3"}),
     ("orch.kubernetes.add_node", {}),
+    # A worker, by the definition: the other masters have nothing to take.
+    ("orch.kubernetes.add_node", {"node": "worker-3", "kubernetes": {"nodes": {"worker-3": {"role": "worker"}}}}),
     ("orch.kubernetes.pillar_changed", {}),
     # Certificates issued outside Salt: no CA minion, the PKI step says so.
     ("orch.kubernetes.bootstrap", {"kubernetes": {"ca": {"minion": ""}}}),
@@ -131,6 +133,9 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         steps = {sid: next(iter(v for k, v in b.items() if not k.startswith("__"))) for sid, b in rendered.items()}
         assert {"tgt": "worker-3"} in steps["kubernetes-add-node-highstate"]
         assert {"queue": True} in steps["kubernetes-add-node-routes"]
+        assert {"parallel": True} in steps["kubernetes-add-node-routes"]
+        # Unknown role: the other masters take the new material; a worker: no.
+        assert ("kubernetes-add-node-masters" in steps) == ("kubernetes" not in pillar)
     if mods.endswith("bootstrap") and pillar:
         assert "test" in rendered["kubernetes-pki"], rendered["kubernetes-pki"]
     elif mods.endswith("bootstrap"):

@@ -63,17 +63,22 @@ kubernetes-add-node-pillar:
       - kubernetes-add-node-pki
       - salt: kubernetes-add-node-up
 
+{#- The new node's highstate and the other nodes' routes run side by side:
+    both need only the refreshed pillar. #}
 kubernetes-add-node-highstate:
   salt.state:
     - tgt: {{ node }}
     - sls: kubernetes
     - queue: True
+    - parallel: True
     - require:
       - salt: kubernetes-add-node-pillar
 
 {#- A new master changes the API server's certificate (its IP is a SAN)
-    and the etcd member list: the other masters take the new material (for a
-    new worker this changes nothing). #}
+    and the etcd member list: the other masters take the new material. A
+    worker (by the definition in the master's pillar) changes neither. #}
+{%- set role = salt['pillar.get']('kubernetes:nodes:' ~ node ~ ':role', '') %}
+{%- if role != 'worker' %}
 kubernetes-add-node-masters:
   salt.state:
     - tgt: I@kubesalt:role:master and not L@{{ node }}
@@ -82,6 +87,7 @@ kubernetes-add-node-masters:
     - queue: True
     - require:
       - salt: kubernetes-add-node-highstate
+{%- endif %}
 
 kubernetes-add-node-routes:
   salt.state:
@@ -89,6 +95,7 @@ kubernetes-add-node-routes:
     - tgt_type: compound
     - sls: kubernetes.network
     - queue: True
+    - parallel: True
     - require:
       - salt: kubernetes-add-node-pillar
 {%- endif %}
