@@ -56,15 +56,24 @@ kubernetes-cni-loopback:
     - serializer: json
     - makedirs: True
     - dataset: {"cniVersion": "1.1.0", "name": "lo", "type": "loopback"}
+{%- elif k.mode == 'controller' %}
+
+{#- Expected until the node has registered and the controller manager gave
+    it a CIDR: the next run writes the CNI config. #}
+kubernetes-cni-no-pod-cidr:
+  test.show_notification:
+    - text: >-
+        {{ me.name }} has no pod CIDR yet: in controller mode the masters' mine
+        function kubesalt_nodes reports it once the node has registered; the
+        next run writes the CNI config
 {%- else %}
 
 kubernetes-cni-no-pod-cidr:
   test.fail_without_changes:
     - name: >-
-        {{ me.name }} has no pod CIDR yet: in planned mode the kubesalt ext_pillar
-        gives it ({{ k.ext_pillar.key }}:pod_cidrs; refresh the pillar), in
-        controller mode the masters' mine function kubesalt_nodes reports it once
-        the node has registered
+        {{ me.name }} has no pod CIDR: the kubesalt ext_pillar gives it
+        ({{ k.ext_pillar.key }}:pod_cidrs); check the master's log for the
+        ext_pillar's error and refresh this minion's pillar
 {%- endif %}
 
 {#- containerd with runc; cgroup driver matching the kubelet's. #}
