@@ -160,3 +160,22 @@ bench-saltext: venv deps-apt deps-go
 	go test -run '^$$' -bench SaltCallOverhead -benchtime 3x ./cmd/kubesalt
 
 bench: bench-saltext
+
+# --- formula: the kubernetes Salt formula, orchestrations, reactors (salt/) ---
+# The tests run a real salt-call/salt-run from the venv (`venv`: Salt 3008,
+# pytest, pytest-salt-factories, ruff and saltext-kubesalt) against the real
+# kubesalt binary; iptables for the masquerade rule, iproute2 for the
+# namespace the network state is applied in.
+APT_TEST_FORMULA := iproute2 iptables
+FORMULA_PY ?= $(VENV)/bin/python
+
+.PHONY: deps-apt-formula test-formula
+deps-apt-formula:
+	@$(call apt_install,$(APT_TEST_FORMULA))
+
+test-formula: venv build deps-apt-formula deps-apt-pki
+	$(dir $(FORMULA_PY))ruff check salt/tests
+	$(dir $(FORMULA_PY))ruff format --check salt/tests
+	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(abspath $(FORMULA_PY)) -m pytest -q -p no:cacheprovider --rootdir=. .
+
+test: test-formula

@@ -1,0 +1,164 @@
+{#- The control plane on every master: kube-apiserver (service IP range,
+    encryption of Secrets, etcd over mutual TLS, Node and RBAC authorization,
+    its kubelet client certificate), kube-controller-manager and
+    kube-scheduler with leader election, and the RBAC that lets the API
+    server reach the kubelets. -#}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/service.jinja" import service with context %}
+{%- set pki = cluster.pki %}
+{%- set cp = k.control_plane %}
+
+include:
+  - kubernetes.binaries
+  - kubernetes.pki
+
+{%- if me.role != 'master' %}
+
+kubernetes-control-plane-not-here:
+  test.nop:
+    - name: the control plane runs on the masters only; {{ me.name }} is a {{ me.role or 'node without a role' }}
+{%- else %}
+{%- macro host(ip) -%}{{ '[' ~ ip ~ ']' if ':' in ip else ip }}{%- endmacro %}
+{%- set etcd_servers = [] %}
+{%- for m in cluster.masters %}
+{%-   do etcd_servers.append('https://' ~ host(m.ips[0]) ~ ':' ~ k.etcd.client_port) %}
+{%- endfor %}
+{%- macro pki_watch(files) -%}
+{%- set w = [] %}
+{%- for f in files if f in cluster.bundle %}{% do w.append('file: kubernetes-pki-' ~ f) %}{% endfor %}
+{{- w | json -}}
+{%- endmacro %}
+
+{#- kube-apiserver #}
+{%- set apiserver = {
+  'advertise-address': me.ip,
+  'allow-privileged': true,
+  'authorization-mode': 'Node,RBAC',
+  'bind-address': '0.0.0.0',
+  'secure-port': k.api.port,
+  'client-ca-file': pki ~ '/ca.pem',
+  'enable-admission-plugins': 'NodeRestriction',
+  'etcd-cafile': pki ~ '/ca.pem',
+  'etcd-certfile': pki ~ '/kube-apiserver-etcd-client.pem',
+  'etcd-keyfile': pki ~ '/kube-apiserver-etcd-client-key.pem',
+  'etcd-servers': etcd_servers,
+  'encryption-provider-config': pki ~ '/encryption-config.yaml',
+  'kubelet-certificate-authority': pki ~ '/ca.pem',
+  'kubelet-client-certificate': pki ~ '/kube-apiserver-kubelet-client.pem',
+  'kubelet-client-key': pki ~ '/kube-apiserver-kubelet-client-key.pem',
+  'kubelet-preferred-address-types': 'InternalIP,Hostname',
+  'runtime-config': 'api/all=true',
+  'service-account-issuer': cluster.api_url,
+  'service-account-key-file': pki ~ '/service-account.pub',
+  'service-account-signing-key-file': pki ~ '/service-account-key.pem',
+  'service-cluster-ip-range': cluster.service_cidrs,
+  'service-node-port-range': '30000-32767',
+  'tls-cert-file': pki ~ '/kube-apiserver.pem',
+  'tls-private-key-file': pki ~ '/kube-apiserver-key.pem',
+  'v': 2,
+} %}
+{%- do apiserver.update(cp.apiserver.args) %}
+{{ service('kube-apiserver', paths.bin_dir ~ '/kube-apiserver', apiserver, paths, cluster.manager,
+           watch=pki_watch(['ca.pem', 'kube-apiserver.pem', 'kube-apiserver-key.pem', 'kube-apiserver-etcd-client.pem',
+                            'kube-apiserver-etcd-client-key.pem', 'kube-apiserver-kubelet-client.pem',
+                            'kube-apiserver-kubelet-client-key.pem', 'service-account.pub', 'service-account-key.pem',
+                            'encryption-config.yaml']) | load_json,
+           runnable=cluster.have['kube-apiserver']) }}
+
+{#- kube-controller-manager: planned mode keeps node CIDR allocation off
+    (kubesalt plans); controller mode lets it allocate from the cluster CIDR. #}
+{%- set kcm_kubeconfig = pki ~ '/kube-controller-manager.kubeconfig' %}
+{%- set kcm = {
+  'bind-address': '127.0.0.1',
+  'cluster-name': k.cluster_name,
+  'kubeconfig': kcm_kubeconfig,
+  'authentication-kubeconfig': kcm_kubeconfig,
+  'authorization-kubeconfig': kcm_kubeconfig,
+  'leader-elect': true,
+  'root-ca-file': pki ~ '/ca.pem',
+  'service-account-private-key-file': pki ~ '/service-account-key.pem',
+  'service-cluster-ip-range': cluster.service_cidrs,
+  'use-service-account-credentials': true,
+  'controllers': '*,-csrsigning',
+  'v': 2,
+} %}
+{%- if k.mode == 'controller' %}
+{%-   do kcm.update({'allocate-node-cidrs': true, 'cluster-cidr': cluster.cluster_cidrs,
+                     'node-cidr-mask-size-ipv4': k.network.node_cidr_mask_size_ipv4}) %}
+{%-   if cluster.dual_stack %}
+{%-     do kcm.update({'node-cidr-mask-size-ipv6': k.network.node_cidr_mask_size_ipv6}) %}
+{%-   endif %}
+{%- else %}
+{%-   do kcm.update({'allocate-node-cidrs': false}) %}
+{%- endif %}
+{%- do kcm.update(cp.controller_manager.args) %}
+{{ service('kube-controller-manager', paths.bin_dir ~ '/kube-controller-manager', kcm, paths, cluster.manager,
+           watch=pki_watch(['ca.pem', 'kube-controller-manager.kubeconfig', 'service-account-key.pem']) | load_json,
+           runnable=cluster.have['kube-controller-manager']) }}
+
+{#- kube-scheduler: its own KubeSchedulerConfiguration with leader election. #}
+{%- set scheduler_config = paths.config_dir ~ '/kube-scheduler.yaml' %}
+
+kubernetes-kube-scheduler-config:
+  file.serialize:
+    - name: {{ scheduler_config }}
+    - serializer: yaml
+    - makedirs: True
+    - dataset:
+        apiVersion: kubescheduler.config.k8s.io/v1
+        kind: KubeSchedulerConfiguration
+        clientConnection:
+          kubeconfig: {{ pki }}/kube-scheduler.kubeconfig
+        leaderElection:
+          leaderElect: true
+{%- set sched = {'config': scheduler_config, 'v': 2} %}
+{%- do sched.update(cp.scheduler.args) %}
+{{ service('kube-scheduler', paths.bin_dir ~ '/kube-scheduler', sched, paths, cluster.manager,
+           watch=(['file: kubernetes-kube-scheduler-config'] + (pki_watch(['ca.pem', 'kube-scheduler.kubeconfig']) | load_json)),
+           runnable=cluster.have['kube-scheduler']) }}
+
+{#- The RBAC that lets the API server (user kube-apiserver-kubelet-client)
+    reach the kubelets' API: logs, exec, metrics. Applied by the first master
+    once the API answers; `kubectl diff` keeps it idempotent. #}
+{%- set rbac = paths.config_dir ~ '/rbac-apiserver-to-kubelet.yaml' %}
+{%- set kubectl = paths.bin_dir ~ '/kubectl --kubeconfig=' ~ pki ~ '/admin.kubeconfig --request-timeout=10s' %}
+
+kubernetes-rbac-apiserver-to-kubelet-file:
+  file.managed:
+    - name: {{ rbac }}
+    - makedirs: True
+    - contents: |
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRole
+        metadata:
+          name: system:kube-apiserver-to-kubelet
+          labels:
+            kubernetes.io/bootstrapping: rbac-defaults
+        rules:
+          - apiGroups: [""]
+            resources: [nodes/proxy, nodes/stats, nodes/log, nodes/spec, nodes/metrics]
+            verbs: ["*"]
+        ---
+        apiVersion: rbac.authorization.k8s.io/v1
+        kind: ClusterRoleBinding
+        metadata:
+          name: system:kube-apiserver
+        roleRef:
+          apiGroup: rbac.authorization.k8s.io
+          kind: ClusterRole
+          name: system:kube-apiserver-to-kubelet
+        subjects:
+          - apiGroup: rbac.authorization.k8s.io
+            kind: User
+            name: kube-apiserver-kubelet-client
+{%- if me.is_first_master %}
+
+kubernetes-rbac-apiserver-to-kubelet:
+  cmd.run:
+    - name: {{ kubectl }} apply -f {{ rbac }}
+    - onlyif: test -x {{ paths.bin_dir }}/kubectl && {{ kubectl }} get --raw /readyz
+    - unless: {{ kubectl }} diff -f {{ rbac }}
+    - require:
+      - file: kubernetes-rbac-apiserver-to-kubelet-file
+{%- endif %}
+{%- endif %}

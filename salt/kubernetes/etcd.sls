@@ -1,0 +1,75 @@
+{#- etcd on the masters: any odd number of members, peer and client mutual
+    TLS on the certificates kubesalt issued. A member whose data directory is
+    empty asks the running cluster first: if its peer URL is not a member yet
+    it joins with `etcdctl member add` and --initial-cluster-state existing,
+    so a new master never re-initialises the cluster. -#}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/service.jinja" import service with context %}
+{%- set e = k.etcd %}
+{%- set pki = cluster.pki %}
+
+include:
+  - kubernetes.binaries
+  - kubernetes.pki
+
+{%- if me.role != 'master' %}
+
+kubernetes-etcd-not-here:
+  test.nop:
+    - name: etcd runs on the masters only; {{ me.name }} is a {{ me.role or 'node without a role' }}
+{%- else %}
+{%- macro host(ip) -%}{{ '[' ~ ip ~ ']' if ':' in ip else ip }}{%- endmacro %}
+{%- set peer_url = 'https://' ~ host(me.ip) ~ ':' ~ e.peer_port %}
+{%- set initial = [] %}
+{%- set others = [] %}
+{%- for m in cluster.masters %}
+{%-   do initial.append(m.name ~ '=https://' ~ host(m.ips[0]) ~ ':' ~ e.peer_port) %}
+{%-   if m.name != me.name %}{% do others.append('https://' ~ host(m.ips[0]) ~ ':' ~ e.client_port) %}{% endif %}
+{%- endfor %}
+{%- set etcdctl = paths.bin_dir ~ '/etcdctl --cacert=' ~ pki ~ '/ca.pem --cert=' ~ pki ~ '/etcd-server.pem --key=' ~ pki ~ '/etcd-server-key.pem --dial-timeout=3s --command-timeout=5s' %}
+{%- set args = {
+  'name': me.name,
+  'data-dir': paths.etcd_data_dir,
+  'cert-file': pki ~ '/etcd-server.pem',
+  'key-file': pki ~ '/etcd-server-key.pem',
+  'peer-cert-file': pki ~ '/etcd-peer.pem',
+  'peer-key-file': pki ~ '/etcd-peer-key.pem',
+  'trusted-ca-file': pki ~ '/ca.pem',
+  'peer-trusted-ca-file': pki ~ '/ca.pem',
+  'client-cert-auth': true,
+  'peer-client-cert-auth': true,
+  'initial-advertise-peer-urls': peer_url,
+  'listen-peer-urls': peer_url,
+  'listen-client-urls': ['https://' ~ host(me.ip) ~ ':' ~ e.client_port, 'https://127.0.0.1:' ~ e.client_port],
+  'advertise-client-urls': 'https://' ~ host(me.ip) ~ ':' ~ e.client_port,
+  'initial-cluster-token': k.cluster_name ~ '-etcd',
+} %}
+{%- do args.update(e.args) %}
+{%- set prelude %}
+# A fresh member of a running cluster joins it; otherwise the masters bootstrap together.
+STATE=new
+INITIAL={{ initial | join(',') }}
+if [ ! -d {{ paths.etcd_data_dir }}/member ] && [ -n "{{ others | join(',') }}" ]; then
+  if members=$({{ etcdctl }} --endpoints={{ others | join(',') }} member list 2>/dev/null); then
+    if ! printf '%s\n' "$members" | grep -q '{{ peer_url }}'; then
+      out=$({{ etcdctl }} --endpoints={{ others | join(',') }} member add {{ me.name }} --peer-urls={{ peer_url }})
+      INITIAL=$(printf '%s\n' "$out" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
+      STATE=existing
+    fi
+  fi
+fi
+EXTRA_ARGS="--initial-cluster=$INITIAL --initial-cluster-state=$STATE"
+{%- endset %}
+
+kubernetes-etcd-data-dir:
+  file.directory:
+    - name: {{ paths.etcd_data_dir }}
+    - mode: '0700'
+    - makedirs: True
+
+{%- set watch = [] %}
+{%- for f in ['ca.pem', 'etcd-server.pem', 'etcd-server-key.pem', 'etcd-peer.pem', 'etcd-peer-key.pem'] if f in cluster.bundle %}
+{%-   do watch.append('file: kubernetes-pki-' ~ f) %}
+{%- endfor %}
+{{ service('etcd', paths.bin_dir ~ '/etcd', args, paths, cluster.manager, watch=watch, runnable=cluster.have.etcd, prelude=prelude) }}
+{%- endif %}

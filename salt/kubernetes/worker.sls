@@ -1,0 +1,168 @@
+{#- The node components on the workers: containerd and runc, the CNI bridge
+    whose host-local range is this node's pod CIDR (no ipMasq: pod-to-pod
+    traffic keeps its source address; network.sls masquerades only what
+    leaves the cluster CIDR), kubelet and kube-proxy. -#}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/service.jinja" import service with context %}
+{%- set pki = cluster.pki %}
+{%- set w = k.worker %}
+{%- set cgroup_driver = 'systemd' if cluster.manager == 'systemd' else 'cgroupfs' %}
+
+include:
+  - kubernetes.binaries
+  - kubernetes.pki
+
+{%- if me.role != 'worker' %}
+
+kubernetes-worker-not-here:
+  test.nop:
+    - name: the node components run on the workers only; {{ me.name }} is a {{ me.role or 'node without a role' }}
+{%- else %}
+{%- macro pki_watch(files) -%}
+{%- set out = [] %}
+{%- for f in files if f in cluster.bundle %}{% do out.append('file: kubernetes-pki-' ~ f) %}{% endfor %}
+{{- out | json -}}
+{%- endmacro %}
+
+{#- CNI: the bridge plugin with host-local IPAM on this node's pod CIDR(s). #}
+{%- if me.pod_cidrs %}
+{%- set ranges = [] %}
+{%- set routes = [] %}
+{%- for c in me.pod_cidrs %}
+{%-   do ranges.append([{'subnet': c}]) %}
+{%-   do routes.append({'dst': '::/0' if ':' in c else '0.0.0.0/0'}) %}
+{%- endfor %}
+{%- set conflist = {
+  'cniVersion': '1.0.0',
+  'name': 'kubesalt',
+  'plugins': [
+    {'type': 'bridge', 'bridge': w.cni_bridge, 'isGateway': true, 'ipMasq': false,
+     'hairpinMode': true,
+     'ipam': {'type': 'host-local', 'ranges': ranges, 'routes': routes}},
+    {'type': 'portmap', 'capabilities': {'portMappings': true}},
+  ],
+} %}
+
+kubernetes-cni-bridge:
+  file.serialize:
+    - name: {{ paths.cni_conf_dir }}/10-kubesalt-bridge.conflist
+    - serializer: json
+    - makedirs: True
+    - dataset: {{ conflist | json }}
+
+kubernetes-cni-loopback:
+  file.serialize:
+    - name: {{ paths.cni_conf_dir }}/99-loopback.conf
+    - serializer: json
+    - makedirs: True
+    - dataset: {"cniVersion": "1.1.0", "name": "lo", "type": "loopback"}
+{%- elif k.mode == 'controller' %}
+
+{#- Expected until the node has registered and the controller manager gave
+    it a CIDR: the next run writes the CNI config. #}
+kubernetes-cni-no-pod-cidr:
+  test.show_notification:
+    - text: >-
+        {{ me.name }} has no pod CIDR yet: in controller mode the masters' mine
+        function kubesalt_nodes reports it once the node has registered; the
+        next run writes the CNI config
+{%- else %}
+
+kubernetes-cni-no-pod-cidr:
+  test.fail_without_changes:
+    - name: >-
+        {{ me.name }} has no pod CIDR: the kubesalt ext_pillar gives it
+        ({{ k.ext_pillar.key }}:pod_cidrs); check the master's log for the
+        ext_pillar's error and refresh this minion's pillar
+{%- endif %}
+
+{#- containerd with runc; cgroup driver matching the kubelet's. #}
+
+kubernetes-containerd-config:
+  file.managed:
+    - name: {{ paths.containerd_dir }}/config.toml
+    - makedirs: True
+    - contents: |
+        version = 2
+        [plugins."io.containerd.grpc.v1.cri"]
+          sandbox_image = "{{ w.containerd.sandbox_image }}"
+          [plugins."io.containerd.grpc.v1.cri".containerd]
+            snapshotter = "overlayfs"
+            default_runtime_name = "runc"
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+            runtime_type = "io.containerd.runc.v2"
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+            BinaryName = "{{ paths.bin_dir }}/runc"
+            SystemdCgroup = {{ 'true' if cgroup_driver == 'systemd' else 'false' }}
+          [plugins."io.containerd.grpc.v1.cri".cni]
+            bin_dir = "{{ paths.cni_bin_dir }}"
+            conf_dir = "{{ paths.cni_conf_dir }}"
+{{ service('containerd', paths.bin_dir ~ '/containerd', {'config': paths.containerd_dir ~ '/config.toml'}, paths, cluster.manager,
+           watch=['file: kubernetes-containerd-config'], runnable=cluster.have.containerd) }}
+
+{#- kubelet: its KubeletConfiguration, kubeconfig and certificates. #}
+{%- set kubelet_config = {
+  'apiVersion': 'kubelet.config.k8s.io/v1beta1',
+  'kind': 'KubeletConfiguration',
+  'address': '0.0.0.0',
+  'authentication': {
+    'anonymous': {'enabled': false},
+    'webhook': {'enabled': true},
+    'x509': {'clientCAFile': pki ~ '/ca.pem'},
+  },
+  'authorization': {'mode': 'Webhook'},
+  'cgroupDriver': cgroup_driver,
+  'clusterDomain': k.cluster_domain,
+  'clusterDNS': cluster.cluster_dns,
+  'containerRuntimeEndpoint': 'unix:///var/run/containerd/containerd.sock',
+  'podCIDR': me.pod_cidrs[0] if me.pod_cidrs else '',
+  'resolvConf': '/etc/resolv.conf',
+  'runtimeRequestTimeout': '15m',
+  'tlsCertFile': pki ~ '/kubelet.pem',
+  'tlsPrivateKeyFile': pki ~ '/kubelet-key.pem',
+  'registerNode': true,
+} %}
+{%- set kubelet_config = salt['slsutil.merge'](kubelet_config, w.kubelet.config, strategy='recurse') %}
+
+kubernetes-kubelet-config:
+  file.serialize:
+    - name: {{ paths.kubelet_dir }}/kubelet-config.yaml
+    - serializer: yaml
+    - makedirs: True
+    - dataset: {{ kubelet_config | json }}
+{%- set kubelet_args = {
+  'config': paths.kubelet_dir ~ '/kubelet-config.yaml',
+  'kubeconfig': pki ~ '/kubelet.kubeconfig',
+  'node-ip': me.ips,
+  'hostname-override': me.name,
+  'root-dir': paths.kubelet_dir,
+  'v': 2,
+} %}
+{%- do kubelet_args.update(w.kubelet.args) %}
+{{ service('kubelet', paths.bin_dir ~ '/kubelet', kubelet_args, paths, cluster.manager,
+           watch=(['file: kubernetes-kubelet-config'] + (pki_watch(['ca.pem', 'kubelet.pem', 'kubelet-key.pem', 'kubelet.kubeconfig']) | load_json)),
+           runnable=cluster.have.kubelet and cluster.have.containerd) }}
+
+{#- kube-proxy: clusterCIDR tells it which traffic is pod traffic. #}
+{%- set proxy_config = {
+  'apiVersion': 'kubeproxy.config.k8s.io/v1alpha1',
+  'kind': 'KubeProxyConfiguration',
+  'clientConnection': {'kubeconfig': pki ~ '/kube-proxy.kubeconfig'},
+  'mode': w.kube_proxy.mode,
+  'clusterCIDR': cluster.cluster_cidrs | join(','),
+  'hostnameOverride': me.name,
+} %}
+{%- set proxy_config = salt['slsutil.merge'](proxy_config, w.kube_proxy.config, strategy='recurse') %}
+
+kubernetes-kube-proxy-config:
+  file.serialize:
+    - name: {{ paths.config_dir }}/kube-proxy-config.yaml
+    - serializer: yaml
+    - makedirs: True
+    - dataset: {{ proxy_config | json }}
+{%- set proxy_args = {'config': paths.config_dir ~ '/kube-proxy-config.yaml', 'v': 2} %}
+{%- do proxy_args.update(w.kube_proxy.args) %}
+{{ service('kube-proxy', paths.bin_dir ~ '/kube-proxy', proxy_args, paths, cluster.manager,
+           watch=(['file: kubernetes-kube-proxy-config'] + (pki_watch(['ca.pem', 'kube-proxy.kubeconfig']) | load_json)),
+           runnable=cluster.have['kube-proxy']) }}
+{%- endif %}

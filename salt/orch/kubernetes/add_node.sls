@@ -1,0 +1,101 @@
+{#- salt-run state.orchestrate orch.kubernetes.add_node pillar='{"node": "worker-3"}'
+    Started by the reactors for a created or started node. The planner
+    assigns the node's pod CIDR when the pillar is refreshed; then its
+    certificates, its highstate, and routes on every other node. Every step
+    runs queued on its minions (queue: True), and the planner and the PKI
+    lock their files, so two adds at once wait for each other instead of
+    colliding. With unless_converged (the minion-start reactor), a node the
+    status store reports converged is left alone. -#}
+{%- import_yaml "kubernetes/defaults.yaml" as defaults %}
+{%- set node = salt['pillar.get']('node', '') %}
+{%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
+{%- set skip = '' %}
+{%- if not node %}
+{%-   set skip = 'no node given: pass pillar={"node": "<minion id>"}' %}
+{%- elif salt['pillar.get']('unless_converged') %}
+{%-   set status = salt['saltutil.runner']('kubesalt.status') or {} %}
+{%-   set known = [] %}
+{%-   for n in (status.get('data') or {}).get('nodes') or [] if n.get('minion') == node or n.get('name') == node %}
+{%-     do known.append(n) %}
+{%-   endfor %}
+{%-   if not known %}
+{%-     set skip = node ~ ' is not a node of the cluster definition' %}
+{%-   elif known[0].get('reported_since_plan') and (known[0].get('routes') or {}).get('converged') %}
+{%-     set skip = node ~ ' has converged with the current plan' %}
+{%-   endif %}
+{%- endif %}
+
+{%- if skip %}
+
+kubernetes-add-node-skipped:
+  test.succeed_without_changes:
+    - name: {{ skip | json }}
+{%- else %}
+
+kubernetes-add-node-up:
+  salt.function:
+    - name: test.ping
+    - tgt: {{ node }}
+    - expect_minions: True
+    - retry:
+        attempts: 30
+        interval: 10
+
+{%- if ca_minion %}
+kubernetes-add-node-pki:
+  salt.state:
+    - tgt: {{ ca_minion }}
+    - sls: kubernetes.ca
+    - queue: True
+{%- else %}
+kubernetes-add-node-pki:
+  test.succeed_without_changes:
+    - name: no CA minion (kubernetes:ca:minion is empty); the certificates are issued outside Salt
+{%- endif %}
+
+kubernetes-add-node-pillar:
+  salt.function:
+    - name: saltutil.refresh_pillar
+    - tgt: '*'
+    - kwarg:
+        wait: True
+    - require:
+      - kubernetes-add-node-pki
+      - salt: kubernetes-add-node-up
+
+{#- The new node's highstate and the other nodes' routes run side by side:
+    both need only the refreshed pillar. #}
+kubernetes-add-node-highstate:
+  salt.state:
+    - tgt: {{ node }}
+    - sls: kubernetes
+    - queue: True
+    - parallel: True
+    - require:
+      - salt: kubernetes-add-node-pillar
+
+{#- A new master changes the API server's certificate (its IP is a SAN)
+    and the etcd member list: the other masters take the new material. A
+    worker (by the definition in the master's pillar) changes neither. #}
+{%- set role = salt['pillar.get']('kubernetes:nodes:' ~ node ~ ':role', '') %}
+{%- if role != 'worker' %}
+kubernetes-add-node-masters:
+  salt.state:
+    - tgt: I@kubesalt:role:master and not L@{{ node }}
+    - tgt_type: compound
+    - sls: [kubernetes.pki, kubernetes.control-plane]
+    - queue: True
+    - require:
+      - salt: kubernetes-add-node-highstate
+{%- endif %}
+
+kubernetes-add-node-routes:
+  salt.state:
+    - tgt: I@kubesalt:node:* and not L@{{ node }}
+    - tgt_type: compound
+    - sls: kubernetes.network
+    - queue: True
+    - parallel: True
+    - require:
+      - salt: kubernetes-add-node-pillar
+{%- endif %}

@@ -1,0 +1,86 @@
+{#- salt-run state.orchestrate orch.kubernetes.bootstrap
+    A new cluster in the order it needs: PKI on the CA host, every node's
+    pillar (its pod CIDR and certificates), binaries and certificates
+    everywhere, etcd on all masters together, the control plane, the
+    workers, routes on every node (and Node podCIDRs), a smoke check.
+    Targets come from each minion's kubesalt pillar (its role). -#}
+{%- import_yaml "kubernetes/defaults.yaml" as defaults %}
+{%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
+{%- set nodes = 'I@kubesalt:node:*' %}
+{%- set masters = 'I@kubesalt:role:master' %}
+{%- set workers = 'I@kubesalt:role:worker' %}
+
+{%- if ca_minion %}
+kubernetes-pki:
+  salt.state:
+    - tgt: {{ ca_minion }}
+    - sls: kubernetes.ca
+    - queue: True
+{%- else %}
+kubernetes-pki:
+  test.succeed_without_changes:
+    - name: no CA minion (kubernetes:ca:minion is empty); the certificates are issued outside Salt
+{%- endif %}
+
+kubernetes-pillar:
+  salt.function:
+    - name: saltutil.refresh_pillar
+    - tgt: '*'
+    - kwarg:
+        wait: True
+    - require:
+      - kubernetes-pki
+
+kubernetes-base:
+  salt.state:
+    - tgt: {{ nodes }}
+    - tgt_type: compound
+    - sls: [kubernetes.binaries, kubernetes.pki]
+    - queue: True
+    - require:
+      - salt: kubernetes-pillar
+
+kubernetes-etcd:
+  salt.state:
+    - tgt: {{ masters }}
+    - tgt_type: compound
+    - sls: kubernetes.etcd
+    - queue: True
+    - require:
+      - salt: kubernetes-base
+
+kubernetes-control-plane:
+  salt.state:
+    - tgt: {{ masters }}
+    - tgt_type: compound
+    - sls: kubernetes.control-plane
+    - queue: True
+    - require:
+      - salt: kubernetes-etcd
+
+kubernetes-workers:
+  salt.state:
+    - tgt: {{ workers }}
+    - tgt_type: compound
+    - sls: kubernetes.worker
+    - queue: True
+    - require:
+      - salt: kubernetes-control-plane
+
+kubernetes-network:
+  salt.state:
+    - tgt: {{ nodes }}
+    - tgt_type: compound
+    - sls: kubernetes.network
+    - queue: True
+    - require:
+      - salt: kubernetes-workers
+
+kubernetes-smoke:
+  salt.state:
+    - tgt: {{ nodes }}
+    - tgt_type: compound
+    - sls: kubernetes.smoke
+    - queue: True
+    - require:
+      - salt: kubernetes-network

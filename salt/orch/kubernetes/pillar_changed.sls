@@ -1,0 +1,38 @@
+{#- salt-run state.orchestrate orch.kubernetes.pillar_changed
+    After the cluster definition changed (a node added or removed): the
+    planner's plan and the certificates follow the definition (a removed
+    node's CIDR is released and its certificates removed), every minion's
+    pillar is refreshed, and the network state on every node adds routes to
+    new nodes and removes those of nodes that left. -#}
+{%- import_yaml "kubernetes/defaults.yaml" as defaults %}
+{%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
+
+{%- if ca_minion %}
+kubernetes-pillar-changed-pki:
+  salt.state:
+    - tgt: {{ ca_minion }}
+    - sls: kubernetes.ca
+    - queue: True
+{%- else %}
+kubernetes-pillar-changed-pki:
+  test.succeed_without_changes:
+    - name: no CA minion (kubernetes:ca:minion is empty); the certificates are issued outside Salt
+{%- endif %}
+
+kubernetes-pillar-changed-refresh:
+  salt.function:
+    - name: saltutil.refresh_pillar
+    - tgt: '*'
+    - kwarg:
+        wait: True
+    - require:
+      - kubernetes-pillar-changed-pki
+
+kubernetes-pillar-changed-routes:
+  salt.state:
+    - tgt: I@kubesalt:node:*
+    - tgt_type: compound
+    - sls: kubernetes.network
+    - queue: True
+    - require:
+      - salt: kubernetes-pillar-changed-refresh

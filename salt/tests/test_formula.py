@@ -1,0 +1,561 @@
+"""The kubernetes formula, rendered and applied masterless by a real
+salt-call with pillar.example and the kubesalt binary's own plan and PKI."""
+
+import ipaddress
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import yaml
+from conftest import (
+    FORMULA_SLS,
+    PILLAR_EXAMPLE,
+    REPO,
+    local_binaries,
+    pillar_override,
+    run_kubesalt,
+    stop_daemon,
+)
+
+# One node of each role, and a master that is not the first one (the first
+# master also applies the RBAC and the Node podCIDRs).
+RENDER_CASES = [
+    ("example", "master-0"),
+    ("example", "master-1"),
+    ("example", "worker-0"),
+    ("dual-stack", "master-0"),
+    ("dual-stack", "worker-1"),
+    ("controller", "master-0"),
+    ("controller", "worker-2"),
+]
+
+
+def states_by_id(rendered):
+    assert isinstance(rendered, dict), f"render failed: {rendered}"
+    return rendered
+
+
+def state_args(state):
+    """The keyword arguments of one show_sls entry."""
+    for key, value in state.items():
+        if key.startswith("__"):
+            continue
+        args = {}
+        for item in value:
+            if isinstance(item, dict):
+                args.update(item)
+        return key, next(i for i in value if isinstance(i, str)), args
+    raise AssertionError(f"no state function in {state}")
+
+
+@pytest.mark.parametrize("variant,node", RENDER_CASES)
+def test_every_sls_renders(make_cluster, variant, node):
+    minion = make_cluster(variant).minion(node)
+    rendered = states_by_id(minion.show_sls(*FORMULA_SLS))
+    # Each SLS contributes states (an SLS that failed to render would have
+    # made show_sls return the error list instead).
+    seen = {s["__sls__"] for s in rendered.values()}
+    for sls in FORMULA_SLS[1:]:
+        assert sls in seen, f"{sls} rendered no state for {node} ({variant})"
+    role = make_cluster(variant).nodes[node]["role"]
+    ids = set(rendered)
+    if role == "master":
+        assert {"kubernetes-etcd-launch", "kubernetes-kube-apiserver-launch"} <= ids
+        assert "kubernetes-kubelet-config" not in ids
+    else:
+        assert "kubernetes-kubelet-config" in ids
+        assert "kubernetes-etcd-launch" not in ids
+        # In controller mode a node's CIDR is known once the API reports it.
+        cni = "kubernetes-cni-no-pod-cidr" if variant == "controller" else "kubernetes-cni-bridge"
+        assert cni in ids
+    # The bundle's files only: a worker gets no control plane key.
+    pki_files = {
+        i.removeprefix("kubernetes-pki-") for i in ids if i.startswith("kubernetes-pki-") and i != "kubernetes-pki-dir"
+    }
+    assert ("kube-apiserver-key.pem" in pki_files) == (role == "master")
+    assert "ca-key.pem" not in pki_files
+
+
+def test_ca_sls_and_smoke_render(make_cluster):
+    minion = make_cluster("example").minion("master-0")
+    rendered = states_by_id(minion.show_sls("kubernetes.ca", "kubernetes.smoke"))
+    mod, fun, args = state_args(rendered["kubernetes-certificates"])
+    assert (mod, fun) == ("kubesalt_pki", "certificates_issued")
+    assert args["pki_dir"] == "/var/lib/kubesalt/pki"
+
+
+def test_controller_mode_routes_wait_for_discovery(make_cluster):
+    """In controller mode the routes come from the API (the mine); with none
+    discovered yet, the route state leaves the routes alone instead of
+    syncing to an empty list (which would remove every route)."""
+    rendered = states_by_id(make_cluster("controller").minion("worker-0").show_sls("kubernetes.network"))
+    mod, fun, _ = state_args(rendered["kubernetes-routes"])
+    assert (mod, fun) == ("test", "show_notification")
+
+
+def test_controller_mode_routes_from_discovered_nodes(make_cluster, tmp_path):
+    """Controller mode: the node list is what the masters discovered from
+    the API (`kubesalt nodes discover`, shared through the mine), CIDRs the
+    controller manager chose, not the plan."""
+    cluster = make_cluster("controller")
+    items = []
+    for i, (name, node) in enumerate(sorted(cluster.nodes.items())):
+        cidr = f"10.200.{100 + i}.0/24"
+        items.append(
+            {
+                "metadata": {"name": name},
+                "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+                "status": {"addresses": [{"type": "InternalIP", "address": node["ips"][0]}]},
+            }
+        )
+    kubectl_json = tmp_path / "nodes.json"
+    kubectl_json.write_text(json.dumps({"kind": "List", "items": items}))
+    discovered = run_kubesalt("nodes", "discover", "--file", str(kubectl_json))
+    # The mine of a masterless minion is its local data store.
+    minion = cluster.minion("master-1-mine", extra={"id": "master-1"})
+    minion.call("data.update", "mine_cache", json.dumps({"kubesalt_nodes": discovered}))
+    rendered = states_by_id(minion.show_sls("kubernetes.network"))
+    mod, fun, args = state_args(rendered["kubernetes-routes"])
+    assert (mod, fun) == ("kubesalt_net", "routes_synced")
+    assert {n["name"]: n["pod_cidrs"] for n in args["nodes"]} == {
+        i["metadata"]["name"]: i["spec"]["podCIDRs"] for i in items
+    }
+    assert args["self_name"] == "master-1"
+    # This node's masquerade rule follows its discovered CIDR.
+    _, _, masq = state_args(rendered["kubernetes-masquerade-ipv4"])
+    assert masq["source"] == "10.200.101.0/24"
+
+
+# --- generated configuration, written for real into a node's own tree ------
+
+
+@pytest.fixture(scope="module")
+def applied(make_cluster, tmp_path_factory):
+    """The role SLS applied for real (manager none, no binaries) into each
+    node's own tree: the files a node gets, to read back and parse."""
+    out = {}
+
+    def apply(variant, node):
+        if (variant, node) in out:
+            return out[(variant, node)]
+        cluster = make_cluster(variant)
+        local = tmp_path_factory.mktemp("no-binaries")
+        minion = cluster.minion(node + "-apply", extra={"id": node})
+        role = cluster.nodes[node]["role"]
+        sls = ["kubernetes.etcd", "kubernetes.control-plane"] if role == "master" else ["kubernetes.worker"]
+        ret = minion.call(
+            "state.sls",
+            ",".join(sls),
+            pillar_override(services={"manager": "none"}, binaries={"source": "local", "local_dir": str(local)}),
+        )
+        failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+        assert not failed, failed
+        out[(variant, node)] = (cluster, minion.root)
+        return out[(variant, node)]
+
+    return apply
+
+
+def launch_flags(root, name):
+    text = (root / "etc/kubernetes/launch" / f"{name}.sh").read_text()
+    flags = {}
+    for line in text.splitlines():
+        line = line.strip().rstrip("\\").strip()
+        if line.startswith("--"):
+            key, _, value = line[2:].partition("=")
+            flags[key] = value
+    return flags
+
+
+@pytest.mark.parametrize("variant,node", [("example", "worker-0"), ("dual-stack", "worker-1")])
+def test_worker_configs(applied, variant, node):
+    cluster, root = applied(variant, node)
+    pod_cidrs = cluster.nodes[node]["pod_cidrs"]
+    cluster_cidrs = cluster.pillar["kubernetes"]["network"]["cluster_cidr"]
+    cluster_cidrs = cluster_cidrs if isinstance(cluster_cidrs, list) else [cluster_cidrs]
+
+    kubelet = yaml.safe_load((root / "var/lib/kubelet/kubelet-config.yaml").read_text())
+    assert kubelet["kind"] == "KubeletConfiguration"
+    assert kubelet["apiVersion"] == "kubelet.config.k8s.io/v1beta1"
+    assert kubelet["podCIDR"] == pod_cidrs[0]
+    assert kubelet["clusterDNS"] == ["10.32.0.10"]
+    assert kubelet["tlsCertFile"].endswith("/pki/kubelet.pem")
+
+    proxy = yaml.safe_load((root / "etc/kubernetes/kube-proxy-config.yaml").read_text())
+    assert proxy["kind"] == "KubeProxyConfiguration"
+    assert proxy["apiVersion"] == "kubeproxy.config.k8s.io/v1alpha1"
+    assert proxy["clusterCIDR"].split(",") == cluster_cidrs
+
+    cni = json.loads((root / "etc/cni/net.d/10-kubesalt-bridge.conflist").read_text())
+    bridge = [p for p in cni["plugins"] if p["type"] == "bridge"]
+    assert len(bridge) == 1, cni
+    bridge = bridge[0]
+    assert bridge["ipMasq"] is False, "pod-to-pod traffic must keep its source address"
+    assert bridge["ipam"]["type"] == "host-local"
+    assert [r[0]["subnet"] for r in bridge["ipam"]["ranges"]] == pod_cidrs
+    for subnet in pod_cidrs:
+        net = ipaddress.ip_network(subnet)
+        assert any(
+            net.subnet_of(ipaddress.ip_network(c))
+            for c in cluster_cidrs
+            if ipaddress.ip_network(c).version == net.version
+        )
+
+    flags = launch_flags(root, "kubelet")
+    assert flags["node-ip"].split(",") == cluster.nodes[node]["ips"]
+    # Keys and kubeconfigs 0600, certificates 0644, as the bundle says.
+    assert oct((root / "etc/kubernetes/pki/kubelet-key.pem").stat().st_mode & 0o777) == "0o600"
+    assert oct((root / "etc/kubernetes/pki/kubelet.kubeconfig").stat().st_mode & 0o777) == "0o600"
+    assert oct((root / "etc/kubernetes/pki/ca.pem").stat().st_mode & 0o777) == "0o644"
+    assert not (root / "etc/kubernetes/pki/ca-key.pem").exists()
+
+
+@pytest.mark.parametrize("variant", ["example", "dual-stack", "controller"])
+def test_control_plane_flags(applied, variant):
+    cluster, root = applied(variant, "master-0")
+    net = cluster.pillar["kubernetes"]["network"]
+    service = net["service_cidr"] if isinstance(net["service_cidr"], list) else [net["service_cidr"]]
+    cluster_cidrs = net["cluster_cidr"] if isinstance(net["cluster_cidr"], list) else [net["cluster_cidr"]]
+
+    api = launch_flags(root, "kube-apiserver")
+    assert api["service-cluster-ip-range"].split(",") == service
+    assert api["authorization-mode"] == "Node,RBAC"
+    assert api["etcd-servers"].split(",") == [f"https://192.168.170.1{i}:2379" for i in range(3)]
+    assert api["encryption-provider-config"].endswith("/pki/encryption-config.yaml")
+    assert (root / "etc/kubernetes/pki/encryption-config.yaml").exists()
+
+    kcm = launch_flags(root, "kube-controller-manager")
+    assert kcm["leader-elect"] == "true"
+    if variant == "controller":
+        assert kcm["allocate-node-cidrs"] == "true"
+        assert kcm["cluster-cidr"].split(",") == cluster_cidrs
+    else:
+        assert kcm["allocate-node-cidrs"] == "false"
+        assert "cluster-cidr" not in kcm
+
+    sched_config = yaml.safe_load((root / "etc/kubernetes/kube-scheduler.yaml").read_text())
+    assert sched_config["kind"] == "KubeSchedulerConfiguration"
+    assert sched_config["leaderElection"]["leaderElect"] is True
+
+    etcd = (root / "etc/kubernetes/launch/etcd.sh").read_text()
+    assert "--client-cert-auth=true" in etcd and "--peer-client-cert-auth=true" in etcd
+    assert "member add master-0" in etcd and "--initial-cluster-state=$STATE" in etcd
+
+
+def test_apiserver_certificate_has_first_service_ip(applied):
+    """The API server's certificate on the master, as `kubesalt pki check`
+    reads it from the PKI directory, carries the first service IP, and the
+    node got exactly that certificate."""
+    cluster, root = applied("dual-stack", "master-0")
+    check = run_kubesalt("pki", "check", "--dir", str(cluster.pki_dir))
+    certs = {c["name"]: c for c in check["data"]["certificates"]}
+    sans = certs["kube-apiserver"]["sans"]
+    for svc in cluster.pillar["kubernetes"]["network"]["service_cidr"]:
+        first = str(ipaddress.ip_network(svc).network_address + 1)
+        assert first in sans, (first, sans)
+    on_node = (root / "etc/kubernetes/pki/kube-apiserver.pem").read_text()
+    assert on_node == (cluster.pki_dir / "kube-apiserver.pem").read_text()
+    # And the scheduler's identity has its one system:kube-scheduler O.
+    assert "O=system:kube-scheduler" in certs["kube-scheduler"]["subject"].replace(" ", "")
+
+
+# --- test mode on a real minion ---------------------------------------------
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+def owned_routes():
+    out = subprocess.run(["ip", "-j", "route", "show", "proto", "201"], capture_output=True, text=True, check=False)
+    return out.stdout
+
+
+@pytest.mark.parametrize("node", ["master-0", "worker-0"])
+def test_apply_test_mode_changes_nothing(make_cluster, tmp_path, node):
+    """state.apply kubernetes test=True, as the lab profile runs it (local
+    binaries, daemons started by the formula): it reports pending changes and
+    writes no file, starts no daemon, sets no sysctl, adds no route."""
+    minion = make_cluster("example").minion(node + "-test", extra={"id": node, "kubesalt.bin_dir": str(REPO / "bin")})
+    binaries = local_binaries(tmp_path / "binaries")
+    forward = read("/proc/sys/net/ipv4/ip_forward")
+    routes = owned_routes()
+    ret = minion.call(
+        "state.apply",
+        "kubernetes",
+        "test=True",
+        pillar_override(services={"manager": "process"}, binaries={"source": "local", "local_dir": str(binaries)}),
+        check=False,
+    )
+    assert isinstance(ret, dict), ret
+    failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+    assert not failed, failed
+    pending = [k for k, v in ret.items() if v["result"] is None]
+    assert "kubernetes-pki-ca.pem" in [k.split("_|-")[1] for k in pending]
+    assert any("kubernetes-routes" in k for k in ret), "the route state ran in test mode"
+    assert tree(minion.root) == [], "test=True wrote files"
+    assert read("/proc/sys/net/ipv4/ip_forward") == forward
+    assert owned_routes() == routes
+
+
+def test_routes_state_is_loaded(make_cluster):
+    """The formula's own state modules exist in a real minion's loader."""
+    minion = make_cluster("example").minion("loader", extra={"id": "worker-0", "kubesalt.bin_dir": str(REPO / "bin")})
+    funcs = minion.call("sys.list_state_functions")
+    for fun in ("kubesalt_net.routes_synced", "kubesalt_pki.certificates_issued"):
+        assert fun in funcs, f"{fun} not loaded: install saltext-kubesalt (make venv)"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
+@pytest.mark.parametrize("sls", ["kubernetes.network", "kubernetes"])
+def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, sls):
+    """The network part (and the whole highstate, the lab's way: local
+    binaries, daemons started by the formula) applied for real inside a
+    network namespace holding worker-0's address: routes to every other
+    node's pod CIDR (never its own), ip_forward, masquerading, the worker's
+    files; the second run changes nothing."""
+    cluster = make_cluster("example")
+    minion = cluster.minion(f"worker-0-{sls}", extra={"id": "worker-0", "kubesalt.bin_dir": str(REPO / "bin")})
+    binaries = local_binaries(tmp_path / "binaries")
+    override = pillar_override(
+        services={"manager": "process"}, binaries={"source": "local", "local_dir": str(binaries)}
+    )
+    ns = f"ksf-{os.getpid()}"
+
+    def sh(*args):
+        subprocess.run(["ip", "-n", ns, *args], check=True)
+
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        sh("link", "add", "node0", "type", "veth", "peer", "name", "node0p")
+        sh("link", "set", "node0", "up")
+        sh("link", "set", "node0p", "up")
+        sh("link", "set", "lo", "up")
+        sh("addr", "add", "192.168.170.20/24", "dev", "node0")
+        salt_call = ["ip", "netns", "exec", ns]
+
+        def apply():
+            cmd = [*salt_call, *minion.salt_call_cmd("state.sls", sls, override)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+            ret = json.loads(out.stdout)["local"]
+            failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+            assert not failed, failed
+            return ret
+
+        first = apply()
+        assert any(v["changes"] for k, v in first.items() if "kubernetes-routes" in k), first
+        second = apply()
+        changed = {k: v["changes"] for k, v in second.items() if v["changes"]}
+        assert not changed, changed
+        if sls == "kubernetes":
+            assert (minion.root / "usr/local/bin/kubesalt").exists()
+            assert (minion.root / "etc/cni/net.d/10-kubesalt-bridge.conflist").exists()
+        routes = json.loads(
+            subprocess.run(
+                ["ip", "-n", ns, "-j", "route", "show", "proto", "201"], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        dsts = sorted(r["dst"] for r in routes)
+        want = sorted(n["pod_cidrs"][0] for name, n in cluster.nodes.items() if name != "worker-0")
+        assert dsts == want
+        assert (
+            subprocess.run(
+                ["ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            == "1"
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_systemd_manager_units_watch_certificates(make_cluster):
+    """Where systemd runs: a unit per daemon, service.running restarted by
+    its launch script, its unit and its certificates."""
+    minion = make_cluster("example").minion("systemd", extra={"id": "master-0"})
+    rendered = minion.call("state.show_sls", "kubernetes.etcd", pillar_override(services={"manager": "systemd"}))
+    _, fun, args = state_args(rendered["kubernetes-etcd-service"])
+    assert fun == "running" and args["enable"] is True
+    assert {"file": "kubernetes-pki-etcd-server.pem"} in args["watch"]
+    assert {"file": "kubernetes-etcd-unit"} in args["watch"]
+    _, _, unit = state_args(rendered["kubernetes-etcd-unit"])
+    assert "ExecStart=" + str(minion.root) + "/etc/kubernetes/launch/etcd.sh" in unit["contents"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
+def test_etcd_started_without_systemd(make_cluster, tmp_path):
+    """The lab's way (manager process, local binaries, no Kubernetes
+    binaries): the master's highstate inside a namespace holding master-0's
+    address starts etcd, which answers over mutual TLS on the issued
+    certificates; a second highstate changes nothing."""
+    binaries = local_binaries(tmp_path / "binaries")
+    if not (binaries / "etcd").exists():
+        pytest.skip("etcd is not installed (Debian etcd-server; make test installs it)")
+    cluster = make_cluster("single-master")
+    # kubesalt_net loads from where the formula installs kubesalt: not there
+    # before the first run, so the formula reloads the modules after it.
+    minion = cluster.minion("master-0-etcd", extra={"id": "master-0"})
+    minion.set_option("kubesalt.bin_dir", str(minion.root / "usr/local/bin"))
+    ns = f"ksf-etcd-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    pki = minion.root / "etc/kubernetes/pki"
+    try:
+        for args in (
+            ["link", "add", "node0", "type", "veth", "peer", "name", "node0p"],
+            ["link", "set", "node0", "up"],
+            ["link", "set", "node0p", "up"],
+            ["link", "set", "lo", "up"],
+            ["addr", "add", "192.168.170.10/24", "dev", "node0"],
+        ):
+            subprocess.run(["ip", "-n", ns, *args], check=True)
+        override = pillar_override(
+            services={"manager": "process"}, binaries={"source": "local", "local_dir": str(binaries)}
+        )
+
+        def apply():
+            cmd = ["ip", "netns", "exec", ns, *minion.salt_call_cmd("state.apply", "kubernetes", override)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+            ret = json.loads(out.stdout)["local"]
+            failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+            log = minion.root / "var/log/kubernetes/etcd.log"
+            assert not failed, (failed, log.read_text()[-3000:] if log.exists() else "no etcd log")
+            return ret
+
+        first = apply()
+        assert any("kubernetes-etcd-process" in k and v["changes"] for k, v in first.items())
+        health = None
+        for _ in range(30):
+            health = subprocess.run(
+                ["ip", "netns", "exec", ns, str(binaries / "etcdctl"), "--endpoints=https://192.168.170.10:2379",
+                 f"--cacert={pki}/ca.pem", f"--cert={pki}/etcd-server.pem", f"--key={pki}/etcd-server-key.pem",
+                 "endpoint", "health"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if health.returncode == 0:
+                break
+            time.sleep(0.5)
+        assert health.returncode == 0, health.stderr + (minion.root / "var/log/kubernetes/etcd.log").read_text()
+        second = apply()
+        changed = {k: v["changes"] for k, v in second.items() if v["changes"]}
+        assert not changed, changed
+    finally:
+        stop_daemon(minion.root / "run/kubesalt/etcd.pid")
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+def test_new_master_joins_the_running_etcd_cluster(make_cluster, tmp_path):
+    """master-0 runs a one-member cluster; master-1 is added to the
+    definition and its etcd state applied: it joins by `member add` and
+    --initial-cluster-state existing, so the cluster keeps its ID and data."""
+    binaries = local_binaries(tmp_path / "binaries")
+    if not (binaries / "etcd").exists() or not (binaries / "etcdctl").exists():
+        pytest.skip("etcd is not installed (Debian etcd-server and etcd-client; make test installs them)")
+    cluster = make_cluster("single-master", fresh=True)
+    pid = os.getpid()
+    nodes = {"master-0": (f"ksf-m0-{pid}", "192.168.170.10"), "master-1": (f"ksf-m1-{pid}", "192.168.170.11")}
+    minions = {name: cluster.minion(name, extra={"id": name}) for name in nodes}
+    override = pillar_override(
+        services={"manager": "process"}, binaries={"source": "local", "local_dir": str(binaries)}
+    )
+
+    def etcdctl(node, *args):
+        ns, ip = nodes[node]
+        pki = minions[node].root / "etc/kubernetes/pki"
+        cmd = ["ip", "netns", "exec", ns, str(binaries / "etcdctl"), f"--endpoints=https://{ip}:2379",
+               f"--cacert={pki}/ca.pem", f"--cert={pki}/etcd-server.pem", f"--key={pki}/etcd-server-key.pem",
+               "--dial-timeout=3s", "-w", "json", *args]  # fmt: skip
+        for _ in range(40):
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if out.returncode == 0:
+                return json.loads(out.stdout)
+            time.sleep(0.5)
+        log = minions[node].root / "var/log/kubernetes/etcd.log"
+        raise AssertionError(
+            f"etcdctl {args} on {node}: {out.stderr}\n{log.read_text()[-3000:] if log.exists() else ''}"
+        )
+
+    def apply(node):
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            nodes[node][0],
+            *minions[node].salt_call_cmd("state.sls", "kubernetes.etcd", override),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        ret = json.loads(out.stdout)["local"]
+        failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+        assert not failed, failed
+
+    for ns, _ in nodes.values():
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        (ns0, _), (ns1, ip1) = nodes["master-0"], nodes["master-1"]
+        veth = ["ip", "link", "add", "eth0", "netns", ns0, "type", "veth", "peer", "name", "eth0", "netns", ns1]
+        subprocess.run(veth, check=True)
+        for ns, ip in nodes.values():
+            for args in (
+                ["addr", "add", ip + "/24", "dev", "eth0"],
+                ["link", "set", "eth0", "up"],
+                ["link", "set", "lo", "up"],
+            ):
+                subprocess.run(["ip", "-n", ns, *args], check=True)
+
+        apply("master-0")
+        before = etcdctl("master-0", "member", "list")
+        assert len(before["members"]) == 1
+        etcdctl("master-0", "put", "kubesalt-test", "kept")
+
+        # master-1 joins the definition: new certificates, a new pillar.
+        pillar = cluster.pillar
+        pillar["kubernetes"]["nodes"]["master-1"] = {"role": "master", "ip": ip1}
+        cluster.define(pillar)
+        apply("master-1")
+
+        after = etcdctl("master-1", "member", "list")
+        assert after["header"]["cluster_id"] == before["header"]["cluster_id"], "the cluster was re-initialised"
+        names = sorted(m.get("name", "") for m in after["members"])
+        assert names == ["master-0", "master-1"], after
+        got = etcdctl("master-1", "get", "kubesalt-test")
+        assert [kv["key"] for kv in got["kvs"]], got
+        launch = (minions["master-1"].root / "etc/kubernetes/launch/etcd.sh").read_text()
+        assert "member add master-1" in launch
+    finally:
+        for name in nodes:
+            stop_daemon(minions[name].root / "run/kubesalt/etcd.pid")
+        for ns, _ in nodes.values():
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.mark.parametrize("node", ["master-0", "worker-0"])
+def test_pillar_example_alone_renders_and_says_what_is_missing(make_cluster, tmp_path, node):
+    """pillar.example as is, without the kubesalt ext_pillar: the formula
+    still renders for every role, and the states that need the ext_pillar's
+    data fail with a message naming the pillar key and the fix."""
+    pillar_dir = tmp_path / "pillar"
+    pillar_dir.mkdir()
+    (pillar_dir / "top.sls").write_text("base:\n  '*': [cluster]\n")
+    (pillar_dir / "cluster.sls").write_text(PILLAR_EXAMPLE.read_text())
+    minion = make_cluster("example").minion(
+        f"bare-{node}", extra={"id": node, "pillar_roots": {"base": [str(pillar_dir)]}}
+    )
+    rendered = states_by_id(minion.show_sls(*FORMULA_SLS))
+    _, fun, args = state_args(rendered["kubernetes-pki-no-bundle"])
+    assert fun == "fail_without_changes" and "kubesalt:pki:files" in args["name"] and "ext_pillar" in args["name"]
+    if node.startswith("worker"):
+        _, _, args = state_args(rendered["kubernetes-cni-no-pod-cidr"])
+        assert "kubesalt:pod_cidrs" in args["name"]
+    # Without the plan the routes are left alone: syncing to no CIDRs would
+    # remove every route of a running cluster.
+    _, fun, routes = state_args(rendered["kubernetes-routes"])
+    assert fun == "fail_without_changes" and "kubesalt:nodes" in routes["name"]

@@ -1,0 +1,213 @@
+"""Orchestrations, reactors and the master config snippet: they render (the
+orchestrations by the master's own runner, state.orchestrate_show_sls) and
+name only states, functions and runners a real master and minion load."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, SALT_DIR, kubesalt_bin
+
+ORCHESTRATIONS = [
+    ("orch.kubernetes.bootstrap", {}),
+    ("orch.kubernetes.add_node", {"node": "worker-3"}),
+    ("orch.kubernetes.add_node", {}),
+    # A worker, by the definition: the other masters have nothing to take.
+    ("orch.kubernetes.add_node", {"node": "worker-3", "kubernetes": {"nodes": {"worker-3": {"role": "worker"}}}}),
+    ("orch.kubernetes.pillar_changed", {}),
+    # Certificates issued outside Salt: no CA minion, the PKI step says so.
+    ("orch.kubernetes.bootstrap", {"kubernetes": {"ca": {"minion": ""}}}),
+]
+
+REACTIONS = [
+    ("node-created.sls", "salt/cloud/worker-3/created", {"name": "worker-3"}, "worker-3"),
+    ("node-created.sls", "kubesalt/virt/worker-4/created", {"node": "worker-4", "created": ["domain"]}, "worker-4"),
+    ("minion-start.sls", "salt/minion/worker-5/start", {"id": "worker-5"}, "worker-5"),
+    ("pillar-changed.sls", "kubesalt/pillar/changed", {}, None),
+]
+
+
+def first_json(text):
+    """The first JSON document of salt-run's output (it may print more)."""
+    return json.JSONDecoder().raw_decode(text.lstrip())[0]
+
+
+class Master:
+    """salt-run with a master config of its own: file_roots = salt/."""
+
+    def __init__(self, base: Path):
+        root = base / "root"
+        (root / "var/cache/salt/master/proc").mkdir(parents=True)
+        self.conf = base / "conf"
+        self.conf.mkdir()
+        (self.conf / "master").write_text(
+            yaml.safe_dump(
+                {
+                    "root_dir": str(root),
+                    "file_roots": {"base": [str(SALT_DIR)]},
+                    "log_file": str(base / "master.log"),
+                    "kubesalt.bin_dir": str(kubesalt_bin().parent),
+                    "kubesalt.plan_file": str(base / "plan.json"),
+                    "kubesalt.status_db": str(base / "status.db"),
+                }
+            )
+        )
+
+    def run(self, *args):
+        salt_run = Path(sys.executable).parent / "salt-run"
+        out = subprocess.run(
+            [str(salt_run), "-c", str(self.conf), "--out", "json", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert out.stdout.strip(), f"salt-run {args}: {out.stderr}"
+        return first_json(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory):
+    return Master(tmp_path_factory.mktemp("master"))
+
+
+@pytest.fixture(scope="module")
+def loaded(master, make_cluster):
+    """What a real master and minion load: runner, state and execution
+    functions, returners."""
+    minion = make_cluster("example").minion("loaded", extra={"id": "master-0", "kubesalt.bin_dir": str(REPO / "bin")})
+    return {
+        "runners": set(master.run("doc.runner")),
+        "states": set(minion.call("sys.list_state_functions")),
+        "functions": set(minion.call("sys.list_functions")),
+        "returners": set(minion.call("sys.list_returners")),
+        "minion": minion,
+    }
+
+
+def state_order(body):
+    (args,) = (v for k, v in body.items() if not k.startswith("__"))
+    return next(a["order"] for a in args if isinstance(a, dict) and "order" in a)
+
+
+def sls_exists(sls):
+    path = SALT_DIR / sls.replace(".", "/")
+    return path.with_suffix(".sls").is_file() or (path / "init.sls").is_file()
+
+
+def check_names(rendered, loaded, problems):
+    for sid, body in rendered.items():
+        for mod, args in body.items():
+            if mod.startswith("__"):
+                continue
+            fun = next(a for a in args if isinstance(a, str))
+            kw = {k: v for a in args if isinstance(a, dict) for k, v in a.items()}
+            if f"{mod}.{fun}" not in loaded["states"]:
+                problems.append(f"{sid}: state {mod}.{fun} is not loaded")
+            if (mod, fun) == ("salt", "function") and kw["name"] not in loaded["functions"]:
+                problems.append(f"{sid}: function {kw['name']} is not loaded")
+            if (mod, fun) == ("salt", "state"):
+                sls = kw.get("sls")
+                for s in [sls] if isinstance(sls, str) else sls or []:
+                    if not sls_exists(s):
+                        problems.append(f"{sid}: no SLS {s}")
+
+
+@pytest.mark.parametrize("mods,pillar", ORCHESTRATIONS)
+def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar):
+    args = ["state.orchestrate_show_sls", mods]
+    if pillar:
+        args.append("pillar=" + json.dumps(pillar))
+    out = master.run(*args)
+    assert isinstance(out, dict) and len(out) == 1, out
+    rendered = next(iter(out.values()))
+    assert isinstance(rendered, dict), rendered
+    problems = []
+    check_names(rendered, loaded, problems)
+    assert not problems, problems
+    if mods.endswith("add_node") and pillar:
+        steps = {sid: next(iter(v for k, v in b.items() if not k.startswith("__"))) for sid, b in rendered.items()}
+        assert {"tgt": "worker-3"} in steps["kubernetes-add-node-highstate"]
+        assert {"queue": True} in steps["kubernetes-add-node-routes"]
+        assert {"parallel": True} in steps["kubernetes-add-node-routes"]
+        # Unknown role: the other masters take the new material; a worker: no.
+        assert ("kubernetes-add-node-masters" in steps) == ("kubernetes" not in pillar)
+    if mods.endswith("bootstrap") and pillar:
+        assert "test" in rendered["kubernetes-pki"], rendered["kubernetes-pki"]
+    elif mods.endswith("bootstrap"):
+        assert rendered["kubernetes-pki"]["salt"][0] == {"tgt": "salt"}
+        order = sorted(rendered, key=lambda sid: state_order(rendered[sid]))
+        assert order == [
+            "kubernetes-pki",
+            "kubernetes-pillar",
+            "kubernetes-base",
+            "kubernetes-etcd",
+            "kubernetes-control-plane",
+            "kubernetes-workers",
+            "kubernetes-network",
+            "kubernetes-smoke",
+        ]
+
+
+def test_orchestrations_name_loaded_runners(loaded):
+    """Runners called from Jinja (saltutil.runner) exist on the master."""
+    for path in (SALT_DIR / "orch").rglob("*.sls"):
+        for runner in re.findall(r"saltutil\.runner'\]\('([\w.]+)'", path.read_text()):
+            assert runner in loaded["runners"], f"{path.name}: runner {runner} is not loaded"
+
+
+def test_add_node_unless_converged_asks_the_status_store(master):
+    status = subprocess.run([str(kubesalt_bin()), "status", "show", "--help"], capture_output=True, check=False)
+    if status.returncode != 0:
+        pytest.skip("this kubesalt binary has no `status show` (the saltext branch adds it)")
+    out = master.run(
+        "state.orchestrate_show_sls",
+        "orch.kubernetes.add_node",
+        'pillar={"node": "worker-3", "unless_converged": true}',
+    )
+    rendered = next(iter(out.values()))
+    # An empty status store knows no node: nothing to do for a stranger.
+    assert list(rendered) == ["kubernetes-add-node-skipped"], rendered
+
+
+@pytest.mark.parametrize("reactor,tag,data,node", REACTIONS)
+def test_reactor_renders_an_existing_orchestration(loaded, reactor, tag, data, node):
+    out = loaded["minion"].call(
+        "slsutil.renderer",
+        f"path=salt://reactor/{reactor}",
+        "default_renderer=jinja|yaml",
+        "tag=" + tag,
+        "data=" + json.dumps(data),
+    )
+    assert isinstance(out, dict) and out, out
+    for sid, body in out.items():
+        ((fun, args),) = body.items()
+        assert fun == "runner.state.orchestrate", sid
+        assert "state.orchestrate" in loaded["runners"]
+        kw = {k: v for a in args[0]["args"] for k, v in a.items()}
+        assert sls_exists(kw["mods"]), kw
+        if node:
+            assert kw["pillar"]["node"] == node
+
+
+def test_master_config_snippet(loaded):
+    conf = yaml.safe_load((SALT_DIR / "master.d" / "kubesalt.conf").read_text())
+    assert conf["ext_pillar"] == [{"kubesalt": conf["ext_pillar"][0]["kubesalt"]}]
+    assert conf["event_return"] == "kubesalt" and "kubesalt" in loaded["returners"]
+    tags = {next(iter(r)): next(iter(r.values())) for r in conf["reactor"]}
+    assert set(tags) == {
+        "salt/cloud/*/created",
+        "kubesalt/virt/*/created",
+        "salt/minion/*/start",
+        "kubesalt/pillar/changed",
+    }
+    for files in tags.values():
+        for f in files:
+            assert (SALT_DIR / "reactor" / Path(f).name).is_file(), f
+    # The formula's own states exist in the minion's loader.
+    for fun in ("kubesalt_net.routes_synced", "kubesalt_pki.certificates_issued"):
+        assert fun in loaded["states"], f"{fun} not loaded: install saltext-kubesalt into the venv"
