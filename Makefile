@@ -164,9 +164,10 @@ bench: bench-saltext
 # --- formula: the kubernetes Salt formula, orchestrations, reactors (salt/) ---
 # The tests run a real salt-call/salt-run from the venv (`venv`: Salt 3008,
 # pytest, pytest-salt-factories, ruff and saltext-kubesalt) against the real
-# kubesalt binary; iptables for the masquerade rule, iproute2 for the
+# kubesalt binary; iptables for the masquerade rule, CNI plugins for the
+# local binaries, iproute2 for the
 # namespace the network state is applied in.
-APT_TEST_FORMULA := iproute2 iptables
+APT_TEST_FORMULA := iproute2 iptables containernetworking-plugins
 FORMULA_PY ?= $(VENV)/bin/python
 
 .PHONY: deps-apt-formula test-formula

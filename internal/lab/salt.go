@@ -23,7 +23,7 @@ var PrivateDirs = []string{
 	"/etc/kubernetes", "/var/lib/kubernetes", "/var/lib/kubelet", "/var/lib/kube-proxy",
 	"/etc/etcd", "/var/lib/etcd", "/etc/cni", "/opt/cni", "/etc/containerd",
 	"/var/lib/kubesalt", "/etc/iproute2/rt_protos.d", "/usr/local/bin", "/var/log/kubernetes",
-	"/run/kubesalt",
+	"/run/kubesalt", "/etc/sysctl.d",
 }
 
 func (l *Lab) masterDir() string             { return filepath.Join(l.Dir, "master") }

@@ -38,7 +38,7 @@ kubernetes-bin-{{ name }}:
 {%-     set src = b.local_dir ~ '/cni/' ~ name %}
 {%-     if salt['file.file_exists'](src) %}
 
-kubernetes-cni-{{ name }}:
+kubernetes-cni-bin-{{ name }}:
   file.managed:
     - name: {{ paths.cni_bin_dir }}/{{ name }}
     - source: {{ src }}

@@ -193,14 +193,20 @@ class Minion:
 
 
 def local_binaries(directory: Path) -> Path:
-    """A binaries:local_dir as the lab has one: kubesalt, and Debian's etcd
-    when installed; no Kubernetes binaries (their daemons are then skipped)."""
+    """A binaries:local_dir as the lab has one: kubesalt, Debian's etcd and
+    CNI plugins when installed; no Kubernetes binaries (their daemons are
+    then skipped)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "kubesalt").symlink_to(kubesalt_bin())
     for name in ("etcd", "etcdctl"):
         found = shutil.which(name)
         if found:
             (directory / name).symlink_to(found)
+    cni = Path("/usr/lib/cni")
+    if cni.is_dir():
+        (directory / "cni").mkdir()
+        for plugin in cni.iterdir():
+            (directory / "cni" / plugin.name).symlink_to(plugin)
     return directory
 
 
