@@ -220,6 +220,10 @@ func (l *Lab) orchestrate(mods string, pillar map[string]any) error {
 	return nil
 }
 
+// stateFields are a state return's own keys, never a minion or a state.
+var stateFields = map[string]bool{"name": true, "comment": true, "result": true, "__id__": true, "__sls__": true,
+	"__run_num__": true, "__jid__": true, "start_time": true, "duration": true, "__state_ran__": true, "outputter": true, "retcode": true}
+
 // failedStates digs the failed states out of an orchestration's JSON, down
 // to the minion states whose failure made the orchestration step fail, and
 // names each by where it failed: "minion: state id: comment".
@@ -260,6 +264,9 @@ func failedStates(out string) []string {
 			return
 		}
 		for k, sub := range m {
+			if stateFields[k] {
+				continue
+			}
 			name := where
 			if !strings.Contains(k, "_|-") && k != "data" && k != "return" && k != "ret" && k != "changes" && k != "out" {
 				name = strings.TrimPrefix(where+": "+k, ": ")

@@ -133,9 +133,23 @@ func (l *Lab) Salt(timeout time.Duration, args ...string) (map[string]json.RawMe
 	return res, out, err
 }
 
-// SaltRun runs salt-run in the master's namespace.
+// SaltRun runs salt-run in the master's namespace and returns its
+// standard output (its JSON); standard error, where Salt logs, goes to the
+// master's directory.
 func (l *Lab) SaltRun(args ...string) (string, error) {
-	return l.in(l.masterNS(), append([]string{filepath.Join(l.SaltBin, "salt-run"), "-c", l.masterDir(), "--out", "json"}, args...)...)
+	argv := append([]string{"netns", "exec", l.masterNS(), filepath.Join(l.SaltBin, "salt-run"), "-c", l.masterDir(), "--out", "json"}, args...)
+	cmd := exec.Command("ip", argv...)
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	if f, err := os.OpenFile(filepath.Join(l.masterDir(), "salt-run.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		defer f.Close()
+		cmd.Stderr = f
+	}
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("salt-run %s: %v (its log: %s)", strings.Join(args, " "), err, filepath.Join(l.masterDir(), "salt-run.log"))
+	}
+	return stdout.String(), err
 }
 
 // waitMinions waits until every named minion answers test.ping.

@@ -55,7 +55,7 @@ func expectedSet() map[string]want {
 	for i, ip := range []string{"192.168.170.10", "192.168.170.11", "192.168.170.12"} {
 		m := "master-" + string(rune('0'+i))
 		w[m+"/kubelet"] = want{cn: "system:node:" + m, orgs: []string{"system:nodes"}, dns: []string{m}, ips: []string{ip}, usage: both}
-		w[m+"/etcd-server"] = want{cn: m, orgs: []string{"etcd"}, dns: []string{m}, ips: []string{ip}, usage: both}
+		w[m+"/etcd-server"] = want{cn: m, orgs: []string{"etcd"}, dns: []string{m, "localhost"}, ips: []string{ip, "::1", "127.0.0.1"}, usage: both}
 		w[m+"/etcd-peer"] = want{cn: m, orgs: []string{"etcd"}, dns: []string{m}, ips: []string{ip}, usage: both}
 	}
 	for i, ip := range []string{"192.168.171.1", "192.168.171.2"} {

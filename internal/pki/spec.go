@@ -160,16 +160,24 @@ func certificateSet(d *cluster.Definition) ([]certSpec, error) {
 			continue
 		}
 		// etcd's gRPC gateway dials the member with its own server
-		// certificate, so the server one needs client auth too.
+		// certificate, so the server one needs client auth too. The server
+		// certificate also names the loopback addresses, as kubeadm's does:
+		// etcd listens there, and local clients (etcdctl on the master, an
+		// API server beside it) connect there.
 		for _, what := range []string{whatEtcdServer, whatEtcdPeer} {
-			set = append(set, certSpec{
+			spec := certSpec{
 				name:  nodeName(n.Name, what),
 				cn:    n.Name,
 				orgs:  []string{"etcd"},
 				dns:   []string{n.Name},
 				ips:   n.IPs,
 				usage: usageClientServer,
-			})
+			}
+			if what == whatEtcdServer {
+				spec.dns = []string{n.Name, "localhost"}
+				spec.ips = append(append([]netip.Addr{}, n.IPs...), netip.IPv6Loopback(), netip.MustParseAddr("127.0.0.1"))
+			}
+			set = append(set, spec)
 		}
 	}
 	sort.Slice(set, func(i, j int) bool { return set[i].name < set[j].name })

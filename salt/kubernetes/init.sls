@@ -1,7 +1,14 @@
 {#- `state.apply kubernetes`: by role (pillar kubernetes:nodes:<node>:role,
     or the grain kubesalt_role). Masters get etcd and the control plane,
-    workers the node components, every node the network part. -#}
+    workers the node components, every node the network part. The CA host
+    (kubernetes:ca:minion, the Salt master's own minion) gets its PKI, so
+    that `salt '*' state.apply kubernetes` also renews certificates. -#}
 {%- from "kubernetes/map.jinja" import k, me with context %}
+{%- if me.role not in ['master', 'worker'] and k.ca.minion and grains['id'] == k.ca.minion %}
+
+include:
+  - kubernetes.ca
+{%- else %}
 
 include:
   - kubernetes.binaries
@@ -18,6 +25,8 @@ include:
 kubernetes-no-role:
   test.fail_without_changes:
     - name: >-
-        {{ me.name }} is not a node of the cluster: add it under kubernetes:nodes
-        with role master or worker (or set the grain kubesalt_role)
+        {{ me.name }} is not a node of the cluster nor the CA host: add it under
+        kubernetes:nodes with role master or worker (or set the grain
+        kubesalt_role), or name it in kubernetes:ca:minion
+{%- endif %}
 {%- endif %}

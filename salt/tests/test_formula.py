@@ -86,6 +86,17 @@ def test_ca_sls_and_smoke_render(make_cluster):
     assert args["pki_dir"] == "/var/lib/kubesalt/pki"
 
 
+def test_ca_host_gets_its_pki_from_init(make_cluster):
+    """`salt '*' state.apply kubernetes` reaches the CA host (the master's own
+    minion, kubernetes:ca:minion) too: there it issues and renews the
+    certificates, nothing else. A minion that is neither is told why."""
+    cluster = make_cluster("example")
+    rendered = states_by_id(cluster.minion("salt").show_sls("kubernetes"))
+    assert {s["__sls__"] for s in rendered.values()} == {"kubernetes.ca"}
+    stranger = states_by_id(cluster.minion("stranger").show_sls("kubernetes"))
+    assert "kubernetes-no-role" in stranger
+
+
 def test_controller_mode_routes_wait_for_discovery(make_cluster):
     """In controller mode the routes come from the API (the mine); with none
     discovered yet, the route state leaves the routes alone instead of
