@@ -17,8 +17,9 @@ func main() {
 	repo := fs.String("repo", ".", "the kubesalt checkout (salt/ is served, bin/ holds the binaries)")
 	saltBin := fs.String("salt-bin", ".venv/bin", "directory of the Salt commands")
 	nodes := fs.Int("nodes", 6, "nodes in the lab: the first 3 are masters, the rest workers")
+	node := fs.String("node", "", "remove-node: the worker to remove (default: the last added)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: kubesalt-lab up|down [flags]")
+		fmt.Fprintln(os.Stderr, "usage: kubesalt-lab up|add-node|remove-node|show|down [flags]")
 		fs.PrintDefaults()
 	}
 	if len(os.Args) < 2 {
@@ -40,6 +41,20 @@ func main() {
 				_, err = l.Show()
 			}
 		}
+	case "add-node":
+		var n lab.Node
+		if n, _, err = l.AddNode(); err == nil {
+			_, err = l.Show()
+			fmt.Printf("added %s\n", n.Name)
+		}
+	case "remove-node":
+		name := *node
+		if name == "" {
+			name = l.LastWorker()
+		}
+		_, err = l.RemoveNode(name)
+	case "show":
+		_, err = l.Show()
 	case "down":
 		err = l.Down()
 	default:

@@ -43,7 +43,11 @@ func (l *Lab) masterConfig() (map[string]any, error) {
 	if err := yaml.Unmarshal([]byte(text), &conf); err != nil {
 		return nil, fmt.Errorf("the formula's master config: %w", err)
 	}
-	conf["root_dir"] = l.masterDir()
+	root, err := l.saltRoot("master", l.masterDir())
+	if err != nil {
+		return nil, err
+	}
+	conf["root_dir"] = root
 	conf["interface"] = MasterIP.String()
 	conf["user"] = "root"
 	conf["pillar_roots"] = map[string]any{"base": []string{filepath.Join(l.Dir, "pillar")}}
@@ -319,10 +323,48 @@ func (l *Lab) EtcdHealth() (string, error) {
 	return strings.TrimSpace(out), err
 }
 
-// Status runs `kubesalt status show` on the returner's store.
-func (l *Lab) Status() (string, error) {
-	cmd := exec.Command(filepath.Join(l.Repo, "bin/kubesalt"), "status", "show", "--db", l.StatusDB(),
-		"--definition", filepath.Join(l.Dir, "pillar/kubernetes.sls"), "--plan", l.PlanFile(), "--output", "table")
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+// Status runs `kubesalt status show` on the returner's store, waiting up
+// to limit for every node to show converged routes (the returner records a
+// job a moment after the routes are in place). It returns the table.
+func (l *Lab) Status(limit time.Duration) (string, error) {
+	show := func(output string) ([]byte, error) {
+		return exec.Command(filepath.Join(l.Repo, "bin/kubesalt"), "status", "show", "--db", l.StatusDB(),
+			"--definition", filepath.Join(l.Dir, "pillar/kubernetes.sls"), "--plan", l.PlanFile(), "--output", output).CombinedOutput()
+	}
+	deadline := time.Now().Add(limit)
+	var pending []string
+	for {
+		out, err := show("json")
+		if err != nil {
+			return string(out), err
+		}
+		var res struct {
+			Data struct {
+				Nodes []struct {
+					Name   string `json:"name"`
+					Routes struct {
+						Converged bool `json:"converged"`
+					} `json:"routes"`
+				} `json:"nodes"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			return string(out), err
+		}
+		pending = nil
+		for _, n := range res.Data.Nodes {
+			if _, ok := l.st.Node(n.Name); ok && !n.Routes.Converged {
+				pending = append(pending, n.Name)
+			}
+		}
+		if len(pending) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	table, err := show("table")
+	if err == nil && len(pending) > 0 {
+		err = fmt.Errorf("the status store does not show %s converged", strings.Join(pending, ", "))
+	}
+	return strings.TrimSpace(string(table)), err
 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Converge builds the cluster as a user would: the bootstrap
@@ -97,7 +98,7 @@ func (l *Lab) Show() (Report, error) {
 		return rep, err
 	}
 	err = l.phase("kubesalt status (from the returner)", func() error {
-		out, err := l.Status()
+		out, err := l.Status(30 * time.Second)
 		for _, line := range strings.Split(out, "\n") {
 			l.say("    %s", line)
 		}

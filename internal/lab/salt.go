@@ -87,8 +87,12 @@ func (l *Lab) startMinion(n Node) error {
 // configureMinion writes node's minion config and key pair, and accepts
 // the key on the master, so that the minion joins already accepted.
 func (l *Lab) configureMinion(n Node, extra map[string]any) error {
+	root, err := l.saltRoot(n.Name, l.minionConf(n.Name))
+	if err != nil {
+		return err
+	}
 	conf := map[string]any{
-		"root_dir": l.minionConf(n.Name),
+		"root_dir": root,
 		"id":       n.Name,
 		"master":   MasterIP.String(),
 		"grains":   map[string]any{"kubernetes": map[string]any{"role": n.Role, "lab": l.st.ID}},
@@ -196,3 +200,20 @@ func mustOut(name string, args ...string) string {
 	out, _ := exec.Command(name, args...).Output()
 	return string(out)
 }
+
+// saltRoot is the root_dir a daemon's config names: a short symlink to
+// dir. Salt puts its unix sockets under root_dir, a socket's path may not
+// pass 108 bytes, and the lab's directory can be deep.
+func (l *Lab) saltRoot(name, dir string) (string, error) {
+	link := filepath.Join(l.linkDir(), name)
+	if err := os.MkdirAll(l.linkDir(), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	os.Remove(link)
+	return link, os.Symlink(dir, link)
+}
+
+func (l *Lab) linkDir() string { return filepath.Join("/run/ksl", l.st.ID) }

@@ -122,6 +122,10 @@ func (l *Lab) Down() error {
 			firstErr = err
 		}
 	}
+	if l.st.ID != "" {
+		os.RemoveAll(l.linkDir())
+		os.Remove(filepath.Dir(l.linkDir())) // only if no other lab is up
+	}
 	for i := len(l.st.HostDirs) - 1; i >= 0; i-- {
 		os.Remove(l.st.HostDirs[i]) // only if still empty: never a user's files
 	}

@@ -1,0 +1,124 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// openTestLab opens a lab in a temp dir over this checkout, with the Salt
+// of `make venv`; `make test-lab` runs these tests with it.
+func openTestLab(t testing.TB) *Lab {
+	saltBin := os.Getenv("KUBESALT_LAB_SALT_BIN")
+	if saltBin == "" || os.Geteuid() != 0 {
+		t.Skip("needs root and KUBESALT_LAB_SALT_BIN (the venv's bin); `make test-lab` sets it")
+	}
+	repo, _ := filepath.Abs("../..")
+	l, err := Open(filepath.Join(t.TempDir(), "lab"), repo, saltBin, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Down() })
+	return l
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// The path of `make lab`, smaller: a master and a worker, a worker added
+// during the test and then removed, and nothing left behind.
+func TestLabEndToEnd(t *testing.T) {
+	l := openTestLab(t)
+	if err := l.Up(DefaultNodes(2)); err != nil {
+		t.Fatal(err)
+	}
+	// Converge runs state.apply twice and fails if the second changes anything.
+	if err := l.Converge(); err != nil {
+		t.Fatal(err)
+	}
+	added, took, err := l.AddNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s routed everywhere %.1fs after its minion started", added.Name, took.Seconds())
+	rep, err := l.Show()
+	if err != nil || !rep.PodsOK || !rep.EtcdOK || !rep.StatusOK {
+		t.Fatalf("after the add: %+v %v", rep, err)
+	}
+	for _, n := range l.st.Nodes {
+		if got := strings.Count(l.Routes(n.Name), "\n") + 1; got != 2 {
+			t.Errorf("%s has %d routes, want 2:\n%s", n.Name, got, l.Routes(n.Name))
+		}
+	}
+	if _, err := l.RemoveNode(added.Name); err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := l.Plan()
+	for _, n := range l.st.Nodes {
+		if r := l.Routes(n.Name); strings.Contains(r, "192.168.170.21") || strings.Count(r, "\n") != 0 {
+			t.Errorf("%s after the removal:\n%s (plan %v)", n.Name, r, plan)
+		}
+	}
+
+	id, dir := l.st.ID, l.Dir
+	if err := l.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Down(); err != nil {
+		t.Errorf("a second down: %v", err)
+	}
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	if strings.Contains(string(out), id) {
+		t.Errorf("namespaces left behind:\n%s", out)
+	}
+	if out, _ := exec.Command("pgrep", "-af", dir).Output(); len(out) > 0 {
+		t.Errorf("processes left behind:\n%s", out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the lab's directory is still there: %v", err)
+	}
+}
+
+// BenchmarkLab measures, for 6 and 20 nodes, the time from nothing to the
+// first full pod-to-pod success, and the time from a new worker's minion
+// start to its routes on every node, beside Kubespray's scale.yml (about
+// 6.5 minutes to add one node, kubespray issue 6794).
+func BenchmarkLab(b *testing.B) {
+	const kubesprayAdd = 390 * time.Second
+	for _, n := range []int{6, 20} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				l := openTestLab(b)
+				start := time.Now()
+				if err := l.Up(DefaultNodes(n)); err != nil {
+					b.Fatal(err)
+				}
+				if err := l.Converge(); err != nil {
+					b.Fatal(err)
+				}
+				if rep, err := l.Show(); err != nil || !rep.PodsOK {
+					b.Fatalf("%+v %v", rep, err)
+				}
+				toPods := time.Since(start)
+				_, add, err := l.AddNode()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(toPods.Seconds(), "s-to-pod-to-pod")
+				b.ReportMetric(add.Seconds(), "s-node-added-and-routed")
+				b.ReportMetric(kubesprayAdd.Seconds()/add.Seconds(), "x-faster-than-kubespray-scale")
+				if err := l.Down(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
