@@ -48,6 +48,10 @@ func (l *Lab) masterConfig() (map[string]any, error) {
 		return nil, err
 	}
 	conf["root_dir"] = root
+	// Many minions on a small machine answer slowly while they start:
+	// wait for jobs longer than Salt's defaults (5 and 10 s).
+	conf["timeout"] = 60
+	conf["gather_job_timeout"] = 60
 	conf["interface"] = MasterIP.String()
 	conf["user"] = "root"
 	conf["pillar_roots"] = map[string]any{"base": []string{filepath.Join(l.Dir, "pillar")}}
