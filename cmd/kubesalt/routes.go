@@ -141,18 +141,29 @@ func emitReport(s *streams, c *common, rep *routes.Report) int {
 	})
 }
 
-func runRoutesList(s *streams, args []string) int {
-	var f routeFlags
-	fs := newRouteFlags(s, "routes list", &f, false)
+// openRoutes parses the flags of a command without a node list and opens
+// the namespace's routing; it returns an exit code when it cannot.
+func openRoutes(s *streams, name string, f *routeFlags, args []string) (*routes.Conn, int) {
+	fs := newRouteFlags(s, name, f, false)
 	if code, ok := parse(fs, &f.common, args); !ok {
-		return code
+		return nil, code
 	}
+	f.opts.Test = f.test
 	if err := f.check(); err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return nil, saltio.Fail(s.stdout, s.stderr, err)
 	}
 	conn, err := routes.Open(f.opts)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return nil, saltio.Fail(s.stdout, s.stderr, err)
+	}
+	return conn, 0
+}
+
+func runRoutesList(s *streams, args []string) int {
+	var f routeFlags
+	conn, code := openRoutes(s, "routes list", &f, args)
+	if conn == nil {
+		return code
 	}
 	defer conn.Close()
 	rs, err := conn.List()
@@ -170,17 +181,9 @@ func runRoutesList(s *streams, args []string) int {
 
 func runRoutesFlush(s *streams, args []string) int {
 	var f routeFlags
-	fs := newRouteFlags(s, "routes flush", &f, false)
-	if code, ok := parse(fs, &f.common, args); !ok {
+	conn, code := openRoutes(s, "routes flush", &f, args)
+	if conn == nil {
 		return code
-	}
-	f.opts.Test = f.test
-	if err := f.check(); err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
-	}
-	conn, err := routes.Open(f.opts)
-	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
 	}
 	defer conn.Close()
 	rep, err := conn.Flush()
