@@ -19,14 +19,14 @@ func networkEnsure(s *streams, args []string) int {
 	}
 	d, h, err := open(s, &c)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	defer h.Close()
 	defer c.release()
-	opts := virt.Options{Test: c.test, Update: update}
+	opts := virt.Options{Test: c.Test, Update: update}
 	rep, err := h.EnsureNetwork(d, opts)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	return emit(s, &c, rep.Result(opts), func(w io.Writer) {
 		row(w, "NETWORK", "BRIDGE", "ACTIVE", "DONE", "DRIFT")
@@ -48,14 +48,14 @@ func nodeEnsure(s *streams, args []string) int {
 	}
 	d, h, err := open(s, &c)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	defer h.Close()
 	defer c.release()
-	opts := virt.Options{Test: c.test, Update: update}
+	opts := virt.Options{Test: c.Test, Update: update}
 	rep, err := h.EnsureNodes(d, nodes, pkiDir, opts)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	return emit(s, &c, rep.Result(opts, "created or changed"), nodesTable(rep))
 }
@@ -71,18 +71,18 @@ func nodeRemove(s *streams, args []string) int {
 		return code
 	}
 	if len(nodes) == 0 {
-		return saltio.Fail(s.stdout, s.stderr, saltio.BadInputf("--node: missing; give the node to remove"))
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--node: missing; give the node to remove"))
 	}
 	d, h, err := open(s, &c)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	defer h.Close()
 	defer c.release()
-	opts := virt.Options{Test: c.test}
-	rep, err := h.RemoveNodes(d, nodes, pkiDir, c.test)
+	opts := virt.Options{Test: c.Test}
+	rep, err := h.RemoveNodes(d, nodes, pkiDir, c.Test)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	return emit(s, &c, rep.Result(opts, "removed"), nodesTable(rep))
 }
@@ -128,13 +128,13 @@ func list(s *streams, args []string) int {
 	}
 	h, err := virt.Connect(uri)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	defer h.Close()
 	defer c.release()
 	doms, err := h.List()
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	res := saltio.Result{Result: saltio.Bool(true), Data: map[string]any{"domains": doms}}
 	return emit(s, &c, res, func(w io.Writer) {

@@ -14,7 +14,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (map[string]any, int) {
 	t.Helper()
 	t.Setenv("TMPDIR", t.TempDir()) // the hypervisor lock file goes there
 	var out, errb bytes.Buffer
-	code := run(&streams{strings.NewReader(stdin), &out, &errb}, args)
+	code := run(&streams{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb}, args)
 	var res map[string]any
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("%v: stdout is not one JSON object: %q (stderr %q)", args, out.String(), errb.String())

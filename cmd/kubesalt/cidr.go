@@ -21,15 +21,15 @@ func runCIDRPlan(s *streams, args []string) int {
 	}
 	def, err := loadDefinition(s, defFile)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
-	plan, ch, err := cidr.Update(planFile, def, c.test)
+	plan, ch, err := cidr.Update(planFile, def, c.Test)
 	var pe *cidr.PlanError
 	if errors.As(err, &pe) {
 		err = saltio.BadInput(err)
 	}
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	members := def.Members(plan.Nodes)
 	changes := map[string]any{}
@@ -45,13 +45,13 @@ func runCIDRPlan(s *streams, args []string) int {
 	comment := fmt.Sprintf("%d nodes planned; no change", len(members))
 	if !ch.Empty() {
 		verb := "planned"
-		if c.test {
+		if c.Test {
 			verb = "would be planned"
 		}
 		comment = fmt.Sprintf("%d nodes %s: %d assigned, %d released, %d moved", len(members), verb, len(ch.Assigned), len(ch.Released), len(ch.Moved))
 	}
 	res := saltio.Result{
-		Result:  saltio.Outcome(c.test, !ch.Empty(), false),
+		Result:  saltio.Outcome(c.Test, !ch.Empty(), false),
 		Changes: changes,
 		Comment: comment,
 		Data:    map[string]any{"nodes": members, "plan_file": planFile},

@@ -4,36 +4,29 @@
 package main
 
 import (
-	"fmt"
-	"io"
 	"os"
 	"runtime/debug"
-	"strings"
+
+	"github.com/kubesalt/kubesalt/internal/cli"
 )
 
-type streams struct {
-	stdin          io.Reader
-	stdout, stderr io.Writer
-}
-
-type command struct {
-	name    string // "routes sync"
-	summary string
-	run     func(s *streams, args []string) int
-}
+type (
+	streams = cli.Streams
+	command = cli.Command
+)
 
 var commands = []command{
-	{"cidr plan", "plan every node's pod CIDR(s), keeping earlier assignments", runCIDRPlan},
-	{"routes sync", "program routes to every other node's pod CIDR", runRoutesSync},
-	{"routes diff", "show what routes sync would change (sync --test)", runRoutesDiff},
-	{"routes list", "list the routes kubesalt owns", runRoutesList},
-	{"routes flush", "remove every route kubesalt owns", runRoutesFlush},
-	{"nodes discover", "read nodes and pod CIDRs from `kubectl get nodes -o json`", runNodesDiscover},
-	{"status record", "record one Salt job return in the status store", runStatusRecord},
-	{"status show", "show every node: routes converged, last report, certificates, VM", runStatusShow},
-	{"pki issue", "issue the CA and every certificate, kubeconfig and key the cluster needs", pkiIssue},
-	{"pki check", "show every certificate's subject, SANs and expiry; fail when one is due", pkiCheck},
-	{"pki bundle", "print exactly the PKI material one node needs, for its pillar", pkiBundle},
+	{Name: "cidr plan", Summary: "plan every node's pod CIDR(s), keeping earlier assignments", Run: runCIDRPlan},
+	{Name: "routes sync", Summary: "program routes to every other node's pod CIDR", Run: runRoutesSync},
+	{Name: "routes diff", Summary: "show what routes sync would change (sync --test)", Run: runRoutesDiff},
+	{Name: "routes list", Summary: "list the routes kubesalt owns", Run: runRoutesList},
+	{Name: "routes flush", Summary: "remove every route kubesalt owns", Run: runRoutesFlush},
+	{Name: "nodes discover", Summary: "read nodes and pod CIDRs from `kubectl get nodes -o json`", Run: runNodesDiscover},
+	{Name: "status record", Summary: "record one Salt job return in the status store", Run: runStatusRecord},
+	{Name: "status show", Summary: "show every node: routes converged, last report, certificates, VM", Run: runStatusShow},
+	{Name: "pki issue", Summary: "issue the CA and every certificate, kubeconfig and key the cluster needs", Run: pkiIssue},
+	{Name: "pki check", Summary: "show every certificate's subject, SANs and expiry; fail when one is due", Run: pkiCheck},
+	{Name: "pki bundle", Summary: "print exactly the PKI material one node needs, for its pillar", Run: pkiBundle},
 }
 
 func main() {
@@ -43,31 +36,7 @@ func main() {
 		debug.SetGCPercent(400)
 		debug.SetMemoryLimit(48 << 20)
 	}
-	os.Exit(run(&streams{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:]))
+	os.Exit(run(&streams{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, os.Args[1:]))
 }
 
-func run(s *streams, args []string) int {
-	for _, c := range commands {
-		words := strings.Fields(c.name)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
-			return c.run(s, args[len(words):])
-		}
-	}
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		usage(s.stdout)
-		return 0
-	}
-	usage(s.stderr)
-	if len(args) > 0 {
-		fmt.Fprintf(s.stderr, "\nunknown command %q\n", strings.Join(args, " "))
-	}
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: kubesalt <command> [flags]   (kubesalt <command> --help for its flags)")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
-	}
-}
+func run(s *streams, args []string) int { return cli.Run("kubesalt", commands, s, args) }

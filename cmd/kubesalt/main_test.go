@@ -25,7 +25,7 @@ type result struct {
 func call(t *testing.T, stdin string, args ...string) (result, int, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(&streams{strings.NewReader(stdin), &out, &errb}, args)
+	code := run(&streams{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb}, args)
 	var r result
 	if strings.HasPrefix(strings.TrimSpace(out.String()), "{") {
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
@@ -54,7 +54,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		t.Errorf("kernel protocol number accepted: exit %d", code)
 	}
 	var out bytes.Buffer
-	if code := run(&streams{strings.NewReader(""), &out, &out}, []string{"--help"}); code != 0 || !strings.Contains(out.String(), "routes sync") {
+	if code := run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}, []string{"--help"}); code != 0 || !strings.Contains(out.String(), "routes sync") {
 		t.Errorf("help: %d %s", code, out.String())
 	}
 }
@@ -105,7 +105,7 @@ func TestPlanPipesIntoRoutesSync(t *testing.T) {
 	node := l.AddNode(netip.MustParsePrefix("192.168.170.20/24"), netip.MustParsePrefix("10.200.3.0/24"))
 	dir := t.TempDir()
 	var planOut bytes.Buffer
-	if code := run(&streams{strings.NewReader(pillar(t)), &planOut, os.Stderr}, []string{"cidr", "plan", "--plan", filepath.Join(dir, "plan.json")}); code != 0 {
+	if code := run(&streams{Stdin: strings.NewReader(pillar(t)), Stdout: &planOut, Stderr: os.Stderr}, []string{"cidr", "plan", "--plan", filepath.Join(dir, "plan.json")}); code != 0 {
 		t.Fatal(planOut.String())
 	}
 	args := []string{"routes", "sync", "--netns", node.NS, "--rt-protos-dir", dir}

@@ -25,16 +25,16 @@ func runNodesDiscover(s *streams, args []string) int {
 	var data []byte
 	var err error
 	if file != "" {
-		data, err = saltio.ReadInput(file, s.stdin)
+		data, err = saltio.ReadInput(file, s.Stdin)
 	} else {
 		data, err = nodes.Kubectl(context.Background(), kubectl, kubeconfig, timeout)
 	}
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	members, problems, err := nodes.Parse(data)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 	}
 	comment := fmt.Sprintf("%d nodes discovered", len(members))
 	if len(problems) > 0 {

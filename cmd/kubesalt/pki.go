@@ -36,15 +36,15 @@ func pkiIssue(s *streams, args []string) int {
 	}
 	d, err := loadDefinition(s, *def)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	rb, err := renewFlag(*renew)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
-	res, err := pki.Issue(d, pki.Options{Dir: *dir, Test: c.test, RenewBefore: rb, Reissue: *reissue})
+	res, err := pki.Issue(d, pki.Options{Dir: *dir, Test: c.Test, RenewBefore: rb, Reissue: *reissue})
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	changes := map[string]any{}
 	for key, m := range map[string]map[string]string{"issued": res.Issued, "kubeconfigs": res.Kubeconfigs, "removed": res.Removed, "modes": res.Modes} {
@@ -61,7 +61,7 @@ func pkiIssue(s *streams, args []string) int {
 		}{{len(res.Issued), "issued %d", "would issue %d"}, {len(res.Kubeconfigs), "wrote %d kubeconfigs", "would write %d kubeconfigs"},
 			{len(res.Removed), "removed %d", "would remove %d"}, {len(res.Modes), "fixed %d file modes", "would fix %d file modes"}} {
 			switch {
-			case p.n > 0 && c.test:
+			case p.n > 0 && c.Test:
 				parts = append(parts, fmt.Sprintf(p.test, p.n))
 			case p.n > 0:
 				parts = append(parts, fmt.Sprintf(p.done, p.n))
@@ -73,7 +73,7 @@ func pkiIssue(s *streams, args []string) int {
 		comment += "; WARNING: " + strings.Join(res.Warnings, "; ")
 	}
 	out := saltio.Result{
-		Result:  saltio.Outcome(c.test, res.Changed(), false),
+		Result:  saltio.Outcome(c.Test, res.Changed(), false),
 		Changes: changes,
 		Comment: comment,
 		Data:    map[string]any{"dir": *dir, "certificates": res.Certificates},
@@ -103,15 +103,15 @@ func pkiCheck(s *streams, args []string) int {
 		return code
 	}
 	if *dir == "" {
-		return saltio.Fail(s.stdout, s.stderr, saltio.BadInputf("--dir is required: the PKI directory `kubesalt pki issue` wrote"))
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--dir is required: the PKI directory `kubesalt pki issue` wrote"))
 	}
 	rb, err := renewFlag(*renew)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	report, err := pki.Check(*dir, rb, time.Now())
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	failing := report.Failing()
 	comment := fmt.Sprintf("%d certificates, none expires within %s", len(report.Certificates), *renew)
@@ -140,15 +140,15 @@ func pkiBundle(s *streams, args []string) int {
 		return code
 	}
 	if *node == "" || *dir == "" {
-		return saltio.Fail(s.stdout, s.stderr, saltio.BadInputf("--node and --dir are required"))
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--node and --dir are required"))
 	}
 	d, err := loadDefinition(s, *def)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	b, err := pki.MakeBundle(d, *dir, *node)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	out := saltio.Result{Result: saltio.Bool(true), Comment: fmt.Sprintf("%d files for %s %s", len(b.Files), b.Role, b.Node), Data: b}
 	return emit(s, &c, out, func(w io.Writer) {

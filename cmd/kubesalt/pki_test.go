@@ -19,7 +19,7 @@ type pkiOut struct {
 func runPKI(t *testing.T, stdin string, args ...string) (int, pkiOut, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(&streams{strings.NewReader(stdin), &stdout, &stderr}, args)
+	code := run(&streams{Stdin: strings.NewReader(stdin), Stdout: &stdout, Stderr: &stderr}, args)
 	var out pkiOut
 	if !strings.Contains(strings.Join(args, " "), "table") {
 		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {

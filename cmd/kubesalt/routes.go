@@ -53,39 +53,39 @@ func routesSync(s *streams, name string, args []string, diff bool) int {
 	if code, ok := parse(fs, &f.common, args); !ok {
 		return code
 	}
-	f.opts.Test = f.test || diff
-	f.test = f.opts.Test
+	f.opts.Test = f.Test || diff
+	f.Test = f.opts.Test
 	if err := f.check(); err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
-	data, err := saltio.ReadInput(f.nodesFile, s.stdin)
+	data, err := saltio.ReadInput(f.nodesFile, s.Stdin)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	nodes, err := cluster.ParseNodeList(data)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 	}
 	conn, err := routes.Open(f.opts)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	defer conn.Close()
 	local, err := conn.LocalAddrs()
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	desired, err := routes.Desired(nodes, f.self, local)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 	}
 	rep, err := conn.Sync(desired)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	if f.protosDir != "" && !f.opts.Test {
 		if _, err := routes.RegisterProtocolName(f.protosDir, f.opts.Protocol); err != nil {
-			fmt.Fprintf(s.stderr, "warning: registering the protocol name in %s: %v (routes show as proto %d)\n", f.protosDir, err, f.opts.Protocol)
+			fmt.Fprintf(s.Stderr, "warning: registering the protocol name in %s: %v (routes show as proto %d)\n", f.protosDir, err, f.opts.Protocol)
 		}
 	}
 	return emitReport(s, &f.common, rep)
@@ -99,7 +99,7 @@ func emitReport(s *streams, c *common, rep *routes.Report) int {
 		}
 	}
 	verb := ""
-	if c.test {
+	if c.Test {
 		verb = "would be "
 	}
 	parts := []string{fmt.Sprintf("%d routes desired, %d present", rep.Desired, rep.Present)}
@@ -116,7 +116,7 @@ func emitReport(s *streams, c *common, rep *routes.Report) int {
 	}
 	failed := len(rep.Failed)+len(rep.Conflicts) > 0
 	res := saltio.Result{
-		Result:  saltio.Outcome(c.test, rep.Changed(), failed),
+		Result:  saltio.Outcome(c.Test, rep.Changed(), failed),
 		Changes: changes,
 		Comment: strings.Join(parts, "; "),
 		Data:    rep,
@@ -148,13 +148,13 @@ func openRoutes(s *streams, name string, f *routeFlags, args []string) (*routes.
 	if code, ok := parse(fs, &f.common, args); !ok {
 		return nil, code
 	}
-	f.opts.Test = f.test
+	f.opts.Test = f.Test
 	if err := f.check(); err != nil {
-		return nil, saltio.Fail(s.stdout, s.stderr, err)
+		return nil, saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	conn, err := routes.Open(f.opts)
 	if err != nil {
-		return nil, saltio.Fail(s.stdout, s.stderr, err)
+		return nil, saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	return conn, 0
 }
@@ -168,7 +168,7 @@ func runRoutesList(s *streams, args []string) int {
 	defer conn.Close()
 	rs, err := conn.List()
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	res := saltio.Result{Result: saltio.Bool(true), Comment: fmt.Sprintf("%d routes owned by kubesalt (protocol %d)", len(rs), f.opts.Protocol), Data: map[string]any{"routes": rs}}
 	return emit(s, &f.common, res, func(w io.Writer) {
@@ -188,7 +188,7 @@ func runRoutesFlush(s *streams, args []string) int {
 	defer conn.Close()
 	rep, err := conn.Flush()
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	return emitReport(s, &f.common, rep)
 }

@@ -27,13 +27,13 @@ func runStatusRecord(s *streams, args []string) int {
 	if code, ok := parse(fs, &c, args); !ok {
 		return code
 	}
-	in, err := io.ReadAll(s.stdin)
+	in, err := io.ReadAll(s.Stdin)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	returns, err := parseJobReturns(in)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 	}
 	// Validate every return before writing any.
 	now := time.Now()
@@ -42,7 +42,7 @@ func runStatusRecord(s *streams, args []string) int {
 	for _, jr := range returns {
 		f, err := status.Extract(jr, now)
 		if err != nil {
-			return saltio.Fail(s.stdout, s.stderr, saltio.BadInput(err))
+			return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 		}
 		if !status.Relevant(jr.Fun) {
 			ignored = append(ignored, jr.ID+" "+jr.Fun)
@@ -54,15 +54,15 @@ func runStatusRecord(s *streams, args []string) int {
 	for _, f := range facts {
 		recorded[f.Minion] = summarize(f)
 	}
-	if !c.test && len(facts) > 0 {
+	if !c.Test && len(facts) > 0 {
 		st, err := status.Open(db)
 		if err != nil {
-			return saltio.Fail(s.stdout, s.stderr, err)
+			return saltio.Fail(s.Stdout, s.Stderr, err)
 		}
 		defer st.Close()
 		for _, f := range facts {
 			if err := st.Apply(f); err != nil {
-				return saltio.Fail(s.stdout, s.stderr, fmt.Errorf("recording the return of %s: %w", f.Minion, err))
+				return saltio.Fail(s.Stdout, s.Stderr, fmt.Errorf("recording the return of %s: %w", f.Minion, err))
 			}
 		}
 	}
@@ -71,14 +71,14 @@ func runStatusRecord(s *streams, args []string) int {
 		changes["recorded"] = recorded
 	}
 	verb := "recorded"
-	if c.test {
+	if c.Test {
 		verb = "would record"
 	}
 	comment := fmt.Sprintf("%s %d job return(s) in %s", verb, len(facts), db)
 	if len(ignored) > 0 {
 		comment += fmt.Sprintf("; ignored %d that kubesalt does not track (%s)", len(ignored), strings.Join(ignored, ", "))
 	}
-	res := saltio.Result{Result: saltio.Outcome(c.test, len(facts) > 0, false), Changes: changes, Comment: comment}
+	res := saltio.Result{Result: saltio.Outcome(c.Test, len(facts) > 0, false), Changes: changes, Comment: comment}
 	return emit(s, &c, res, nil)
 }
 
@@ -143,16 +143,16 @@ func runStatusShow(s *streams, args []string) int {
 	}
 	nodes, planChanged, err := clusterNodes(s, defFile, planFile)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	st, err := status.OpenReadOnly(db)
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	defer st.Close()
 	snap, err := st.Read()
 	if err != nil {
-		return saltio.Fail(s.stdout, s.stderr, err)
+		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	v := status.Show(snap, nodes, planChanged, expiring)
 	sum := v.Summary

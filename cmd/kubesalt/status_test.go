@@ -72,7 +72,7 @@ func TestStatusRecordAndShow(t *testing.T) {
 	}
 
 	var out strings.Builder
-	code = run(&streams{strings.NewReader(""), &out, &out}, []string{"status", "show", "--db", db, "--definition", def, "--plan", plan, "--output", "table"})
+	code = run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}, []string{"status", "show", "--db", db, "--definition", def, "--plan", plan, "--output", "table"})
 	if code != 0 || !strings.Contains(out.String(), "worker-0") || !strings.Contains(out.String(), "converged") || !strings.Contains(out.String(), "never") {
 		t.Errorf("table: %d\n%s", code, out.String())
 	}
