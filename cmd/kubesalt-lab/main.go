@@ -22,11 +22,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: kubesalt-lab up|add-node|remove-node|show|down [flags]")
 		fs.PrintDefaults()
 	}
-	if len(os.Args) < 2 {
+	// Flags may come before or after the subcommand (the Makefile puts
+	// them first).
+	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 1 {
 		fs.Usage()
-		os.Exit(2)
-	}
-	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)
 	}
 	l, err := lab.Open(*dir, *repo, *saltBin, os.Stdout)
@@ -34,7 +33,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
-	switch os.Args[1] {
+	switch fs.Arg(0) {
 	case "up":
 		if err = l.Up(lab.DefaultNodes(*nodes)); err == nil {
 			if err = l.Converge(); err == nil {
