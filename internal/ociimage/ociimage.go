@@ -349,15 +349,29 @@ func writeFile(tw *tar.Writer, name string, mode int64, data []byte) error {
 // already holds the same bytes it leaves it untouched and reports
 // changed=false.
 func WriteFile(file string, img Image) (changed bool, err error) {
-	var buf bytes.Buffer
-	if err := Write(&buf, img); err != nil {
+	data, changed, err := compare(file, img)
+	if err != nil || !changed {
 		return false, err
 	}
-	if old, err := os.ReadFile(file); err == nil && bytes.Equal(old, buf.Bytes()) {
-		return false, nil
-	}
-	if err := atomicfile.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(file, data, 0o644); err != nil {
 		return false, fmt.Errorf("writing image %s to %s: %w", img.Ref, file, err)
 	}
 	return true, nil
+}
+
+// NeedsWrite reports whether WriteFile would change file (test mode).
+func NeedsWrite(file string, img Image) (bool, error) {
+	_, changed, err := compare(file, img)
+	return changed, err
+}
+
+func compare(file string, img Image) (data []byte, changed bool, err error) {
+	var buf bytes.Buffer
+	if err := Write(&buf, img); err != nil {
+		return nil, false, err
+	}
+	if old, err := os.ReadFile(file); err == nil && bytes.Equal(old, buf.Bytes()) {
+		return nil, false, nil
+	}
+	return buf.Bytes(), true, nil
 }

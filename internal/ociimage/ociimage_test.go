@@ -173,6 +173,12 @@ func TestWriteIsDeterministic(t *testing.T) {
 
 func TestWriteFileIsIdempotent(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "img.tar")
+	if need, err := NeedsWrite(file, testImage()); err != nil || !need {
+		t.Fatalf("NeedsWrite of a missing file: %v %v, want true", need, err)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("NeedsWrite created the file (%v)", err)
+	}
 	changed, err := WriteFile(file, testImage())
 	if err != nil || !changed {
 		t.Fatalf("first WriteFile: changed=%v err=%v, want a change", changed, err)
@@ -180,6 +186,9 @@ func TestWriteFileIsIdempotent(t *testing.T) {
 	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 	if err := os.Chtimes(file, old, old); err != nil {
 		t.Fatal(err)
+	}
+	if need, err := NeedsWrite(file, testImage()); err != nil || need {
+		t.Fatalf("NeedsWrite of the same image: %v %v, want false", need, err)
 	}
 	changed, err = WriteFile(file, testImage())
 	if err != nil || changed {
