@@ -227,3 +227,17 @@ test: test-lab
 # everywhere, for 6 and 20 nodes, beside Kubespray's scale.yml.
 bench-lab: venv build deps-apt-lab
 	KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin go test -run '^$$' -bench '^BenchmarkLab$$' -benchtime 1x -timeout 60m ./internal/lab
+
+# ---- kubesalt-pod: the pause and test images' only file ----
+# Static, so the images need nothing else; `kubesalt-pod image` writes the
+# OCI tarballs for `ctr -n k8s.io images import`. The real-containerd test
+# (TestContainerdImportAndRun) needs root, containerd, ctr and runc.
+APT_POD_TEST := containerd runc util-linux
+APT_TEST     += $(APT_POD_TEST)
+
+.PHONY: build-pod
+
+build-pod: deps-go
+	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $(BIN)/kubesalt-pod ./cmd/kubesalt-pod
+
+build: build-pod

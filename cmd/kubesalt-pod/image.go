@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/kubesalt/kubesalt/internal/cli"
+	"github.com/kubesalt/kubesalt/internal/ociimage"
+	"github.com/kubesalt/kubesalt/internal/saltio"
+)
+
+// The images' default references. The kubelet's (and containerd's
+// sandbox_image) default pause image is registry.k8s.io/pause:3.10 for
+// Kubernetes 1.31+; the test image has a host so the CRI's normalised
+// name is the name ctr stored.
+const (
+	PauseRef = "registry.k8s.io/pause:3.10"
+	ServeRef = "kubesalt.local/kubesalt-pod:v1"
+)
+
+// images builds the image of kind with bin as its only file.
+func images(kind, ref string, bin []byte) (ociimage.Image, error) {
+	switch kind {
+	case "pause":
+		if ref == "" {
+			ref = PauseRef
+		}
+		return ociimage.Image{
+			Ref: ref, Files: []ociimage.File{{Path: "/pause", Mode: 0o755, Data: bin}},
+			Entrypoint: []string{"/pause"}, Architecture: runtime.GOARCH,
+		}, nil
+	case "serve":
+		if ref == "" {
+			ref = ServeRef
+		}
+		return ociimage.Image{
+			Ref: ref, Files: []ociimage.File{{Path: "/kubesalt-pod", Mode: 0o755, Data: bin}},
+			Entrypoint: []string{"/kubesalt-pod"}, Cmd: []string{"serve", "--port", "8080"},
+			Architecture: runtime.GOARCH,
+		}, nil
+	}
+	return ociimage.Image{}, fmt.Errorf("--kind %q: use pause or serve", kind)
+}
+
+func runImage(s *cli.Streams, args []string) int {
+	var o cli.Output
+	fs := cli.NewFlags(s, "kubesalt-pod image", &o)
+	kind := fs.String("kind", "", "pause (the sandbox image) or serve (the test image)")
+	ref := fs.String("ref", "", "image reference (default "+PauseRef+" for pause, "+ServeRef+" for serve)")
+	out := fs.String("file", "", "the tarball to write, for `ctr -n k8s.io images import`")
+	if code, ok := cli.Parse(fs, &o, args); !ok {
+		return code
+	}
+	if *out == "" {
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--file is empty: name the tarball to write, e.g. --file /var/lib/kubesalt/images/pause.tar"))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return saltio.Fail(s.Stdout, s.Stderr, err)
+	}
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		return saltio.Fail(s.Stdout, s.Stderr, fmt.Errorf("reading this binary to put it in the image: %w", err))
+	}
+	img, err := images(*kind, *ref, bin)
+	if err == nil {
+		_, _, err = ociimage.SplitRef(img.Ref)
+	}
+	if err != nil {
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
+	}
+	var changed bool
+	if o.Test {
+		changed, err = ociimage.NeedsWrite(*out, img)
+	} else {
+		changed, err = ociimage.WriteFile(*out, img)
+	}
+	if err != nil {
+		return saltio.Fail(s.Stdout, s.Stderr, err)
+	}
+	res := saltio.Result{Result: saltio.Outcome(o.Test, changed, false), Data: map[string]any{"ref": img.Ref, "file": *out}}
+	switch {
+	case changed && o.Test:
+		res.Comment = fmt.Sprintf("%s would be written to %s", img.Ref, *out)
+		res.Changes = map[string]any{*out: map[string]any{"ref": img.Ref}}
+	case changed:
+		res.Comment = fmt.Sprintf("%s written to %s", img.Ref, *out)
+		res.Changes = map[string]any{*out: map[string]any{"ref": img.Ref}}
+	default:
+		res.Comment = fmt.Sprintf("%s is up to date in %s", img.Ref, *out)
+	}
+	return cli.Emit(s, &o, res, func(w io.Writer) {
+		cli.Row(w, "FILE", "REF", "CHANGED")
+		cli.Row(w, *out, img.Ref, changed)
+	})
+}
