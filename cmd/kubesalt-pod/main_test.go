@@ -211,9 +211,11 @@ func TestPauseReapsOrphansAsPID1(t *testing.T) {
 			t.Fatal("pause did not start under unshare")
 		}
 	}
-	// sh forks three short sleeps and exits: they are reparented to PID 1.
+	// sh forks three sleeps and exits: they are reparented to PID 1. (Their
+	// output goes to /dev/null, or nsenter's output pipe would stay open
+	// until they end.)
 	out, err := exec.Command("nsenter", "-t", strconv.Itoa(pause), "-p", "--", "sh", "-c",
-		"sleep 0.3 & sleep 0.3 & sleep 0.3 & exit 0").CombinedOutput()
+		"for i in 1 2 3; do sleep 1 </dev/null >/dev/null 2>&1 & done; exit 0").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nsenter: %v %s", err, out)
 	}
