@@ -182,32 +182,65 @@ test-formula: venv build deps-apt-formula deps-apt-pki
 
 test: test-formula
 
+# ---- Kubernetes binaries, built from the Go module proxy ----
+# internal/k8sbuild is a module of its own that replaces k8s.io/kubernetes'
+# staging modules with their published versions (its go.sum pins them).
+# The binaries are rebuilt only when that module or this recipe changes.
+K8S_VERSION    := v1.32.13
+K8S_BUILD      := internal/k8sbuild
+K8S_BIN        := $(BIN)/k8s
+K8S_COMPONENTS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+# Stamp the release, or `/version` says v0.0.0-master.
+K8S_VERSION_VARS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=32 -X $(p).gitTreeState=clean)
+
+.PHONY: k8s-binaries
+k8s-binaries: $(BIN)/.k8s-built-$(K8S_VERSION)
+
+$(BIN)/.k8s-built-$(K8S_VERSION): $(K8S_BUILD)/go.mod $(K8S_BUILD)/go.sum
+	@mkdir -p $(K8S_BIN)
+	cd $(K8S_BUILD) && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $(K8S_VERSION_VARS)' \
+	  -o $(CURDIR)/$(K8S_BIN)/ $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMPONENTS))
+	@for c in $(K8S_COMPONENTS); do v=$$($(K8S_BIN)/$$c $$([ $$c = kubectl ] && echo version --client || echo --version) 2>&1 | head -1); \
+	  case "$$v" in *$(K8S_VERSION)*) echo "$$c: $$v";; *) echo "$$c reports '$$v', not $(K8S_VERSION)"; exit 1;; esac; done
+	touch $@
+
 # ---- the lab: a Salt-managed cluster of network-namespace nodes ----
 # `make lab` builds it (NODES=6: 3 masters, then workers) and shows the
 # result; lab-add-node / lab-remove-node (NODE=name) change it through the
 # reactors; lab-down removes everything it made, also after a failure.
+# K8S=1 runs Kubernetes itself (make k8s-binaries, Debian's containerd)
+# and its smoke test; MODE=controller lets the controller manager allocate
+# the pod CIDRs, which kubesalt discovers.
 LAB_DIR ?= .lab
 NODES   ?= 6
+K8S     ?=
+MODE    ?= planned
 APT_LAB := iproute2 iputils-ping util-linux procps containernetworking-plugins
+APT_K8S := containerd runc iptables conntrack
 LAB      = $(BIN)/kubesalt-lab --dir $(LAB_DIR) --salt-bin $(VENV)/bin
+LAB_K8S := $(if $(filter 1 yes true,$(K8S)),k8s-binaries deps-apt-k8s)
 
-.PHONY: deps-apt-lab build-lab lab lab-show lab-add-node lab-remove-node lab-down test-lab bench-lab
+.PHONY: deps-apt-lab deps-apt-k8s build-lab lab lab-show lab-add-node lab-remove-node lab-down test-lab test-lab-k8s bench-lab bench-lab-k8s
 
 deps-apt-lab: deps-apt-pki
 	@$(call apt_install,$(APT_LAB))
+
+deps-apt-k8s: deps-apt-lab
+	@$(call apt_install,$(APT_K8S))
 
 build-lab: deps-go
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubesalt-lab ./cmd/kubesalt-lab
 
 build: build-lab
 
-lab: venv build deps-apt-lab
-	$(LAB) up --nodes $(NODES)
+lab: venv build deps-apt-lab $(LAB_K8S)
+	$(LAB) up --nodes $(NODES) $(if $(LAB_K8S),--k8s) --mode $(MODE)
 
 lab-show: build-lab
 	$(LAB) show
 
-lab-add-node: build-lab
+lab-add-node: build-lab $(LAB_K8S)
 	$(LAB) add-node
 
 lab-remove-node: build-lab
@@ -223,10 +256,22 @@ test-lab: venv build deps-apt-lab
 
 test: test-lab
 
+# Kubernetes in the lab: planned mode with a worker added, and controller
+# mode; each checks Ready nodes, pod CIDRs, pod-to-pod and a Service.
+test-lab-k8s: venv build deps-apt-k8s k8s-binaries
+	KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin go test -count=1 -timeout 40m -run '^TestLabKubernetes' -v ./internal/lab 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
+
+test: test-lab-k8s
+
 # Time to the first full pod-to-pod success and to a node added and routed
 # everywhere, for 6 and 20 nodes, beside Kubespray's scale.yml.
 bench-lab: venv build deps-apt-lab
 	KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin go test -run '^$$' -bench '^BenchmarkLab$$' -benchtime 1x -timeout 60m ./internal/lab
+
+# Time from nothing to Kubernetes Ready and the smoke test passed, per
+# phase, and for an added worker to be Ready and reachable.
+bench-lab-k8s: venv build deps-apt-k8s k8s-binaries
+	KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin go test -run '^$$' -bench '^BenchmarkLabKubernetes$$' -benchtime 1x -timeout 60m ./internal/lab
 
 # ---- kubesalt-pod: the pause and test images' only file ----
 # Static, so the images need nothing else; `kubesalt-pod image` writes the

@@ -18,6 +18,8 @@ func main() {
 	saltBin := fs.String("salt-bin", ".venv/bin", "directory of the Salt commands")
 	nodes := fs.Int("nodes", 6, "nodes in the lab: the first 3 are masters, the rest workers")
 	node := fs.String("node", "", "remove-node: the worker to remove (default: the last added)")
+	k8s := fs.Bool("k8s", false, "up: run Kubernetes (bin/k8s from `make k8s-binaries`, containerd, the smoke test)")
+	mode := fs.String("mode", "planned", "up: pod CIDRs planned by kubesalt, or allocated by the controller manager (controller; needs --k8s)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: kubesalt-lab up|add-node|remove-node|show|down [flags]")
 		fs.PrintDefaults()
@@ -35,7 +37,7 @@ func main() {
 	}
 	switch fs.Arg(0) {
 	case "up":
-		if err = l.Up(lab.DefaultNodes(*nodes)); err == nil {
+		if err = l.Up(lab.DefaultNodes(*nodes), lab.Options{K8S: *k8s, Mode: *mode}); err == nil {
 			if err = l.Converge(); err == nil {
 				_, err = l.Show()
 			}

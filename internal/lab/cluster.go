@@ -60,7 +60,7 @@ func (l *Lab) masterConfig() (map[string]any, error) {
 
 // stageBinaries gathers what the formula installs from its local source:
 // kubesalt through the Salt file server, etcd from Debian's packages, the
-// CNI plugins, and the Kubernetes binaries when they have been built.
+// CNI plugins, and in a K8S lab Kubernetes, the runtime and the images.
 func (l *Lab) stageBinaries() error {
 	dist := filepath.Join(l.distDir(), "kubesalt-dist")
 	if err := os.MkdirAll(dist, 0o755); err != nil {
@@ -84,11 +84,8 @@ func (l *Lab) stageBinaries() error {
 			copyFile(filepath.Join(dir, e.Name()), filepath.Join(bins, "cni", e.Name()), 0o755)
 		}
 	}
-	k8s, _ := filepath.Glob(filepath.Join(l.Repo, "bin/k8s/*"))
-	for _, b := range k8s {
-		if err := copyFile(b, filepath.Join(bins, filepath.Base(b)), 0o755); err != nil {
-			return err
-		}
+	if l.st.Options.K8S {
+		return l.stageK8S()
 	}
 	return nil
 }
@@ -110,10 +107,8 @@ func (l *Lab) writePillar() error {
 		nodes[n.Name] = map[string]any{"role": n.Role, "ip": n.IP.String()}
 	}
 	dir := filepath.Join(l.Dir, "pillar")
-	if err := writeYAML(filepath.Join(dir, "top.sls"), map[string]any{"base": map[string]any{"*": []string{"kubernetes"}}}); err != nil {
-		return err
-	}
-	return writeYAML(filepath.Join(dir, "kubernetes.sls"), map[string]any{"kubernetes": map[string]any{
+	top := map[string]any{"*": []string{"kubernetes"}}
+	k := map[string]any{
 		"cluster_name": "kubesalt-lab",
 		"network": map[string]any{
 			"node_cidr":    NodeNet.String(),
@@ -125,7 +120,28 @@ func (l *Lab) writePillar() error {
 		"binaries": map[string]any{"source": "local", "local_dir": l.binariesDir()},
 		"services": map[string]any{"manager": "process"},
 		"ca":       map[string]any{"minion": CAMinion, "dir": l.PKIDir()},
-	}})
+	}
+	if l.st.Options.K8S {
+		k["worker"] = l.k8sPillar()
+	}
+	if l.st.Options.Mode == "controller" {
+		k["mode"] = "controller"
+		// The masters report the API's nodes through the mine (pillar.example).
+		top["kubernetes:role:master"] = []any{map[string]any{"match": "grain"}, "mine"}
+		if err := writeYAML(filepath.Join(dir, "mine.sls"), map[string]any{"mine_functions": map[string]any{
+			"kubesalt_nodes": []any{
+				map[string]any{"mine_function": "kubesalt_net.discover"},
+				map[string]any{"kubeconfig": "/etc/kubernetes/pki/admin.kubeconfig"},
+				map[string]any{"kubectl": "/usr/local/bin/kubectl"},
+			},
+		}}); err != nil {
+			return err
+		}
+	}
+	if err := writeYAML(filepath.Join(dir, "top.sls"), map[string]any{"base": top}); err != nil {
+		return err
+	}
+	return writeYAML(filepath.Join(dir, "kubernetes.sls"), map[string]any{"kubernetes": k})
 }
 
 // startCAMinion starts the minion beside the master, in its namespace and

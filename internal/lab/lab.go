@@ -111,5 +111,8 @@ func (l *Lab) Preflight() error {
 			return fmt.Errorf("bin/%s not found in %s; run `make build`", b, l.Repo)
 		}
 	}
+	if l.st.Options.K8S {
+		return l.preflightK8S()
+	}
 	return nil
 }

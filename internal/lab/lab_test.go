@@ -18,11 +18,21 @@ func openTestLab(t testing.TB) *Lab {
 		t.Skip("needs root and KUBESALT_LAB_SALT_BIN (the venv's bin); `make test-lab` sets it")
 	}
 	repo, _ := filepath.Abs("../..")
-	l, err := Open(filepath.Join(t.TempDir(), "lab"), repo, saltBin, testWriter{t})
+	dir := filepath.Join(t.TempDir(), "lab")
+	if os.Getenv("KUBESALT_LAB_KEEP") != "" {
+		dir, _ = os.MkdirTemp("", "kubesalt-lab-")
+	}
+	l, err := Open(dir, repo, saltBin, testWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Down() })
+	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("KUBESALT_LAB_KEEP") != "" {
+			t.Logf("kept for a look (KUBESALT_LAB_KEEP): %s; bin/kubesalt-lab --dir %s down", l.Dir, l.Dir)
+			return
+		}
+		l.Down()
+	})
 	return l
 }
 
@@ -37,7 +47,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // during the test and then removed, and nothing left behind.
 func TestLabEndToEnd(t *testing.T) {
 	l := openTestLab(t)
-	if err := l.Up(DefaultNodes(2)); err != nil {
+	if err := l.Up(DefaultNodes(2), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	// Converge runs state.apply twice and fails if the second changes anything.
@@ -98,7 +108,7 @@ func BenchmarkLab(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				l := openTestLab(b)
 				start := time.Now()
-				if err := l.Up(DefaultNodes(n)); err != nil {
+				if err := l.Up(DefaultNodes(n), Options{}); err != nil {
 					b.Fatal(err)
 				}
 				if err := l.Converge(); err != nil {
@@ -120,5 +130,82 @@ func BenchmarkLab(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Kubernetes in the lab, planned mode: one master (etcd and the control
+// plane) and two workers (containerd, kubelet, kube-proxy), then a third
+// worker added through the reactors. Nodes Ready with the plan's CIDRs,
+// the Deployment's pods reach each other without NAT, the Service answers.
+func TestLabKubernetes(t *testing.T) {
+	l := openTestLab(t)
+	if err := l.Up(SmallNodes(1, 2), Options{K8S: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Converge(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := l.Show(); err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.EtcdOK {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	added, took, err := l.AddNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s Ready with its planned CIDR %.1fs after its minion started", added.Name, took.Seconds())
+	rep, err := l.Show()
+	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK {
+		t.Fatalf("after adding %s: %+v %v", added.Name, rep, err)
+	}
+	checkDown(t, l)
+}
+
+// Controller mode: the controller manager allocates the pod CIDRs,
+// kubesalt discovers them through the API and routes them.
+func TestLabKubernetesControllerMode(t *testing.T) {
+	l := openTestLab(t)
+	if err := l.Up(SmallNodes(1, 2), Options{K8S: true, Mode: "controller"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Converge(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Show()
+	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	plan, _ := l.Plan()
+	cidrs, _ := l.podCIDRs()
+	for _, w := range l.workers() {
+		if len(cidrs[w.Name]) == 0 {
+			t.Errorf("%s has no CIDR from the controller manager", w.Name)
+		}
+		t.Logf("%s: allocated %v (kubesalt's plan, unused in this mode: %v)", w.Name, cidrs[w.Name], plan[w.Name])
+	}
+	checkDown(t, l)
+}
+
+// checkDown takes the lab down twice and checks that nothing it made is
+// left: namespaces, processes, cgroups, its directory.
+func checkDown(t *testing.T, l *Lab) {
+	t.Helper()
+	id, dir := l.st.ID, l.Dir
+	if err := l.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Down(); err != nil {
+		t.Errorf("a second down: %v", err)
+	}
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), id) {
+		t.Errorf("namespaces left behind:\n%s", out)
+	}
+	if out, _ := exec.Command("pgrep", "-af", dir).Output(); len(out) > 0 {
+		t.Errorf("processes left behind:\n%s", out)
+	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/" + id); len(left) > 0 {
+		t.Errorf("cgroups left behind: %v", left)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the lab's directory is still there: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -12,11 +11,15 @@ import (
 // nextWorker names the next worker and its address.
 func (l *Lab) nextWorker() Node {
 	for i := 0; ; i++ {
-		name := fmt.Sprintf("worker-%d", i)
-		if _, taken := l.st.Node(name); !taken {
-			return Node{Name: name, Role: "worker", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(20 + i)})}
+		if n := workerNode(i); !l.hasNode(n.Name) {
+			return n
 		}
 	}
+}
+
+func (l *Lab) hasNode(name string) bool {
+	_, ok := l.st.Node(name)
+	return ok
 }
 
 // AddNode adds a worker to the lab's pillar and starts its minion; the
@@ -49,6 +52,13 @@ func (l *Lab) AddNode() (Node, time.Duration, error) {
 		}
 		took = time.Since(start)
 		l.say("    routes converged on every node %.1fs after %s's minion started", took.Seconds(), n.Name)
+		if l.st.Options.K8S {
+			if err := l.WaitNodesReady(5 * time.Minute); err != nil {
+				return err
+			}
+			took = time.Since(start)
+			l.say("    %s a Ready node with its pod CIDR %.1fs after its minion started", n.Name, took.Seconds())
+		}
 		return nil
 	})
 	return n, took, err
@@ -135,12 +145,18 @@ func (l *Lab) waitConverged(limit time.Duration) error {
 
 // unconverged lists what is not yet as the plan says.
 func (l *Lab) unconverged() []string {
-	plan, err := l.Plan()
+	plan, err := l.podCIDRs()
 	if err != nil {
-		return []string{"no plan yet"}
+		return []string{"no pod CIDRs yet: " + err.Error()}
 	}
 	var out []string
-	if len(plan) != len(l.st.Nodes) {
+	if l.st.Options.Mode == "controller" {
+		for _, w := range l.workers() {
+			if len(plan[w.Name]) == 0 {
+				out = append(out, w.Name+" has no pod CIDR from the API yet")
+			}
+		}
+	} else if len(plan) != len(l.st.Nodes) {
 		out = append(out, fmt.Sprintf("the plan has %d nodes, the lab %d", len(plan), len(l.st.Nodes)))
 	}
 	for _, n := range l.st.Nodes {

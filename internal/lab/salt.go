@@ -24,6 +24,10 @@ var PrivateDirs = []string{
 	"/etc/etcd", "/var/lib/etcd", "/etc/cni", "/opt/cni", "/etc/containerd",
 	"/var/lib/kubesalt", "/etc/iproute2/rt_protos.d", "/usr/local/bin", "/var/log/kubernetes",
 	"/run/kubesalt", "/etc/sysctl.d",
+	// containerd's and the kubelet's state, the pods' logs, IP leases and
+	// network namespaces.
+	"/var/lib/containerd", "/run/containerd", "/var/log/pods", "/var/log/containers",
+	"/var/lib/cni", "/run/netns",
 }
 
 func (l *Lab) masterDir() string             { return filepath.Join(l.Dir, "master") }
@@ -79,9 +83,32 @@ func (l *Lab) startMinion(n Node) error {
 		}
 		binds = append(binds, fmt.Sprintf("mount --bind %q %q", src, d))
 	}
-	script := strings.Join(binds, " && ") + fmt.Sprintf(" && exec %q -c %q", filepath.Join(l.SaltBin, "salt-minion"), l.minionConf(n.Name))
+	script := strings.Join(append(cgroupMounts(), binds...), " && ") + fmt.Sprintf(" && exec %q -c %q", filepath.Join(l.SaltBin, "salt-minion"), l.minionConf(n.Name))
 	return l.startDaemon("minion/"+n.Name, l.NodeNS(n.Name), filepath.Join(l.nodeDir(n.Name), "minion.log"),
 		"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script)
+}
+
+// cgroupMounts mounts the host's cgroup hierarchies again: `ip netns exec`
+// mounts a fresh /sys for the namespace, without /sys/fs/cgroup's mounts,
+// and the kubelet and runc need them. Mounting a v1 hierarchy with the same
+// options attaches the same hierarchy, so every node sees the host's tree.
+func cgroupMounts() []string {
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(mounts), "\n") {
+		f := strings.Fields(line) // source target fstype options
+		if len(f) < 4 || !strings.HasPrefix(f[1], "/sys/fs/cgroup") {
+			continue
+		}
+		switch f[2] {
+		case "tmpfs", "cgroup", "cgroup2":
+			out = append(out, fmt.Sprintf("mkdir -p %q && mount -t %s -o %s %s %q", f[1], f[2], f[3], f[0], f[1]))
+		}
+	}
+	return out
 }
 
 // configureMinion writes node's minion config and key pair, and accepts

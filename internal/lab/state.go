@@ -24,6 +24,32 @@ type Node struct {
 	IP   netip.Addr `json:"ip"`
 }
 
+// Options choose what the lab runs.
+type Options struct {
+	// K8S runs the real Kubernetes components the formula configures
+	// (bin/k8s, `make k8s-binaries`); without it the lab stops at the
+	// network: Salt, etcd, routes and namespace pods.
+	K8S bool `json:"k8s"`
+	// Mode is the cluster's pod CIDR mode: planned (kubesalt plans,
+	// --allocate-node-cidrs=false) or controller (the controller manager
+	// allocates, kubesalt discovers); controller needs K8S.
+	Mode string `json:"mode"`
+}
+
+// Validate names a bad option and its fix.
+func (o Options) Validate() error {
+	switch o.Mode {
+	case "", "planned":
+	case "controller":
+		if !o.K8S {
+			return fmt.Errorf("mode controller needs Kubernetes: the controller manager allocates the CIDRs; add K8S=1 (--k8s)")
+		}
+	default:
+		return fmt.Errorf("mode %q: use planned or controller", o.Mode)
+	}
+	return nil
+}
+
 // State is what a lab made, kept in <dir>/state.json.
 type State struct {
 	ID         string          `json:"id"`         // prefix of every namespace and link
@@ -32,6 +58,7 @@ type State struct {
 	Nodes      []Node          `json:"nodes"`      // sorted by name
 	HostDirs   []string        `json:"host_dirs"`  // mount points the lab had to create on the host
 	Pods       map[string]bool `json:"pods"`       // pod namespaces
+	Options    Options         `json:"options"`
 	path       string
 }
 

@@ -13,13 +13,32 @@ func DefaultNodes(n int) []Node {
 	var out []Node
 	for i := 0; i < n; i++ {
 		if i < 3 && n >= 3 || i == 0 {
-			out = append(out, Node{Name: fmt.Sprintf("master-%d", i), Role: "master", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(10 + i)})})
+			out = append(out, masterNode(i))
 			continue
 		}
-		w := len(out) - countRole(out, "master")
-		out = append(out, Node{Name: fmt.Sprintf("worker-%d", w), Role: "worker", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(20 + w)})})
+		out = append(out, workerNode(len(out)-countRole(out, "master")))
 	}
 	return out
+}
+
+// SmallNodes is a lab of masters and workers as given (the tests').
+func SmallNodes(masters, workers int) []Node {
+	var out []Node
+	for i := 0; i < masters; i++ {
+		out = append(out, masterNode(i))
+	}
+	for i := 0; i < workers; i++ {
+		out = append(out, workerNode(i))
+	}
+	return out
+}
+
+func masterNode(i int) Node {
+	return Node{Name: fmt.Sprintf("master-%d", i), Role: "master", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(10 + i)})}
+}
+
+func workerNode(i int) Node {
+	return Node{Name: fmt.Sprintf("worker-%d", i), Role: "worker", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(20 + i)})}
 }
 
 func countRole(ns []Node, role string) int {
@@ -34,10 +53,14 @@ func countRole(ns []Node, role string) int {
 
 // Up builds the lab's network, starts the salt-master and one minion per
 // node, and waits until every minion answers.
-func (l *Lab) Up(nodes []Node) error {
+func (l *Lab) Up(nodes []Node, opt Options) error {
 	if len(l.st.Namespaces) > 0 {
 		return fmt.Errorf("a lab is already up in %s (id %s); run `make lab-down` first", l.Dir, l.st.ID)
 	}
+	if err := opt.Validate(); err != nil {
+		return err
+	}
+	l.st.Options = opt
 	if err := l.Preflight(); err != nil {
 		return err
 	}
@@ -122,6 +145,7 @@ func (l *Lab) Down() error {
 			firstErr = err
 		}
 	}
+	l.removeCgroups() // the containers, which live in namespaces of their own
 	if l.st.ID != "" {
 		os.RemoveAll(l.linkDir())
 		os.Remove(filepath.Dir(l.linkDir())) // only if no other lab is up

@@ -3,10 +3,13 @@
     traffic keeps its source address; network.sls masquerades only what
     leaves the cluster CIDR), kubelet and kube-proxy. -#}
 {%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
-{%- from "kubernetes/service.jinja" import service with context %}
+{%- from "kubernetes/service.jinja" import service, running with context %}
 {%- set pki = cluster.pki %}
 {%- set w = k.worker %}
 {%- set cgroup_driver = 'systemd' if cluster.manager == 'systemd' else 'cgroupfs' %}
+{%- set containerd_sock = paths.containerd_state ~ '/containerd.sock' %}
+{%- set ctr = paths.bin_dir ~ '/ctr --address ' ~ containerd_sock ~ ' --namespace k8s.io' %}
+{%- set cgroup_root = w.kubelet.cgroup_root | replace('{node}', me.name) %}
 
 include:
   - kubernetes.binaries
@@ -84,8 +87,13 @@ kubernetes-containerd-config:
     - makedirs: True
     - contents: |
         version = 2
+        root = "{{ paths.containerd_root }}"
+        state = "{{ paths.containerd_state }}"
+        [grpc]
+          address = "{{ containerd_sock }}"
         [plugins."io.containerd.grpc.v1.cri"]
           sandbox_image = "{{ w.containerd.sandbox_image }}"
+          restrict_oom_score_adj = {{ 'true' if w.containerd.restrict_oom_score_adj else 'false' }}
           [plugins."io.containerd.grpc.v1.cri".containerd]
             snapshotter = "overlayfs"
             default_runtime_name = "runc"
@@ -99,6 +107,58 @@ kubernetes-containerd-config:
             conf_dir = "{{ paths.cni_conf_dir }}"
 {{ service('containerd', paths.bin_dir ~ '/containerd', {'config': paths.containerd_dir ~ '/config.toml'}, paths, cluster.manager,
            watch=['file: kubernetes-containerd-config'], runnable=cluster.have.containerd) }}
+
+{#- Bridged pod traffic passes iptables, so that a pod reaches a Service
+    whose endpoint is on its own bridge (kube-proxy's DNAT, undone on the
+    way back). Needs br_netfilter: where it is not loaded, say so. #}
+{%- if salt['file.directory_exists']('/proc/sys/net/bridge') %}
+
+kubernetes-bridge-nf-call-iptables:
+  sysctl.present:
+    - name: net.bridge.bridge-nf-call-iptables
+    - value: 1
+    - config: {{ paths.sysctl_conf }}
+{%- else %}
+
+kubernetes-bridge-nf-call-iptables:
+  test.show_notification:
+    - text: "br_netfilter is not loaded (no /proc/sys/net/bridge): a pod cannot reach a Service through an endpoint on its own node; modprobe br_netfilter"
+{%- endif %}
+
+{#- Images for clusters without a registry: imported into containerd
+    before the kubelet starts, again when the tarball's manifest changes. #}
+{%- set kubelet_require = [] %}
+{%- set containerd_running = running('containerd', cluster.manager) %}
+{%- for img in w.images if containerd_running and cluster.have.ctr %}
+
+kubernetes-image-{{ img.ref }}:
+  cmd.run:
+    - name: {{ ctr }} images import {{ img.tarball }}
+    - unless: |
+        want=$(tar -xOf {{ img.tarball }} index.json | grep -o 'sha256:[0-9a-f]\{64\}' | head -1)
+        {{ ctr }} images ls 'name=={{ img.ref }}' | grep -qF "$want"
+    {#- containerd opens its socket a moment after it starts. #}
+    - retry:
+        attempts: 15
+        interval: 1
+    - require:
+      - {{ containerd_running }}
+{%-   do kubelet_require.append('cmd: kubernetes-image-' ~ img.ref) %}
+{%- endfor %}
+{%- if cgroup_root and cgroup_driver == 'cgroupfs' %}
+
+{#- The kubelet refuses a cgroupRoot that does not exist in every
+    hierarchy (cgroup v1) or in the unified one (v2). #}
+kubernetes-kubelet-cgroup-root:
+  cmd.run:
+    - name: |
+        if [ -e /sys/fs/cgroup/cgroup.controllers ]; then mkdir -p /sys/fs/cgroup{{ cgroup_root }}; exit; fi
+        for d in /sys/fs/cgroup/*/; do [ -e "$d/cgroup.procs" ] && mkdir -p "${d}{{ cgroup_root | trim('/') }}"; done; true
+    - unless: |
+        if [ -e /sys/fs/cgroup/cgroup.controllers ]; then test -d /sys/fs/cgroup{{ cgroup_root }}; exit; fi
+        for d in /sys/fs/cgroup/*/; do [ ! -e "$d/cgroup.procs" ] || [ -d "${d}{{ cgroup_root | trim('/') }}" ] || exit 1; done
+{%-   do kubelet_require.append('cmd: kubernetes-kubelet-cgroup-root') %}
+{%- endif %}
 
 {#- kubelet: its KubeletConfiguration, kubeconfig and certificates. #}
 {%- set kubelet_config = {
@@ -114,7 +174,7 @@ kubernetes-containerd-config:
   'cgroupDriver': cgroup_driver,
   'clusterDomain': k.cluster_domain,
   'clusterDNS': cluster.cluster_dns,
-  'containerRuntimeEndpoint': 'unix:///var/run/containerd/containerd.sock',
+  'containerRuntimeEndpoint': 'unix://' ~ containerd_sock,
   'podCIDR': me.pod_cidrs[0] if me.pod_cidrs else '',
   'resolvConf': '/etc/resolv.conf',
   'runtimeRequestTimeout': '15m',
@@ -122,6 +182,9 @@ kubernetes-containerd-config:
   'tlsPrivateKeyFile': pki ~ '/kubelet-key.pem',
   'registerNode': true,
 } %}
+{%- if cgroup_root %}
+{%-   do kubelet_config.update({'cgroupRoot': cgroup_root}) %}
+{%- endif %}
 {%- set kubelet_config = salt['slsutil.merge'](kubelet_config, w.kubelet.config, strategy='recurse') %}
 
 kubernetes-kubelet-config:
@@ -141,7 +204,26 @@ kubernetes-kubelet-config:
 {%- do kubelet_args.update(w.kubelet.args) %}
 {{ service('kubelet', paths.bin_dir ~ '/kubelet', kubelet_args, paths, cluster.manager,
            watch=(['file: kubernetes-kubelet-config'] + (pki_watch(['ca.pem', 'kubelet.pem', 'kubelet-key.pem', 'kubelet.kubeconfig']) | load_json)),
-           runnable=cluster.have.kubelet and cluster.have.containerd) }}
+           runnable=cluster.have.kubelet and cluster.have.containerd, require=kubelet_require) }}
+{%- set kubelet_running = running('kubelet', cluster.manager) %}
+{%- if kubelet_running and cluster.have.kubelet and cluster.have.containerd and cluster.have.kubectl %}
+
+{#- The first master sets Node.spec.podCIDR once the node has registered
+    (network.sls); in controller mode the controller manager allocates it.
+    Waiting here lets the orchestrations run what needs it next. #}
+{%- set node_kubectl = paths.bin_dir ~ '/kubectl --kubeconfig=' ~ pki ~ '/kubelet.kubeconfig --request-timeout=5s get node ' ~ me.name %}
+{%- set registered = 'test -n "$(' ~ node_kubectl ~ " -o jsonpath='{.spec.podCIDR}')\"" if k.mode == 'controller' else node_kubectl ~ ' -o name' %}
+
+kubernetes-kubelet-registered:
+  cmd.run:
+    - name: {{ registered | yaml_squote }}
+    - unless: {{ registered | yaml_squote }}
+    - retry:
+        attempts: 60
+        interval: 2
+    - require:
+      - {{ kubelet_running }}
+{%- endif %}
 
 {#- kube-proxy: clusterCIDR tells it which traffic is pod traffic. #}
 {%- set proxy_config = {

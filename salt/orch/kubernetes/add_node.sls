@@ -7,6 +7,7 @@
     colliding. With unless_converged (the minion-start reactor), a node the
     status store reports converged is left alone. -#}
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
+{%- set mode = salt['pillar.get']('kubernetes:mode', defaults.kubernetes.mode) %}
 {%- set node = salt['pillar.get']('node', '') %}
 {%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
 {%- set skip = '' %}
@@ -89,6 +90,40 @@ kubernetes-add-node-masters:
       - salt: kubernetes-add-node-highstate
 {%- endif %}
 
+{%- if mode == 'controller' %}
+
+{#- The node's highstate waited for the controller manager's CIDR: the
+    masters report it (the mine), then the node writes its CNI config and
+    every node routes to it. #}
+kubernetes-add-node-discover:
+  salt.function:
+    - name: mine.update
+    - tgt: I@kubesalt:role:master
+    - tgt_type: compound
+    - require:
+      - salt: kubernetes-add-node-highstate
+
+kubernetes-add-node-cni:
+  salt.state:
+    - tgt: {{ node }}
+    - sls: kubernetes
+    - queue: True
+    - require:
+      - salt: kubernetes-add-node-discover
+{%- else %}
+
+{#- The node's highstate waited for its kubelet to register: the first
+    master sets its Node.spec.podCIDRs to the plan (kubernetes.network). #}
+kubernetes-add-node-pod-cidr:
+  salt.state:
+    - tgt: I@kubesalt:role:master and not L@{{ node }}
+    - tgt_type: compound
+    - sls: kubernetes.network
+    - queue: True
+    - require:
+      - salt: kubernetes-add-node-highstate
+{%- endif %}
+
 kubernetes-add-node-routes:
   salt.state:
     - tgt: I@kubesalt:node:* and not L@{{ node }}
@@ -97,5 +132,5 @@ kubernetes-add-node-routes:
     - queue: True
     - parallel: True
     - require:
-      - salt: kubernetes-add-node-pillar
+      - salt: {{ 'kubernetes-add-node-discover' if mode == 'controller' else 'kubernetes-add-node-pillar' }}
 {%- endif %}

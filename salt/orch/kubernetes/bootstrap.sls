@@ -3,8 +3,12 @@
     pillar (its pod CIDR and certificates), binaries and certificates
     everywhere, etcd on all masters together, the control plane, the
     workers, routes on every node (and Node podCIDRs), a smoke check.
-    Targets come from each minion's kubesalt pillar (its role). -#}
+    In controller mode the masters report the CIDRs the controller manager
+    allocated (the mine) before the workers write their CNI config and
+    every node routes. Targets come from each minion's kubesalt pillar (its
+    role). -#}
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
+{%- set mode = salt['pillar.get']('kubernetes:mode', defaults.kubernetes.mode) %}
 {%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
 {%- set nodes = 'I@kubesalt:node:*' %}
 {%- set masters = 'I@kubesalt:role:master' %}
@@ -67,6 +71,27 @@ kubernetes-workers:
     - require:
       - salt: kubernetes-control-plane
 
+{%- if mode == 'controller' %}
+
+{#- kubernetes.worker waited until each node registered and got its CIDR. #}
+kubernetes-discover:
+  salt.function:
+    - name: mine.update
+    - tgt: {{ masters }}
+    - tgt_type: compound
+    - require:
+      - salt: kubernetes-workers
+
+kubernetes-workers-cni:
+  salt.state:
+    - tgt: {{ workers }}
+    - tgt_type: compound
+    - sls: kubernetes.worker
+    - queue: True
+    - require:
+      - salt: kubernetes-discover
+{%- endif %}
+
 kubernetes-network:
   salt.state:
     - tgt: {{ nodes }}
@@ -74,7 +99,7 @@ kubernetes-network:
     - sls: kubernetes.network
     - queue: True
     - require:
-      - salt: kubernetes-workers
+      - salt: {{ 'kubernetes-workers-cni' if mode == 'controller' else 'kubernetes-workers' }}
 
 kubernetes-smoke:
   salt.state:

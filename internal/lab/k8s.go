@@ -1,0 +1,272 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The Kubernetes part of the lab (Options.K8S): the components the formula
+// runs, the images the workers import, and the checks made through the API.
+
+// K8SComponents are the binaries `make k8s-binaries` builds into bin/k8s.
+var K8SComponents = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
+
+// runtimeBinaries are the container runtime's, from Debian's packages
+// (containerd, runc), by the name the formula installs them under.
+var runtimeBinaries = map[string][]string{
+	"containerd":              {"/usr/bin/containerd"},
+	"containerd-shim-runc-v2": {"/usr/bin/containerd-shim-runc-v2"},
+	"ctr":                     {"/usr/bin/ctr"},
+	"runc":                    {"/usr/sbin/runc", "/usr/bin/runc"},
+}
+
+func (l *Lab) k8sBin(name string) string { return filepath.Join(l.Repo, "bin/k8s", name) }
+
+// preflightK8S checks the binaries the Kubernetes lab needs.
+func (l *Lab) preflightK8S() error {
+	for _, c := range K8SComponents {
+		if _, err := os.Stat(l.k8sBin(c)); err != nil {
+			return fmt.Errorf("bin/k8s/%s not found: run `make k8s-binaries` (builds Kubernetes %s from the Go module proxy)", c, "v1.32")
+		}
+	}
+	for name, candidates := range runtimeBinaries {
+		if firstExisting(candidates) == "" {
+			return fmt.Errorf("%s not found (%s): `make lab K8S=1` installs Debian's containerd and runc", name, strings.Join(candidates, ", "))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(l.Repo, "bin/kubesalt-pod")); err != nil {
+		return fmt.Errorf("bin/kubesalt-pod not found (the pause and test images are made of it): run `make build`")
+	}
+	return nil
+}
+
+func firstExisting(paths []string) string {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// stageK8S adds what the workers and masters run to the formula's local
+// binaries: the Kubernetes components, containerd and runc, and the image
+// tarballs.
+func (l *Lab) stageK8S() error {
+	bins := l.binariesDir()
+	for _, c := range K8SComponents {
+		if err := copyFile(l.k8sBin(c), filepath.Join(bins, c), 0o755); err != nil {
+			return err
+		}
+	}
+	for name, candidates := range runtimeBinaries {
+		if err := copyFile(firstExisting(candidates), filepath.Join(bins, name), 0o755); err != nil {
+			return err
+		}
+	}
+	return l.buildImages()
+}
+
+// k8sPillar is what the Kubernetes lab adds to the cluster definition.
+func (l *Lab) k8sPillar() map[string]any {
+	var images []any
+	for _, img := range l.images() {
+		images = append(images, map[string]any{"ref": img.Ref, "tarball": img.tarball})
+	}
+	return map[string]any{
+		"images": images,
+		// Every kubelet shares the host's cgroup tree: each gets its own
+		// root, named by the lab's id, which Down removes.
+		"kubelet": map[string]any{"cgroup_root": "/" + l.st.ID + "/{node}"},
+		// The sandbox this lab runs in has no CAP_SYS_RESOURCE: runc may not
+		// lower a container's oom_score_adj (the pod sandbox's -998).
+		"containerd": map[string]any{"restrict_oom_score_adj": true},
+		// conntrack's table size is the host's (init namespace's) to set.
+		"kube_proxy": map[string]any{"config": map[string]any{"conntrack": map[string]any{"maxPerCore": 0, "min": 0}}},
+	}
+}
+
+// kubectl runs bin/k8s/kubectl as the cluster's admin, from the salt-master's
+// namespace (the API server listens on the first master's address).
+func (l *Lab) kubectl(args ...string) (string, error) {
+	argv := append([]string{l.k8sBin("kubectl"), "--kubeconfig", filepath.Join(l.PKIDir(), "admin.kubeconfig"), "--request-timeout", "20s"}, args...)
+	return l.in(l.masterNS(), argv...)
+}
+
+// kubeNode is what the checks read of a Node.
+type kubeNode struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec struct {
+		PodCIDR  string   `json:"podCIDR"`
+		PodCIDRs []string `json:"podCIDRs"`
+	} `json:"spec"`
+	Status struct {
+		Conditions []struct {
+			Type, Status, Message string
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+func (n kubeNode) ready() (bool, string) {
+	for _, c := range n.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True", c.Message
+		}
+	}
+	return false, "no Ready condition yet"
+}
+
+// KubeNodes returns the API's nodes by name.
+func (l *Lab) KubeNodes() (map[string]kubeNode, error) {
+	out, err := l.kubectl("get", "nodes", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var list struct{ Items []kubeNode }
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nil, fmt.Errorf("kubectl get nodes: %v", err)
+	}
+	nodes := map[string]kubeNode{}
+	for _, n := range list.Items {
+		nodes[n.Metadata.Name] = n
+	}
+	return nodes, nil
+}
+
+// podCIDRs is each node's pod CIDR as the cluster uses it: kubesalt's plan
+// (planned mode) or the controller manager's allocation (controller mode).
+func (l *Lab) podCIDRs() (map[string][]netip.Prefix, error) {
+	if l.st.Options.Mode != "controller" {
+		return l.Plan()
+	}
+	nodes, err := l.KubeNodes()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]netip.Prefix{}
+	for name, n := range nodes {
+		for _, c := range n.Spec.PodCIDRs {
+			if p, err := netip.ParsePrefix(c); err == nil {
+				out[name] = append(out[name], p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// WaitNodesReady waits until every worker is a Ready node whose
+// spec.podCIDRs is its CIDR: the plan's in planned mode, any in controller
+// mode. It prints the nodes.
+func (l *Lab) WaitNodesReady(limit time.Duration) error {
+	plan, err := l.Plan()
+	if err != nil && l.st.Options.Mode != "controller" {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	var problems []string
+	var nodes map[string]kubeNode
+	for {
+		problems = nil
+		nodes, err = l.KubeNodes()
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		for _, w := range l.workers() {
+			n, ok := nodes[w.Name]
+			if !ok {
+				problems = append(problems, w.Name+" has not registered")
+				continue
+			}
+			if ok, msg := n.ready(); !ok {
+				problems = append(problems, fmt.Sprintf("%s is not Ready: %s", w.Name, msg))
+			}
+			switch want := prefixStrings(plan[w.Name]); {
+			case len(n.Spec.PodCIDRs) == 0:
+				problems = append(problems, w.Name+" has no spec.podCIDRs")
+			case l.st.Options.Mode != "controller" && strings.Join(n.Spec.PodCIDRs, ",") != strings.Join(want, ","):
+				problems = append(problems, fmt.Sprintf("%s has spec.podCIDRs %v, the plan says %v", w.Name, n.Spec.PodCIDRs, want))
+			}
+		}
+		if len(problems) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	for _, w := range l.workers() {
+		n := nodes[w.Name]
+		ready, _ := n.ready()
+		l.say("    node %-10s Ready=%-5v spec.podCIDR %-16s plan %v", w.Name, ready, n.Spec.PodCIDR, plan[w.Name])
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("after %s: %s (logs: %s/nodes/<node>/root/var/log/kubernetes)", limit, strings.Join(problems, "; "), l.Dir)
+	}
+	return nil
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func (l *Lab) workers() []Node {
+	var out []Node
+	for _, n := range l.st.Nodes {
+		if n.Role == "worker" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Down's part: the processes in the kubelets' cgroups (the containers) and
+// the cgroups themselves, every one under the lab's id.
+func (l *Lab) removeCgroups() {
+	if l.st.ID == "" {
+		return
+	}
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + l.st.ID)
+	if _, err := os.Stat("/sys/fs/cgroup/" + l.st.ID); err == nil {
+		roots = append(roots, "/sys/fs/cgroup/"+l.st.ID)
+	}
+	for attempt := 0; attempt < 50 && len(roots) > 0; attempt++ {
+		var left []string
+		for _, root := range roots {
+			var dirs []string
+			filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			for _, d := range dirs {
+				procs, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+				for _, pid := range strings.Fields(string(procs)) {
+					exec.Command("kill", "-9", pid).Run()
+				}
+			}
+			sort.Sort(sort.Reverse(sort.StringSlice(dirs))) // children first
+			for _, d := range dirs {
+				os.Remove(d)
+			}
+			if _, err := os.Stat(root); err == nil {
+				left = append(left, root)
+			}
+		}
+		roots = left
+		if len(roots) > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
