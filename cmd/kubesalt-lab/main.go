@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -11,33 +12,63 @@ import (
 	"github.com/kubesalt/kubesalt/internal/lab"
 )
 
-func main() {
+// args is the command line, parsed.
+type args struct {
+	command            string
+	dir, repo, saltBin string
+	nodes              int
+	node               string
+	options            lab.Options
+}
+
+var commands = map[string]bool{"up": true, "add-node": true, "remove-node": true, "show": true, "down": true}
+
+// parseArgs reads the subcommand and its flags, which may come before or
+// after it (the Makefile puts them first). A bad command line is an error
+// that says what to use.
+func parseArgs(argv []string, stderr io.Writer) (args, error) {
+	var a args
 	fs := pflag.NewFlagSet("kubesalt-lab", pflag.ContinueOnError)
-	dir := fs.String("dir", ".lab", "where the lab keeps its state, configs and logs")
-	repo := fs.String("repo", ".", "the kubesalt checkout (salt/ is served, bin/ holds the binaries)")
-	saltBin := fs.String("salt-bin", ".venv/bin", "directory of the Salt commands")
-	nodes := fs.Int("nodes", 6, "nodes in the lab: the first 3 are masters, the rest workers")
-	node := fs.String("node", "", "remove-node: the worker to remove (default: the last added)")
-	k8s := fs.Bool("k8s", false, "up: run Kubernetes (bin/k8s from `make k8s-binaries`, containerd, the smoke test)")
-	mode := fs.String("mode", "planned", "up: pod CIDRs planned by kubesalt, or allocated by the controller manager (controller; needs --k8s)")
+	fs.SetOutput(stderr)
+	fs.StringVar(&a.dir, "dir", ".lab", "where the lab keeps its state, configs and logs")
+	fs.StringVar(&a.repo, "repo", ".", "the kubesalt checkout (salt/ is served, bin/ holds the binaries)")
+	fs.StringVar(&a.saltBin, "salt-bin", ".venv/bin", "directory of the Salt commands")
+	fs.IntVar(&a.nodes, "nodes", 6, "up: nodes in the lab: the first 3 are masters, the rest workers")
+	fs.StringVar(&a.node, "node", "", "remove-node: the worker to remove (default: the last added)")
+	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s from `make k8s-binaries`, containerd, the smoke test)")
+	fs.StringVar(&a.options.Mode, "mode", "planned", "up: pod CIDRs planned by kubesalt, or allocated by the controller manager (controller; needs --k8s)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: kubesalt-lab up|add-node|remove-node|show|down [flags]")
+		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|show|down [flags]")
 		fs.PrintDefaults()
 	}
-	// Flags may come before or after the subcommand (the Makefile puts
-	// them first).
-	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 1 {
+	if err := fs.Parse(argv); err != nil {
+		return a, err
+	}
+	if fs.NArg() != 1 || !commands[fs.Arg(0)] {
 		fs.Usage()
+		return a, fmt.Errorf("give one command: up, add-node, remove-node, show or down (got %q)", fs.Args())
+	}
+	a.command = fs.Arg(0)
+	if a.nodes < 1 {
+		return a, fmt.Errorf("--nodes %d: give at least 1 (the first 3 are masters)", a.nodes)
+	}
+	return a, a.options.Validate()
+}
+
+func main() {
+	a, err := parseArgs(os.Args[1:], os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(2)
 	}
-	l, err := lab.Open(*dir, *repo, *saltBin, os.Stdout)
+	l, err := lab.Open(a.dir, a.repo, a.saltBin, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
-	switch fs.Arg(0) {
+	switch a.command {
 	case "up":
-		if err = l.Up(lab.DefaultNodes(*nodes), lab.Options{K8S: *k8s, Mode: *mode}); err == nil {
+		if err = l.Up(lab.DefaultNodes(a.nodes), a.options); err == nil {
 			if err = l.Converge(); err == nil {
 				_, err = l.Show()
 			}
@@ -49,7 +80,7 @@ func main() {
 			fmt.Printf("added %s\n", n.Name)
 		}
 	case "remove-node":
-		name := *node
+		name := a.node
 		if name == "" {
 			name = l.LastWorker()
 		}
@@ -58,9 +89,6 @@ func main() {
 		_, err = l.Show()
 	case "down":
 		err = l.Down()
-	default:
-		fs.Usage()
-		os.Exit(2)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

@@ -26,7 +26,14 @@ type Lab struct {
 	Repo    string    // the kubesalt checkout: salt/ is served, bin/ holds the binaries
 	SaltBin string    // directory holding salt-master, salt-minion, salt, salt-run
 	Out     io.Writer // progress, for people
+	Phases  []Phase   // the phases run by this process, in order
 	st      *State
+}
+
+// Phase is one step of the lab and how long it took.
+type Phase struct {
+	Name string
+	Took time.Duration
 }
 
 // Open loads the lab kept in dir (an empty one if none).
@@ -60,7 +67,9 @@ func (l *Lab) phase(name string, fn func() error) error {
 	if err := fn(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	l.say("    done in %.1fs", time.Since(start).Seconds())
+	took := time.Since(start)
+	l.Phases = append(l.Phases, Phase{name, took})
+	l.say("    done in %.1fs", took.Seconds())
 	return nil
 }
 

@@ -209,3 +209,42 @@ func checkDown(t *testing.T, l *Lab) {
 		t.Errorf("the lab's directory is still there: %v", err)
 	}
 }
+
+// BenchmarkLabKubernetes measures `make lab K8S=1` (3 masters, 3 workers)
+// phase by phase, from nothing to every node Ready and the smoke test
+// passed, and the time for an added worker to be Ready with its pod CIDR
+// and routed everywhere, beside Kubespray's scale.yml (about 6.5 minutes
+// to add one node, kubespray issue 6794).
+func BenchmarkLabKubernetes(b *testing.B) {
+	const kubesprayAdd = 390 * time.Second
+	for i := 0; i < b.N; i++ {
+		l := openTestLab(b)
+		start := time.Now()
+		if err := l.Up(DefaultNodes(6), Options{K8S: true}); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Converge(); err != nil {
+			b.Fatal(err)
+		}
+		if rep, err := l.Show(); err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK {
+			b.Fatalf("%+v %v", rep, err)
+		}
+		total := time.Since(start)
+		for _, p := range l.Phases {
+			b.Logf("%6.1fs  %s", p.Took.Seconds(), p.Name)
+		}
+		_, add, err := l.AddNode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Show(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(total.Seconds(), "s-to-ready-and-smoke")
+		b.ReportMetric(add.Seconds(), "s-added-worker-ready")
+		b.ReportMetric(kubesprayAdd.Seconds()/add.Seconds(), "x-faster-than-kubespray-scale")
+		if err := l.Down(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
