@@ -131,17 +131,18 @@ func summarize(f status.Facts) map[string]any {
 
 func runStatusShow(s *streams, args []string) int {
 	var c common
-	var db, defFile, planFile string
+	var db, defFile, planFile, discoveredFile string
 	var expiring int
 	fs := newFlags(s, "status show", &c)
 	fs.StringVar(&db, "db", defaultStatusDB, "the status store (bbolt file)")
 	fs.StringVar(&defFile, "definition", "", "cluster definition (YAML or JSON; - for stdin): every node, its role and IPs")
 	fs.StringVar(&planFile, "plan", "", "the pod CIDR plan file of `kubesalt cidr plan`")
+	fs.StringVar(&discoveredFile, "discovered", "", "controller mode: the pod CIDRs as `kubesalt nodes discover` prints them (- for stdin), instead of the plan")
 	fs.IntVar(&expiring, "expiring-days", status.DefaultExpiringDays, "a certificate with at most this many days left is expiring")
 	if code, ok := parse(fs, &c, args); !ok {
 		return code
 	}
-	nodes, planChanged, err := clusterNodes(s, defFile, planFile)
+	nodes, planChanged, err := clusterNodes(s, defFile, planFile, discoveredFile)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
@@ -190,10 +191,36 @@ func runStatusShow(s *streams, args []string) int {
 }
 
 // clusterNodes reads the node list from the definition and the plan, and
-// when the plan last changed (the planner rewrites the file only then).
-func clusterNodes(s *streams, defFile, planFile string) ([]cluster.Member, time.Time, error) {
+// when the plan last changed (the planner rewrites the file only then). In
+// controller mode the pod CIDRs are the discovered ones, or none when not
+// given: the plan is not the cluster's.
+func clusterNodes(s *streams, defFile, planFile, discoveredFile string) ([]cluster.Member, time.Time, error) {
 	var planned map[string][]netip.Prefix
 	var changed time.Time
+	var def *cluster.Definition
+	if defFile != "" {
+		var err error
+		if def, err = loadDefinition(s, defFile); err != nil {
+			return nil, changed, err
+		}
+	}
+	if discoveredFile != "" {
+		data, err := saltio.ReadInput(discoveredFile, s.Stdin)
+		if err != nil {
+			return nil, changed, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
+		}
+		found, err := cluster.ParseNodeList(data)
+		if err != nil {
+			return nil, changed, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
+		}
+		planned = map[string][]netip.Prefix{}
+		for _, n := range found {
+			planned[n.Name] = n.PodCIDRs
+		}
+		planFile = ""
+	} else if def != nil && def.Mode == cluster.ModeController {
+		planFile = ""
+	}
 	// A plan file not written yet is no plan: the definition's pins stand.
 	if _, err := os.Stat(planFile); planFile != "" && err == nil {
 		plan, err := cidr.ReadPlan(planFile)
@@ -205,7 +232,7 @@ func clusterNodes(s *streams, defFile, planFile string) ([]cluster.Member, time.
 			changed = fi.ModTime()
 		}
 	}
-	if defFile == "" {
+	if def == nil {
 		if planned == nil {
 			return nil, changed, nil
 		}
@@ -215,10 +242,6 @@ func clusterNodes(s *streams, defFile, planFile string) ([]cluster.Member, time.
 		}
 		sortMembers(nodes)
 		return nodes, changed, nil
-	}
-	def, err := loadDefinition(s, defFile)
-	if err != nil {
-		return nil, changed, err
 	}
 	if planned == nil {
 		planned = map[string][]netip.Prefix{}

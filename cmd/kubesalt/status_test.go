@@ -89,3 +89,57 @@ func TestStatusShowWithoutPlanFile(t *testing.T) {
 		t.Errorf("a missing plan has a change time: %s", r.Data)
 	}
 }
+
+// Controller mode: the routes a node needs follow the discovered CIDRs
+// (the masters have none), not kubesalt's plan.
+func TestStatusShowDiscovered(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "status.db")
+	plan := filepath.Join(dir, "plan.json")
+	def := filepath.Join("..", "..", "pillar.example")
+	if _, code, errs := call(t, "", "cidr", "plan", "--definition", def, "--plan", plan); code != 0 {
+		t.Fatalf("cidr plan: %d %s", code, errs)
+	}
+	// worker-0 routes the other two workers' allocated CIDRs.
+	ret := `{"id": "worker-0", "fun": "kubesalt_net.routes_sync", "fun_args": [], "jid": "1", "success": true,
+	  "return": {"result": true, "changes": {}, "comment": "", "data": {"desired": 2, "present": 2}}}`
+	if _, code, errs := call(t, ret, "status", "record", "--db", db); code != 0 {
+		t.Fatalf("record: %d %s", code, errs)
+	}
+	discovered := `{"result": true, "data": {"nodes": [
+	  {"name": "worker-0", "ips": ["192.168.170.20"], "pod_cidrs": ["10.200.7.0/24"]},
+	  {"name": "worker-1", "ips": ["192.168.170.21"], "pod_cidrs": ["10.200.8.0/24"]},
+	  {"name": "worker-2", "ips": ["192.168.170.22"], "pod_cidrs": ["10.200.9.0/24"]}]}}`
+	expected := func(r result) map[string]int {
+		var v struct {
+			Nodes []struct {
+				Name   string `json:"name"`
+				Routes struct {
+					Converged bool `json:"converged"`
+					Expected  int  `json:"expected"`
+				} `json:"routes"`
+			} `json:"nodes"`
+		}
+		if err := json.Unmarshal(r.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, n := range v.Nodes {
+			out[n.Name] = n.Routes.Expected
+			if n.Name == "worker-0" && !n.Routes.Converged {
+				t.Errorf("worker-0 synced the 2 discovered routes it needs, but is not converged: %s", r.Data)
+			}
+		}
+		return out
+	}
+	r, code, errs := call(t, discovered, "status", "show", "--db", db, "--definition", def, "--plan", plan, "--discovered", "-")
+	if code != 0 {
+		t.Fatalf("%d %s", code, errs)
+	}
+	if got := expected(r); got["worker-0"] != 2 || got["master-0"] != 3 {
+		t.Errorf("expected routes %v: want worker-0 2 and master-0 3 (the discovered CIDRs)", got)
+	}
+	if _, code, _ := call(t, `{"nodes": [{"name": "w", "pod_cidrs": ["bad"]}]}`, "status", "show", "--db", db, "--discovered", "-"); code != 2 {
+		t.Errorf("a bad discovered list: exit %d, want 2", code)
+	}
+}

@@ -347,9 +347,17 @@ func (l *Lab) EtcdHealth() (string, error) {
 // to limit for every node to show converged routes (the returner records a
 // job a moment after the routes are in place). It returns the table.
 func (l *Lab) Status(limit time.Duration) (string, error) {
+	args := []string{"status", "show", "--db", l.StatusDB(),
+		"--definition", filepath.Join(l.Dir, "pillar/kubernetes.sls"), "--plan", l.PlanFile()}
+	if l.st.Options.Mode == "controller" {
+		discovered, err := l.discover()
+		if err != nil {
+			return "", err
+		}
+		args = append(args, "--discovered", discovered)
+	}
 	show := func(output string) ([]byte, error) {
-		return exec.Command(filepath.Join(l.Repo, "bin/kubesalt"), "status", "show", "--db", l.StatusDB(),
-			"--definition", filepath.Join(l.Dir, "pillar/kubernetes.sls"), "--plan", l.PlanFile(), "--output", output).CombinedOutput()
+		return exec.Command(filepath.Join(l.Repo, "bin/kubesalt"), append(args, "--output", output)...).CombinedOutput()
 	}
 	deadline := time.Now().Add(limit)
 	var pending []string

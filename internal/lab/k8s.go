@@ -163,6 +163,24 @@ func (l *Lab) podCIDRs() (map[string][]netip.Prefix, error) {
 	return out, nil
 }
 
+// discover writes what `kubesalt nodes discover` makes of the API's
+// nodes (controller mode's pod CIDRs) to a file and returns its path.
+func (l *Lab) discover() (string, error) {
+	out, err := l.kubectl("get", "nodes", "-o", "json")
+	if err != nil {
+		return "", err
+	}
+	raw, found := filepath.Join(l.Dir, "nodes.json"), filepath.Join(l.Dir, "discovered.json")
+	if err := os.WriteFile(raw, []byte(out), 0o600); err != nil {
+		return "", err
+	}
+	res, err := exec.Command(filepath.Join(l.Repo, "bin/kubesalt"), "nodes", "discover", "--file", raw).Output()
+	if err != nil {
+		return "", fmt.Errorf("kubesalt nodes discover: %v: %s", err, res)
+	}
+	return found, os.WriteFile(found, res, 0o600)
+}
+
 // WaitNodesReady waits until every worker is a Ready node whose
 // spec.podCIDRs is its CIDR: the plan's in planned mode, any in controller
 // mode. It prints the nodes.

@@ -19,7 +19,7 @@ def __virtual__():
     return __virtualname__
 
 
-def status(definition=None, plan_file=None, db=None, expiring_days=None, table=False):
+def status(definition=None, plan_file=None, db=None, expiring_days=None, table=False, discovered=None):
     """
     Every node of the definition and plan: IP, pod CIDR, whether its routes
     converged with the current plan, when it last reported (and whether that
@@ -32,6 +32,9 @@ def status(definition=None, plan_file=None, db=None, expiring_days=None, table=F
         Default: ``kubesalt.plan_file``.
     table
         True: the table for people instead of the JSON result.
+    discovered
+        Controller mode: a file with the pod CIDRs as ``kubesalt nodes
+        discover`` prints them, instead of the plan.
     """
     db = db or kb.option(__opts__, "status_db", kb.DEFAULT_STATUS_DB)
     plan_file = (
@@ -39,7 +42,7 @@ def status(definition=None, plan_file=None, db=None, expiring_days=None, table=F
     )
     definition = definition or _ext_pillar_option("definition")
     args = ["status", "show", "--db", db, "--plan", plan_file]
-    args += kb.flags(definition=definition, expiring_days=expiring_days)
+    args += kb.flags(definition=definition, expiring_days=expiring_days, discovered=discovered)
     if not table:
         return kb.run(__opts__, kb.KUBESALT, args)
     return _table(args)
