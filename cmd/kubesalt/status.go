@@ -142,7 +142,7 @@ func runStatusShow(s *streams, args []string) int {
 	if code, ok := parse(fs, &c, args); !ok {
 		return code
 	}
-	nodes, planChanged, err := clusterNodes(s, defFile, planFile, discoveredFile)
+	nodes, planChanged, discovered, err := clusterNodes(s, defFile, planFile, discoveredFile)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
@@ -155,7 +155,7 @@ func runStatusShow(s *streams, args []string) int {
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
-	v := status.Show(snap, nodes, planChanged, expiring)
+	v := status.Show(snap, nodes, planChanged, expiring, discovered)
 	sum := v.Summary
 	comment := fmt.Sprintf("%d nodes: %d with routes converged, %d not reported since the plan changed, %d certificates expiring within %d days",
 		sum.Nodes, sum.Converged, sum.NotReported, sum.CertificatesExpiring, expiring)
@@ -192,64 +192,59 @@ func runStatusShow(s *streams, args []string) int {
 
 // clusterNodes reads the node list from the definition and the plan, and
 // when the plan last changed (the planner rewrites the file only then). In
-// controller mode the pod CIDRs are the discovered ones, or none when not
-// given: the plan is not the cluster's.
-func clusterNodes(s *streams, defFile, planFile, discoveredFile string) ([]cluster.Member, time.Time, error) {
-	var planned map[string][]netip.Prefix
-	var changed time.Time
+// controller mode the pod CIDRs are the discovered ones (discovered), or
+// none when not given: the plan is not the cluster's.
+func clusterNodes(s *streams, defFile, planFile, discoveredFile string) (nodes []cluster.Member, changed time.Time, discovered bool, err error) {
 	var def *cluster.Definition
 	if defFile != "" {
-		var err error
 		if def, err = loadDefinition(s, defFile); err != nil {
-			return nil, changed, err
+			return nil, changed, false, err
 		}
 	}
-	if discoveredFile != "" {
+	var cidrs map[string][]netip.Prefix
+	switch {
+	case discoveredFile != "":
 		data, err := saltio.ReadInput(discoveredFile, s.Stdin)
 		if err != nil {
-			return nil, changed, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
+			return nil, changed, false, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
 		}
 		found, err := cluster.ParseNodeList(data)
 		if err != nil {
-			return nil, changed, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
+			return nil, changed, false, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
 		}
-		planned = map[string][]netip.Prefix{}
+		cidrs = map[string][]netip.Prefix{}
 		for _, n := range found {
-			planned[n.Name] = n.PodCIDRs
+			cidrs[n.Name] = n.PodCIDRs
 		}
-		planFile = ""
-	} else if def != nil && def.Mode == cluster.ModeController {
-		planFile = ""
-	}
-	// A plan file not written yet is no plan: the definition's pins stand.
-	if _, err := os.Stat(planFile); planFile != "" && err == nil {
-		plan, err := cidr.ReadPlan(planFile)
-		if err != nil {
-			return nil, changed, saltio.BadInput(err)
-		}
-		planned = plan.Nodes
-		if fi, err := os.Stat(planFile); err == nil {
-			changed = fi.ModTime()
+		discovered = true
+	case def != nil && def.Mode == cluster.ModeController:
+		discovered = true // nothing discovered given: no CIDRs to compare
+	default:
+		// A plan file not written yet is no plan: the definition's pins stand.
+		if fi, statErr := os.Stat(planFile); planFile != "" && statErr == nil {
+			plan, err := cidr.ReadPlan(planFile)
+			if err != nil {
+				return nil, changed, false, saltio.BadInput(err)
+			}
+			cidrs, changed = plan.Nodes, fi.ModTime()
 		}
 	}
 	if def == nil {
-		if planned == nil {
-			return nil, changed, nil
-		}
-		var nodes []cluster.Member
-		for name, p := range planned {
+		for name, p := range cidrs {
 			nodes = append(nodes, cluster.Member{Name: name, PodCIDRs: p})
 		}
 		sortMembers(nodes)
-		return nodes, changed, nil
+		return nodes, changed, discovered, nil
 	}
-	if planned == nil {
-		planned = map[string][]netip.Prefix{}
-		for _, n := range def.Nodes {
-			planned[n.Name] = n.Pods
+	if cidrs == nil {
+		cidrs = map[string][]netip.Prefix{}
+		if !discovered {
+			for _, n := range def.Nodes {
+				cidrs[n.Name] = n.Pods
+			}
 		}
 	}
-	return def.Members(planned), changed, nil
+	return def.Members(cidrs), changed, discovered, nil
 }
 
 func sortMembers(ms []cluster.Member) {

@@ -96,6 +96,13 @@ func (l *Lab) RemoveNode(name string) (time.Duration, error) {
 		}
 		took = time.Since(start)
 		l.say("    routes converged on every node %.1fs after the event", took.Seconds())
+		if l.st.Options.K8S {
+			// As its admin would: the Node goes, and its pods are made again
+			// elsewhere.
+			if out, err := l.kubectl("delete", "node", name, "--ignore-not-found"); err != nil {
+				return fmt.Errorf("kubectl delete node %s: %v: %s", name, err, out)
+			}
+		}
 		pod := l.st.ID + "-pod-" + name
 		if l.st.Pods[pod] {
 			l.deleteNamespace(pod)

@@ -76,7 +76,9 @@ type OtherMinion struct {
 // Show joins the store with the cluster's nodes. nodes is the node list
 // of the definition and plan (nil: the minions in the store are the
 // nodes); planChanged is when the plan last changed (zero: unknown).
-func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiringDays int) View {
+// discovered says the nodes' pod CIDRs are the API's (controller mode):
+// the CIDR a minion's pillar gave it is then not the cluster's.
+func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiringDays int, discovered bool) View {
 	v := View{Nodes: []NodeView{}, OtherMinions: []OtherMinion{}, CertificatesExpiring: []Certificate{}}
 	if !planChanged.IsZero() {
 		t := planChanged.UTC()
@@ -111,7 +113,9 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 			t := m.LastRun
 			nv.LastRun = &t
 			nv.ReportedSincePlan = planChanged.IsZero() || !m.LastRun.Before(planChanged)
-			nv.ReportedPodCIDRs = m.PodCIDRs
+			if !discovered {
+				nv.ReportedPodCIDRs = m.PodCIDRs
+			}
 			nv.Routes.Last = m.Routes
 		}
 		nv.Routes.Converged, nv.Routes.Why = converged(nv, planChanged)
