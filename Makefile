@@ -201,7 +201,7 @@ $(BIN)/.k8s-built-$(K8S_VERSION): $(K8S_BUILD)/go.mod $(K8S_BUILD)/go.sum
 	@mkdir -p $(K8S_BIN)
 	cd $(K8S_BUILD) && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $(K8S_VERSION_VARS)' \
 	  -o $(CURDIR)/$(K8S_BIN)/ $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMPONENTS))
-	@for c in $(K8S_COMPONENTS); do v=$$($(K8S_BIN)/$$c $$([ $$c = kubectl ] && echo version --client || echo --version) 2>&1 | head -1); \
+	@for c in $(K8S_COMPONENTS); do v=$$($(K8S_BIN)/$$c $$([ $$c = kubectl ] && echo version --client || echo --version) 2>&1 | sed -n 1p); \
 	  case "$$v" in *$(K8S_VERSION)*) echo "$$c: $$v";; *) echo "$$c reports '$$v', not $(K8S_VERSION)"; exit 1;; esac; done
 	touch $@
 
