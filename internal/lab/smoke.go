@@ -234,8 +234,8 @@ func (l *Lab) CheckKubePods(pods []KubePod) (bool, error) {
 }
 
 // CheckService asks the Service's ClusterIP from every pod, several times,
-// through kube-proxy: every request must reach one of the Deployment's
-// pods, and together they must reach more than one.
+// through kube-proxy, once it answers there: every request must reach one
+// of the Deployment's pods, and together they must reach more than one.
 func (l *Lab) CheckService(pods []KubePod) error {
 	ip, err := l.kubectl("get", "service", smokeName, "-o", "jsonpath={.spec.clusterIP}")
 	if err != nil {
@@ -249,6 +249,13 @@ func (l *Lab) CheckService(pods []KubePod) error {
 	reached := map[string]int{}
 	var problems []string
 	for _, a := range pods {
+		// kube-proxy programs a new Service (or a new node's rules) a moment
+		// after the API has it: until then the ClusterIP is unroutable.
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+			if _, err := l.viaPod(a, ip+":80"); err == nil {
+				break
+			}
+		}
 		for i := 0; i < 4; i++ {
 			got, err := l.viaPod(a, ip+":80")
 			if err != nil {
