@@ -195,7 +195,9 @@ func parseStateRuns(res map[string]json.RawMessage) (map[string]stateRun, error)
 // states that changed, per minion; a failed state is an error naming the
 // node and the state.
 func (l *Lab) applyAll() (map[string]int, error) {
-	res, out, err := l.Salt(15*time.Minute, "*", "state.apply", "kubernetes")
+	// queue=True: the minion-start reactor's add_node may still be running
+	// a node's highstate; wait for it instead of failing.
+	res, out, err := l.Salt(15*time.Minute, "*", "state.apply", "kubernetes", "queue=True")
 	runs, _ := parseStateRuns(res)
 	changed := map[string]int{}
 	var problems []string
