@@ -230,9 +230,13 @@ func BenchmarkLabKubernetes(b *testing.B) {
 			b.Fatalf("%+v %v", rep, err)
 		}
 		total := time.Since(start)
+		// On standard output: the testing package keeps only the first
+		// lines of a benchmark's log.
+		fmt.Printf("make lab K8S=1, %d nodes, phase by phase:\n", len(l.st.Nodes))
 		for _, p := range l.Phases {
-			b.Logf("%6.1fs  %s", p.Took.Seconds(), p.Name)
+			fmt.Printf("  %6.1fs  %s\n", p.Took.Seconds(), p.Name)
 		}
+		fmt.Printf("  %6.1fs  in all, to every worker Ready and the smoke test passed\n", total.Seconds())
 		_, add, err := l.AddNode()
 		if err != nil {
 			b.Fatal(err)
