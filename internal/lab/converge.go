@@ -53,6 +53,9 @@ type Report struct {
 func (l *Lab) Show() (Report, error) {
 	var rep Report
 	if l.st.Options.K8S {
+		if err := l.phase("Kubernetes: every master's API server ready; controller manager and scheduler leaders elected", l.CheckControlPlane); err != nil {
+			return rep, err
+		}
 		if err := l.phase("Kubernetes: every worker a Ready node with its pod CIDR in spec.podCIDRs", func() error {
 			err := l.WaitNodesReady(5 * time.Minute)
 			rep.NodesOK = err == nil

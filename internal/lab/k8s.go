@@ -163,6 +163,34 @@ func (l *Lab) podCIDRs() (map[string][]netip.Prefix, error) {
 	return out, nil
 }
 
+// CheckControlPlane asks every master's API server for /readyz and the
+// API for who holds the controller manager's and the scheduler's leader
+// leases; it prints both.
+func (l *Lab) CheckControlPlane() error {
+	var problems []string
+	for _, n := range l.st.Nodes {
+		if n.Role != "master" {
+			continue
+		}
+		out, err := l.kubectl("--server", fmt.Sprintf("https://%s:6443", n.IP), "get", "--raw", "/readyz")
+		l.say("    kube-apiserver on %-10s /readyz: %s", n.Name, strings.TrimSpace(out))
+		if err != nil || strings.TrimSpace(out) != "ok" {
+			problems = append(problems, fmt.Sprintf("the API server on %s is not ready: %s", n.Name, strings.TrimSpace(out)))
+		}
+	}
+	for _, lease := range []string{"kube-controller-manager", "kube-scheduler"} {
+		holder, err := l.kubectl("-n", "kube-system", "get", "lease", lease, "-o", "jsonpath={.spec.holderIdentity}")
+		l.say("    %-24s leader: %s", lease, strings.TrimSpace(holder))
+		if err != nil || strings.TrimSpace(holder) == "" {
+			problems = append(problems, lease+" has no leader")
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
 // discover writes what `kubesalt nodes discover` makes of the API's
 // nodes (controller mode's pod CIDRs) to a file and returns its path.
 func (l *Lab) discover() (string, error) {
