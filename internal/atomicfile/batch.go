@@ -4,7 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
+
+	"github.com/kubesalt/kubesalt/internal/workers"
 )
 
 // File is one file for WriteFiles.
@@ -15,13 +16,13 @@ type File struct {
 }
 
 // WriteFiles atomically replaces many files, as WriteFile does each, up to
-// workers at a time, and fsyncs each directory once after all its renames
+// concurrency at a time, and fsyncs each directory once after all its renames
 // instead of once per file: writing a few hundred files costs a few hundred
 // fsyncs, not twice that. On error some files may already be replaced; none
 // is ever half written.
-func WriteFiles(files []File, workers int) error {
+func WriteFiles(files []File, concurrency int) error {
 	errs := make([]error, len(files))
-	parallel(len(files), workers, func(i int) {
+	workers.ForEach(len(files), concurrency, func(i int) {
 		errs[i] = replace(files[i].Path, files[i].Data, files[i].Perm)
 	})
 	dirs := map[string]bool{}
@@ -33,7 +34,7 @@ func WriteFiles(files []File, workers int) error {
 		list = append(list, d)
 	}
 	dirErrs := make([]error, len(list))
-	parallel(len(list), workers, func(i int) { dirErrs[i] = syncDir(list[i]) })
+	workers.ForEach(len(list), concurrency, func(i int) { dirErrs[i] = syncDir(list[i]) })
 	return errors.Join(append(errs, dirErrs...)...)
 }
 
@@ -61,26 +62,4 @@ func replace(path string, data []byte, perm os.FileMode) error {
 		os.Remove(name)
 	}
 	return err
-}
-
-func parallel(n, workers int, fn func(i int)) {
-	if workers < 1 {
-		workers = 1
-	}
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < min(workers, n); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				fn(i)
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/kubesalt/kubesalt/internal/atomicfile"
 )
@@ -81,32 +80,3 @@ func ensureDir(d string) error {
 // ioWorkers bounds concurrent file operations; fsync waits, it does not
 // burn CPU, so this is more than the cores.
 const ioWorkers = 32
-
-// forEach calls fn(0..n-1) on up to workers goroutines.
-func forEach(n, workers int, fn func(i int)) {
-	if workers > n {
-		workers = n
-	}
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			fn(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				fn(i)
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-}

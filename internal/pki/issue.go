@@ -20,6 +20,7 @@ import (
 	"github.com/kubesalt/kubesalt/internal/atomicfile"
 	"github.com/kubesalt/kubesalt/internal/cluster"
 	"github.com/kubesalt/kubesalt/internal/saltio"
+	"github.com/kubesalt/kubesalt/internal/workers"
 )
 
 // ReissueAll, given to Options.Reissue, reissues every leaf certificate.
@@ -100,7 +101,7 @@ func Issue(d *cluster.Definition, o Options) (*Result, error) {
 		return nil, err
 	}
 	leaves := make([]*leaf, len(specs))
-	forEach(len(specs), runtime.GOMAXPROCS(0), func(i int) {
+	workers.ForEach(len(specs), runtime.GOMAXPROCS(0), func(i int) {
 		leaves[i] = r.inspectLeaf(&specs[i], ca, caNew)
 	})
 	sa := r.inspectServiceAccount()
@@ -148,7 +149,7 @@ func (r *run) apply(ca *authority, caNew string, leaves []*leaf, sa *serviceAcco
 		}
 	}()
 	errs := make([]error, len(todo))
-	forEach(len(todo), runtime.GOMAXPROCS(0), func(i int) {
+	workers.ForEach(len(todo), runtime.GOMAXPROCS(0), func(i int) {
 		l := todo[i]
 		l.certPEM, l.keyPEM, errs[i] = ca.issue(l.spec, r.d.PKI.Algorithm, r.d.PKI.Validity, r.now)
 	})
@@ -168,7 +169,7 @@ func (r *run) apply(ca *authority, caNew string, leaves []*leaf, sa *serviceAcco
 		writes = append(writes, write{encryptionFile, data, modeSecret})
 	}
 	kcWrites := make([]write, len(kcs))
-	forEach(len(kcs), runtime.GOMAXPROCS(0), func(i int) {
+	workers.ForEach(len(kcs), runtime.GOMAXPROCS(0), func(i int) {
 		if kc := kcs[i]; kc.reason != "" {
 			kcWrites[i] = write{kubeconfigPath(kc.leaf.spec.name), kc.render(r.d.Name, ca.certPEM), modeSecret}
 		}

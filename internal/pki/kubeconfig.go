@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kubesalt/kubesalt/internal/workers"
 )
 
 // kubeconfig is the part of client-go's Config that kubesalt writes; the
@@ -136,7 +138,7 @@ func (r *run) inspectKubeconfigs(leaves []*leaf, ca *authority) []*kubeconfigFil
 			out = append(out, &kubeconfigFile{leaf: l})
 		}
 	}
-	forEach(len(out), ioWorkers, func(i int) { r.inspectKubeconfig(out[i], ca) })
+	workers.ForEach(len(out), ioWorkers, func(i int) { r.inspectKubeconfig(out[i], ca) })
 	for _, kc := range out {
 		if kc.reason != "" {
 			r.result.Kubeconfigs[kc.leaf.spec.name] = kc.reason
