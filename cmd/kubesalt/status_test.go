@@ -7,14 +7,21 @@ import (
 	"testing"
 )
 
-func TestStatusRecordAndShow(t *testing.T) {
+// plannedExample plans pillar.example into a temporary directory and
+// returns a status store path there, the plan file and the definition.
+func plannedExample(t *testing.T) (db, plan, def string) {
+	t.Helper()
 	dir := t.TempDir()
-	db := filepath.Join(dir, "status.db")
-	plan := filepath.Join(dir, "plan.json")
-	def := filepath.Join("..", "..", "pillar.example")
+	db, plan = filepath.Join(dir, "status.db"), filepath.Join(dir, "plan.json")
+	def = filepath.Join("..", "..", "pillar.example")
 	if _, code, errs := call(t, "", "cidr", "plan", "--definition", def, "--plan", plan); code != 0 {
 		t.Fatalf("cidr plan: %d %s", code, errs)
 	}
+	return db, plan, def
+}
+
+func TestStatusRecordAndShow(t *testing.T) {
+	db, plan, def := plannedExample(t)
 	ret := `{"id": "worker-0", "fun": "kubesalt_net.routes_sync", "fun_args": [], "jid": "1", "success": true,
 	  "return": {"result": true, "changes": {}, "comment": "", "data": {"desired": 5, "present": 5}}}`
 
@@ -93,13 +100,7 @@ func TestStatusShowWithoutPlanFile(t *testing.T) {
 // Controller mode: the routes a node needs follow the discovered CIDRs
 // (the masters have none), not kubesalt's plan.
 func TestStatusShowDiscovered(t *testing.T) {
-	dir := t.TempDir()
-	db := filepath.Join(dir, "status.db")
-	plan := filepath.Join(dir, "plan.json")
-	def := filepath.Join("..", "..", "pillar.example")
-	if _, code, errs := call(t, "", "cidr", "plan", "--definition", def, "--plan", plan); code != 0 {
-		t.Fatalf("cidr plan: %d %s", code, errs)
-	}
+	db, plan, def := plannedExample(t)
 	// worker-0 routes the other two workers' allocated CIDRs.
 	ret := `{"id": "worker-0", "fun": "kubesalt_net.routes_sync", "fun_args": [], "jid": "1", "success": true,
 	  "return": {"result": true, "changes": {}, "comment": "", "data": {"desired": 2, "present": 2}}}`
