@@ -4,43 +4,35 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/kubesalt/kubesalt/internal/ociimage"
 )
 
-// The lab reaches no registry: its two images are made here from
-// bin/kubesalt-pod and imported by the formula (kubernetes:worker:images).
+// The lab reaches no registry: its two images are written by
+// `kubesalt-pod image` (the binary is their only file) and imported by the
+// formula (kubernetes:worker:images).
 const (
 	PauseRef = "registry.k8s.io/pause:3.10" // the formula's sandbox_image
 	PodRef   = "kubesalt.local/kubesalt-pod:v1"
 )
 
 type labImage struct {
-	ociimage.Image
-	tarball string
+	Kind, Ref, tarball string
 }
 
 func (l *Lab) images() []labImage {
 	dir := filepath.Join(l.binariesDir(), "images")
 	return []labImage{
-		{ociimage.Image{Ref: PauseRef, Entrypoint: []string{"/pause"}}, filepath.Join(dir, "pause.tar")},
-		{ociimage.Image{Ref: PodRef, Entrypoint: []string{"/kubesalt-pod"}, Cmd: []string{"serve"}}, filepath.Join(dir, "kubesalt-pod.tar")},
+		{"pause", PauseRef, filepath.Join(dir, "pause.tar")},
+		{"serve", PodRef, filepath.Join(dir, "kubesalt-pod.tar")},
 	}
 }
 
-// buildImages writes the image tarballs: the same static binary is the
-// pause image's /pause and the test image's /kubesalt-pod.
+// buildImages writes the image tarballs.
 func (l *Lab) buildImages() error {
-	bin, err := os.ReadFile(filepath.Join(l.Repo, "bin/kubesalt-pod"))
-	if err != nil {
-		return fmt.Errorf("%w: run `make build`", err)
-	}
 	for _, img := range l.images() {
-		img.Files = []ociimage.File{{Path: img.Entrypoint[0], Mode: 0o755, Data: bin}}
 		if err := os.MkdirAll(filepath.Dir(img.tarball), 0o755); err != nil {
 			return err
 		}
-		if _, err := ociimage.WriteFile(img.tarball, img.Image); err != nil {
+		if _, err := run(filepath.Join(l.Repo, "bin/kubesalt-pod"), "image", "--kind", img.Kind, "--ref", img.Ref, "--file", img.tarball); err != nil {
 			return fmt.Errorf("image %s: %w", img.Ref, err)
 		}
 	}

@@ -8,8 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/kubesalt/kubesalt/internal/nodes"
 )
 
 // The Kubernetes part of the lab (Options.K8S): the components the formula
@@ -33,7 +37,7 @@ func (l *Lab) k8sBin(name string) string { return filepath.Join(l.Repo, "bin/k8s
 func (l *Lab) preflightK8S() error {
 	for _, c := range K8SComponents {
 		if _, err := os.Stat(l.k8sBin(c)); err != nil {
-			return fmt.Errorf("bin/k8s/%s not found: run `make k8s-binaries` (builds Kubernetes %s from the Go module proxy)", c, "v1.32")
+			return fmt.Errorf("bin/k8s/%s not found: run `make k8s-binaries` (builds Kubernetes v1.32 from the Go module proxy)", c)
 		}
 	}
 	for name, candidates := range runtimeBinaries {
@@ -148,19 +152,19 @@ func (l *Lab) podCIDRs() (map[string][]netip.Prefix, error) {
 	if l.st.Options.Mode != "controller" {
 		return l.Plan()
 	}
-	nodes, err := l.KubeNodes()
+	out, err := l.kubectl("get", "nodes", "-o", "json")
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]netip.Prefix{}
-	for name, n := range nodes {
-		for _, c := range n.Spec.PodCIDRs {
-			if p, err := netip.ParsePrefix(c); err == nil {
-				out[name] = append(out[name], p)
-			}
-		}
+	found, _, err := nodes.Parse([]byte(out))
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	cidrs := map[string][]netip.Prefix{}
+	for _, n := range found {
+		cidrs[n.Name] = n.PodCIDRs
+	}
+	return cidrs, nil
 }
 
 // CheckControlPlane asks every master's API server for /readyz and the
@@ -298,8 +302,10 @@ func (l *Lab) removeCgroups() {
 			})
 			for _, d := range dirs {
 				procs, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
-				for _, pid := range strings.Fields(string(procs)) {
-					exec.Command("kill", "-9", pid).Run()
+				for _, f := range strings.Fields(string(procs)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						syscall.Kill(pid, syscall.SIGKILL)
+					}
 				}
 			}
 			sort.Sort(sort.Reverse(sort.StringSlice(dirs))) // children first

@@ -78,23 +78,7 @@ func TestLabEndToEnd(t *testing.T) {
 		}
 	}
 
-	id, dir := l.st.ID, l.Dir
-	if err := l.Down(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Down(); err != nil {
-		t.Errorf("a second down: %v", err)
-	}
-	out, _ := exec.Command("ip", "netns", "list").Output()
-	if strings.Contains(string(out), id) {
-		t.Errorf("namespaces left behind:\n%s", out)
-	}
-	if out, _ := exec.Command("pgrep", "-af", dir).Output(); len(out) > 0 {
-		t.Errorf("processes left behind:\n%s", out)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("the lab's directory is still there: %v", err)
-	}
+	checkDown(t, l)
 }
 
 // BenchmarkLab measures, for 6 and 20 nodes, the time from nothing to the
