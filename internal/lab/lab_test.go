@@ -117,13 +117,14 @@ func BenchmarkLab(b *testing.B) {
 	}
 }
 
-// Kubernetes in the lab, planned mode: one master (etcd and the control
-// plane) and two workers (containerd, kubelet, kube-proxy), then a third
-// worker added through the reactors. Nodes Ready with the plan's CIDRs,
+// Kubernetes in the lab, planned mode: three masters (etcd, an API server
+// on each, leader-elected controller manager and scheduler) and two workers
+// (containerd, kubelet, kube-proxy), then a third worker added through the
+// reactors. Nodes Ready with the plan's CIDRs,
 // the Deployment's pods reach each other without NAT, the Service answers.
 func TestLabKubernetes(t *testing.T) {
 	l := openTestLab(t)
-	if err := l.Up(SmallNodes(1, 2), Options{K8S: true}); err != nil {
+	if err := l.Up(SmallNodes(3, 2), Options{K8S: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Converge(); err != nil {
