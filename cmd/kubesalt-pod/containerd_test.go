@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubesalt/kubesalt/internal/podserver"
+	"github.com/kubesalt/kubesalt/internal/testenv"
 )
 
 // containerd is a private containerd started by a test: its own root, state
@@ -37,14 +38,8 @@ type containerd struct {
 // every trace of it: tasks, shims, mounts under dir and the sockets.
 func startContainerd(t *testing.T) *containerd {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containerd")
-	}
-	for _, tool := range []string{"containerd", "ctr", "runc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (Debian: apt-get install containerd runc)", tool)
-		}
-	}
+	testenv.Root(t, "run containerd")
+	testenv.Tools(t, "apt-get install containerd runc", "containerd", "ctr", "runc")
 	dir := t.TempDir()
 	rnd := make([]byte, 4)
 	rand.Read(rnd)

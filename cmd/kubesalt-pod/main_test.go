@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kubesalt/kubesalt/internal/podserver"
+	"github.com/kubesalt/kubesalt/internal/testenv"
 )
 
 var (
@@ -189,14 +190,8 @@ func zombiesOf(pid int) (children, zombies []int) {
 // TestPauseReapsOrphansAsPID1 runs pause as PID 1 of a new pid namespace
 // and orphans processes into it: they must not stay zombies.
 func TestPauseReapsOrphansAsPID1(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a pid namespace (unshare --pid)")
-	}
-	for _, tool := range []string{"unshare", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (Debian util-linux)", tool)
-		}
-	}
+	testenv.Root(t, "make a pid namespace (unshare --pid)")
+	testenv.Tools(t, "apt-get install util-linux", "unshare", "nsenter")
 	cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child", binary(t), "pause")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -10,12 +10,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/kubesalt/kubesalt/internal/probe"
+	"github.com/kubesalt/kubesalt/internal/testenv"
 )
 
 // Lab is one set of namespaces.
@@ -29,14 +29,8 @@ type Lab struct {
 // RequireRoot skips the test unless it runs as root with `ip` available.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (CI runs as root)")
-	}
-	for _, tool := range []string{"ip", "ping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (packages iproute2 and iputils-ping; `make test` installs them)", tool)
-		}
-	}
+	testenv.Root(t, "create network namespaces")
+	testenv.Tools(t, "apt-get install iproute2 iputils-ping", "ip", "ping")
 }
 
 // New makes an empty lab with its switch namespace and bridge.

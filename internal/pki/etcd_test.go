@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubesalt/kubesalt/internal/testenv"
 )
 
 // TestEtcdClusterOnIssuedCertificates starts a real 3-member etcd cluster
@@ -19,14 +21,8 @@ import (
 // finds every member healthy and sees writes replicate; a client
 // certificate from another CA is refused.
 func TestEtcdClusterOnIssuedCertificates(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces (run as root; CI does)")
-	}
-	for _, bin := range []string{"etcd", "etcdctl", "ip"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (apt-get install etcd-server etcd-client iproute2)", bin)
-		}
-	}
+	testenv.Root(t, "run etcd in network namespaces")
+	testenv.Tools(t, "apt-get install etcd-server etcd-client iproute2", "etcd", "etcdctl", "ip")
 	d := definition(t, 3, 1, "")
 	dir := t.TempDir()
 	issue(t, d, Options{Dir: dir})

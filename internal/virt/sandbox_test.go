@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubesalt/kubesalt/internal/testenv"
 )
 
 // sandbox is a real libvirtd (with virtlogd) that a test started in its own
@@ -28,9 +30,7 @@ type sandbox struct {
 // needRealLibvirt skips unless the test can run a real libvirtd.
 func needRealLibvirt(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: starts libvirtd in its own network namespace")
-	}
+	testenv.Root(t, "start libvirtd in its own network namespace")
 	need(t, "libvirtd", "virtlogd", "qemu-system-x86_64", "qemu-img", "dnsmasq", "iptables", "ip", "unshare", "isoinfo")
 }
 
