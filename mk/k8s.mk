@@ -1,0 +1,27 @@
+# Kubernetes binaries, built from the Go module proxy. internal/k8sbuild is a
+# module of its own that replaces k8s.io/kubernetes' staging modules with
+# their published versions (its go.sum pins them). The binaries are rebuilt
+# only when that module or this recipe changes.
+K8S_VERSION    := v1.32.13
+K8S_BUILD      := internal/k8sbuild
+K8S_BIN        := $(BIN)/k8s
+K8S_COMPONENTS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+# Stamp the release, or `/version` says v0.0.0-master.
+K8S_VERSION_VARS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=32 -X $(p).gitTreeState=clean)
+
+.PHONY: k8s-binaries test-apiserver
+k8s-binaries: $(BIN)/.k8s-built-$(K8S_VERSION)
+
+$(BIN)/.k8s-built-$(K8S_VERSION): $(K8S_BUILD)/go.mod $(K8S_BUILD)/go.sum
+	@mkdir -p $(K8S_BIN)
+	cd $(K8S_BUILD) && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $(K8S_VERSION_VARS)' \
+	  -o $(CURDIR)/$(K8S_BIN)/ $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMPONENTS))
+	@for c in $(K8S_COMPONENTS); do v=$$($(K8S_BIN)/$$c $$([ $$c = kubectl ] && echo version --client || echo --version) 2>&1 | sed -n 1p); \
+	  case "$$v" in *$(K8S_VERSION)*) echo "$$c: $$v";; *) echo "$$c reports '$$v', not $(K8S_VERSION)"; exit 1;; esac; done
+	touch $@
+
+# The tests that need a real kube-apiserver (over Debian's etcd): setting
+# Node.spec.podCIDRs through the API.
+test-apiserver: build deps-apt-pki k8s-binaries
+	KUBESALT_K8S_BIN_DIR=$(CURDIR)/$(K8S_BIN) go test -count=1 -run 'APIServer' ./internal/nodes ./cmd/kubesalt
