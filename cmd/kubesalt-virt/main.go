@@ -2,7 +2,7 @@
 // cluster's node network and VMs on libvirt, with cloud-init seeds that give
 // every node its static IP, hostname and pre-accepted Salt minion key. It
 // links libvirt (cgo), so it is its own binary; `kubesalt` stays cgo-free.
-// Every subcommand speaks the JSON contract of DESIGN.md (internal/saltio).
+// Every subcommand speaks the JSON contract of docs/architecture.md (internal/saltio).
 package main
 
 import (

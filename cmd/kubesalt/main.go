@@ -1,6 +1,6 @@
 // Command kubesalt is the cluster's Go half: pod CIDR planning, route
 // reconciliation, node discovery, certificates and status. Every subcommand
-// speaks the JSON contract of DESIGN.md (internal/saltio).
+// speaks the JSON contract of docs/architecture.md (internal/saltio).
 package main
 
 import (

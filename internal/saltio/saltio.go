@@ -1,5 +1,5 @@
 // Package saltio is the JSON contract between Salt and the kubesalt binaries
-// (DESIGN.md): one object on stdout with the keys of a Salt state return, and
+// (docs/architecture.md): one object on stdout with the keys of a Salt state return, and
 // exit codes 0 (done or nothing needed), 1 (failed), 2 (bad usage or input).
 package saltio
 

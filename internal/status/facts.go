@@ -21,7 +21,7 @@ type JobReturn struct {
 	Stamp   string          `json:"_stamp"`
 }
 
-// Result is a kubesalt binary's JSON result (DESIGN.md).
+// Result is a kubesalt binary's JSON result (docs/architecture.md).
 type Result struct {
 	Result  *bool           `json:"result"`
 	Changes json.RawMessage `json:"changes"`
