@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,16 @@ func TestNodesDiscoverFromFile(t *testing.T) {
 	}
 }
 
+// routes sync registers the protocol's name only when asked: by default it
+// writes nothing outside the kernel's tables.
+func TestRoutesSyncRegistersNoNameByDefault(t *testing.T) {
+	var f routeFlags
+	fs := newRouteFlags(&streams{Stderr: io.Discard}, "routes sync", &f, true)
+	if err := fs.Parse(nil); err != nil || f.protosDir != "" {
+		t.Errorf("--rt-protos-dir defaults to %q (%v), want empty", f.protosDir, err)
+	}
+}
+
 // The planner's output feeds route sync as is, in a real namespace.
 func TestPlanPipesIntoRoutesSync(t *testing.T) {
 	l := nstest.New(t)
@@ -126,9 +137,16 @@ func TestPlanPipesIntoRoutesSync(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "kubesalt.conf")); !strings.Contains(string(b), "201\tkubesalt") {
 		t.Errorf("protocol name not registered: %q", b)
 	}
-	r, code, _ = call(t, planOut.String(), args...)
+	// Without --rt-protos-dir nothing is registered: the host's /etc stays
+	// as it was.
+	hostConf := filepath.Join(routes.DefaultProtosDir, "kubesalt.conf")
+	before, beforeErr := os.ReadFile(hostConf)
+	r, code, _ = call(t, planOut.String(), "routes", "sync", "--netns", node.NS)
 	if code != 0 || len(r.Changes) != 0 {
 		t.Fatalf("second sync: %d %+v", code, r)
+	}
+	if after, afterErr := os.ReadFile(hostConf); !bytes.Equal(before, after) || os.IsNotExist(beforeErr) != os.IsNotExist(afterErr) {
+		t.Errorf("a sync without --rt-protos-dir changed %s", hostConf)
 	}
 	r, code, _ = call(t, "", "routes", "list", "--netns", node.NS)
 	if code != 0 || !strings.Contains(string(r.Data), `"dst": "10.200.0.0/24"`) {
