@@ -156,3 +156,42 @@ func TestPlanPipesIntoRoutesSync(t *testing.T) {
 		t.Errorf("a missing namespace: %d %+v", code, r)
 	}
 }
+
+// Every group answers --help with its commands on stdout (exit 0), and
+// alone or with an unknown command with its usage on stderr (exit 2).
+func TestGroupHelp(t *testing.T) {
+	groups := map[string][]command{}
+	for _, c := range commands {
+		g := strings.Fields(c.Name)[0]
+		groups[g] = append(groups[g], c)
+	}
+	for _, g := range []string{"cidr", "routes", "nodes", "pki", "status"} {
+		if len(groups[g]) == 0 {
+			t.Errorf("no %s commands", g)
+		}
+	}
+	for g, cs := range groups {
+		for _, help := range []string{"--help", "-h", "help"} {
+			var out, errb bytes.Buffer
+			code := run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, []string{g, help})
+			if code != 0 || errb.Len() > 0 || !strings.HasPrefix(out.String(), "usage: kubesalt "+g+" <command>") {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q", g, help, code, out.String(), errb.String())
+			}
+			for _, c := range cs {
+				if !strings.Contains(out.String(), strings.TrimPrefix(c.Name, g+" ")) || !strings.Contains(out.String(), c.Summary) {
+					t.Errorf("%s %s does not list %q: %s", g, help, c.Name, out.String())
+				}
+			}
+		}
+		for _, args := range [][]string{{g}, {g, "nosuch"}} {
+			var out, errb bytes.Buffer
+			code := run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
+			if code != 2 || out.Len() > 0 || !strings.Contains(errb.String(), "usage: kubesalt "+g+" <command>") {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+			}
+			if len(args) > 1 && !strings.Contains(errb.String(), `unknown command "`+g+` nosuch"`) {
+				t.Errorf("%v does not name the unknown command: %s", args, errb.String())
+			}
+		}
+	}
+}
