@@ -71,3 +71,34 @@ func TestKubesaltDoesNotLinkLibvirt(t *testing.T) {
 		}
 	}
 }
+
+// A group's --help lists its commands on stdout (exit 0); the group alone
+// prints its usage on stderr (exit 2).
+func TestGroupHelp(t *testing.T) {
+	for g, want := range map[string][]string{
+		"network": {"ensure", "define, autostart and start the node network"},
+		"node":    {"ensure", "remove", "destroy a node's VM"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, []string{g, "--help"}); code != 0 || errb.Len() > 0 {
+			t.Errorf("%s --help: exit %d, stderr %q", g, code, errb.String())
+		}
+		for _, w := range append(want, "usage: kubesalt-virt "+g+" <command>") {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s --help lacks %q: %s", g, w, out.String())
+			}
+		}
+		if strings.Contains(out.String(), "list the domains") {
+			t.Errorf("%s --help lists another group's command: %s", g, out.String())
+		}
+		out.Reset()
+		errb.Reset()
+		if code := run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, []string{g}); code != 2 || out.Len() > 0 || !strings.Contains(errb.String(), "usage: kubesalt-virt "+g+" <command>") {
+			t.Errorf("%s alone: exit %d, stdout %q, stderr %q", g, code, out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, []string{"node", "nosuch"}); code != 2 || !strings.Contains(errb.String(), `unknown command "node nosuch"`) {
+		t.Errorf("node nosuch: exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,16 @@ func TestNodesDiscoverFromFile(t *testing.T) {
 	}
 }
 
+// routes sync registers the protocol's name only when asked: by default it
+// writes nothing outside the kernel's tables.
+func TestRoutesSyncRegistersNoNameByDefault(t *testing.T) {
+	var f routeFlags
+	fs := newRouteFlags(&streams{Stderr: io.Discard}, "routes sync", &f, true)
+	if err := fs.Parse(nil); err != nil || f.protosDir != "" {
+		t.Errorf("--rt-protos-dir defaults to %q (%v), want empty", f.protosDir, err)
+	}
+}
+
 // The planner's output feeds route sync as is, in a real namespace.
 func TestPlanPipesIntoRoutesSync(t *testing.T) {
 	l := nstest.New(t)
@@ -126,9 +137,16 @@ func TestPlanPipesIntoRoutesSync(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "kubesalt.conf")); !strings.Contains(string(b), "201\tkubesalt") {
 		t.Errorf("protocol name not registered: %q", b)
 	}
-	r, code, _ = call(t, planOut.String(), args...)
+	// Without --rt-protos-dir nothing is registered: the host's /etc stays
+	// as it was.
+	hostConf := filepath.Join(routes.DefaultProtosDir, "kubesalt.conf")
+	before, beforeErr := os.ReadFile(hostConf)
+	r, code, _ = call(t, planOut.String(), "routes", "sync", "--netns", node.NS)
 	if code != 0 || len(r.Changes) != 0 {
 		t.Fatalf("second sync: %d %+v", code, r)
+	}
+	if after, afterErr := os.ReadFile(hostConf); !bytes.Equal(before, after) || os.IsNotExist(beforeErr) != os.IsNotExist(afterErr) {
+		t.Errorf("a sync without --rt-protos-dir changed %s", hostConf)
 	}
 	r, code, _ = call(t, "", "routes", "list", "--netns", node.NS)
 	if code != 0 || !strings.Contains(string(r.Data), `"dst": "10.200.0.0/24"`) {
@@ -136,5 +154,44 @@ func TestPlanPipesIntoRoutesSync(t *testing.T) {
 	}
 	if r, code, _ := call(t, "[]", "routes", "sync", "--netns", "no-such-ns-kubesalt"); code != 1 || !strings.Contains(r.Comment, `network namespace "no-such-ns-kubesalt"`) {
 		t.Errorf("a missing namespace: %d %+v", code, r)
+	}
+}
+
+// Every group answers --help with its commands on stdout (exit 0), and
+// alone or with an unknown command with its usage on stderr (exit 2).
+func TestGroupHelp(t *testing.T) {
+	groups := map[string][]command{}
+	for _, c := range commands {
+		g := strings.Fields(c.Name)[0]
+		groups[g] = append(groups[g], c)
+	}
+	for _, g := range []string{"cidr", "routes", "nodes", "pki", "status"} {
+		if len(groups[g]) == 0 {
+			t.Errorf("no %s commands", g)
+		}
+	}
+	for g, cs := range groups {
+		for _, help := range []string{"--help", "-h", "help"} {
+			var out, errb bytes.Buffer
+			code := run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, []string{g, help})
+			if code != 0 || errb.Len() > 0 || !strings.HasPrefix(out.String(), "usage: kubesalt "+g+" <command>") {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q", g, help, code, out.String(), errb.String())
+			}
+			for _, c := range cs {
+				if !strings.Contains(out.String(), strings.TrimPrefix(c.Name, g+" ")) || !strings.Contains(out.String(), c.Summary) {
+					t.Errorf("%s %s does not list %q: %s", g, help, c.Name, out.String())
+				}
+			}
+		}
+		for _, args := range [][]string{{g}, {g, "nosuch"}} {
+			var out, errb bytes.Buffer
+			code := run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
+			if code != 2 || out.Len() > 0 || !strings.Contains(errb.String(), "usage: kubesalt "+g+" <command>") {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+			}
+			if len(args) > 1 && !strings.Contains(errb.String(), `unknown command "`+g+` nosuch"`) {
+				t.Errorf("%v does not name the unknown command: %s", args, errb.String())
+			}
+		}
 	}
 }

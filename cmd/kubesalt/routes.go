@@ -29,7 +29,9 @@ func newRouteFlags(s *streams, name string, f *routeFlags, withNodes bool) *pfla
 		fs.StringVar(&f.nodesFile, "nodes", "-", "node list JSON, as `kubesalt cidr plan` prints it (- for stdin)")
 		fs.StringVar(&f.self, "self", "", "this node's name (default: the node holding a local address)")
 		fs.BoolVar(&f.opts.Adopt, "adopt", false, "take over a foreign route for a desired destination instead of reporting a conflict")
-		fs.StringVar(&f.protosDir, "rt-protos-dir", routes.DefaultProtosDir, "where to register the protocol's name for `ip route` (empty: do not)")
+		// Off by default: a binary that writes the host's /etc unasked changes
+		// every host a test runs it on. The formula registers the name itself.
+		fs.StringVar(&f.protosDir, "rt-protos-dir", "", "register the protocol's name for `ip route` as <dir>/kubesalt.conf, e.g. "+routes.DefaultProtosDir+" (default: do not)")
 	}
 	return fs
 }

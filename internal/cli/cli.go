@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -28,8 +29,11 @@ type Command struct {
 	Run     func(s *Streams, args []string) int
 }
 
-// Run finds the subcommand args name and runs it; it prints the usage of
-// prog for help (exit 0) or an unknown command (exit 2).
+// Run finds the subcommand args name and runs it. Otherwise it prints
+// usage, as git and kubectl do: for help (-h, --help or help, after prog or
+// after a group's words such as "routes") the commands of prog or of the
+// group on stdout, exit 0; for a group alone or an unknown command, the
+// same on stderr, exit 2.
 func Run(prog string, commands []Command, s *Streams, args []string) int {
 	for _, c := range commands {
 		words := strings.Fields(c.Name)
@@ -37,22 +41,46 @@ func Run(prog string, commands []Command, s *Streams, args []string) int {
 			return c.Run(s, args[len(words):])
 		}
 	}
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		usage(s.Stdout, prog, commands)
+	group, members := groupOf(commands, args)
+	name := strings.Join(append([]string{prog}, group...), " ")
+	rest := args[len(group):]
+	if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
+		usage(s.Stdout, name, members, len(group))
 		return 0
 	}
-	usage(s.Stderr, prog, commands)
-	if len(args) > 0 {
+	usage(s.Stderr, name, members, len(group))
+	if len(rest) > 0 {
 		fmt.Fprintf(s.Stderr, "\nunknown command %q\n", strings.Join(args, " "))
 	}
 	return saltio.ExitBadInput
 }
 
-func usage(w io.Writer, prog string, commands []Command) {
-	fmt.Fprintf(w, "usage: %s <command> [flags]   (%s <command> --help for its flags)\n", prog, prog)
+// groupOf returns the longest run of leading args that names a group of
+// commands ("routes" of "routes sync"), and the group's commands; none and
+// every command when args name no group.
+func groupOf(commands []Command, args []string) ([]string, []Command) {
+	for k := len(args); k > 0; k-- {
+		var members []Command
+		for _, c := range commands {
+			words := strings.Fields(c.Name)
+			if len(words) > k && slices.Equal(words[:k], args[:k]) {
+				members = append(members, c)
+			}
+		}
+		if len(members) > 0 {
+			return args[:k], members
+		}
+	}
+	return nil, commands
+}
+
+// usage lists commands under name, each without its first skip words (the
+// group's, already in name).
+func usage(w io.Writer, name string, commands []Command, skip int) {
+	fmt.Fprintf(w, "usage: %s <command> [flags]   (%s <command> --help for its flags)\n", name, name)
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-16s %s\n", c.Name, c.Summary)
+		fmt.Fprintf(w, "  %-16s %s\n", strings.Join(strings.Fields(c.Name)[skip:], " "), c.Summary)
 	}
 }
 

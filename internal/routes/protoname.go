@@ -8,7 +8,8 @@ import (
 	"github.com/kubesalt/kubesalt/internal/atomicfile"
 )
 
-// DefaultProtosDir is where iproute2 reads extra protocol names.
+// DefaultProtosDir is where iproute2 reads extra protocol names. kubesalt
+// writes there only when asked (routes sync --rt-protos-dir).
 const DefaultProtosDir = "/etc/iproute2/rt_protos.d"
 
 // RegisterProtocolName makes `ip route` show proto as "kubesalt" by writing

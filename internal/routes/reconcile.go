@@ -60,9 +60,10 @@ func (r *Report) Changed() bool {
 
 // Conn is the reconciler's connection to one network namespace's routing.
 type Conn struct {
-	o   Options
-	h   *netlink.Handle // addresses and links
-	raw *rtnl           // routes and nexthop objects
+	o     Options
+	h     *netlink.Handle // addresses and links
+	raw   *rtnl           // routes and nexthop objects
+	local map[netip.Addr]bool
 }
 
 // Open connects to the options' namespace.
@@ -99,8 +100,12 @@ func (c *Conn) Close() {
 	c.raw.Close()
 }
 
-// LocalAddrs returns the addresses on the namespace's interfaces.
+// LocalAddrs returns the addresses on the namespace's interfaces, read
+// once per connection.
 func (c *Conn) LocalAddrs() (map[netip.Addr]bool, error) {
+	if c.local != nil {
+		return c.local, nil
+	}
 	addrs, err := c.h.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("listing addresses: %w", err)
@@ -111,6 +116,7 @@ func (c *Conn) LocalAddrs() (map[netip.Addr]bool, error) {
 			out[ip.Unmap()] = true
 		}
 	}
+	c.local = out
 	return out, nil
 }
 
@@ -153,80 +159,59 @@ type change struct {
 
 // Sync makes the owned routes equal desired: it adds what is missing,
 // replaces owned routes whose next hop changed, removes owned routes no
-// longer desired, and leaves every other route alone. A route the kernel
-// refuses is reported and the others go on; the next run retries it.
+// longer desired, and leaves every other route alone (diff decides, apply
+// executes). A route the kernel refuses is reported and the others go on;
+// the next run retries it.
 func (c *Conn) Sync(desired []Route) (*Report, error) {
-	o := c.o
-	proto := uint8(o.Protocol)
-	rep := &Report{Desired: len(desired), Added: []Route{}, Replaced: []Route{}, Removed: []Route{}, Failed: []Failure{}, Conflicts: []Conflict{}, Mode: "plain"}
-	own, err := c.routes(true)
+	ch, err := c.diff(desired)
 	if err != nil {
 		return nil, err
 	}
-	want := make(map[netip.Prefix]Route, len(desired))
-	for _, r := range desired {
-		want[r.Dst] = r
-	}
-	var stale []kroute // owned, not desired, a duplicate, or multipath
-	var replace []Route
-	have := make(map[netip.Prefix]bool, len(own))
-	for _, k := range own {
-		w, wanted := want[k.dst]
-		switch {
-		case !wanted || have[k.dst] || k.multipath:
-			stale = append(stale, k)
-		case k.gw != w.Via:
-			replace = append(replace, w)
-			have[k.dst] = true
-		default:
-			rep.Present++
-			have[k.dst] = true
-		}
-	}
-	var add []Route
-	for _, r := range desired {
-		if !have[r.Dst] {
-			add = append(add, r)
-		}
-	}
-	var adopt []kroute // foreign routes to remove when adopting
-	if len(add) > 0 {
-		foreign, err := c.foreignAt(add)
-		if err != nil {
-			return nil, err
-		}
-		kept := add[:0]
-		for _, r := range add {
-			f, clash := foreign[r.Dst]
-			switch {
-			case !clash:
-				kept = append(kept, r)
-			case o.Adopt:
-				adopt = append(adopt, f...)
-				replace = append(replace, r)
-			default:
-				rep.Conflicts = append(rep.Conflicts, Conflict{Route: r, Existing: c.describe(f)})
-			}
-		}
-		add = kept
-	}
-	if o.Test {
-		for _, k := range stale {
-			rep.Removed = append(rep.Removed, Route{Dst: k.dst, Via: k.gw})
-		}
-		rep.Replaced = append(rep.Replaced, replace...)
-		rep.Added = append(rep.Added, add...)
+	rep := ch.report(len(desired), c.o.Test, c.describe)
+	if c.o.Test {
 		return rep, nil
 	}
+	if err := c.apply(desired, ch, rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
 
+// diff reads what diff needs from the kernel and returns its changes. The
+// foreign routes are read only when something is to be added: a no-op
+// sync dumps kubesalt's routes alone.
+func (c *Conn) diff(desired []Route) (changes, error) {
+	var cur current
+	var err error
+	if cur.owned, err = c.routes(true); err != nil {
+		return changes{}, err
+	}
+	if cur.local, err = c.LocalAddrs(); err != nil {
+		return changes{}, err
+	}
+	ch := diff(desired, cur, c.o.Adopt)
+	if len(ch.add) == 0 {
+		return ch, nil
+	}
+	if cur.foreign, err = c.foreignAt(ch.add); err != nil {
+		return changes{}, err
+	}
+	return diff(desired, cur, c.o.Adopt), nil
+}
+
+// apply executes ch over netlink and reports each request's outcome in rep.
+func (c *Conn) apply(desired []Route, ch changes, rep *Report) error {
+	o := c.o
+	proto := uint8(o.Protocol)
 	var nhs *nexthopSet
 	if !o.Plain {
+		var err error
 		nhs, err = newNexthopSet(c.raw, c.h, proto)
 		switch {
 		case errors.Is(err, errNoNexthops):
 			nhs = nil
 		case err != nil:
-			return nil, err
+			return err
 		default:
 			rep.Mode = "nexthop-objects"
 		}
@@ -234,7 +219,7 @@ func (c *Conn) Sync(desired []Route) (*Report, error) {
 	var nhFailed map[netip.Addr]error
 	if nhs != nil {
 		var gws []netip.Addr
-		for _, r := range append(append([]Route{}, replace...), add...) {
+		for _, r := range append(append([]Route{}, ch.replace...), ch.add...) {
 			gws = append(gws, r.Via)
 		}
 		nhFailed = nhs.ensure(gws)
@@ -250,10 +235,10 @@ func (c *Conn) Sync(desired []Route) (*Report, error) {
 	// additions. Add, not replace: a foreign route that appeared since the
 	// listing is refused by the kernel (EEXIST), never clobbered.
 	var changes []change
-	for _, k := range stale {
+	for _, k := range ch.remove {
 		changes = append(changes, change{msg: delRoute(k), route: Route{Dst: k.dst, Via: k.gw}, report: &rep.Removed, verb: "remove"})
 	}
-	for _, k := range adopt {
+	for _, k := range ch.adopt {
 		changes = append(changes, change{msg: delRoute(k)})
 	}
 	queue := func(rs []Route, report *[]Route, replace bool, verb string) {
@@ -265,23 +250,23 @@ func (c *Conn) Sync(desired []Route) (*Report, error) {
 			changes = append(changes, change{msg: set(r, replace), route: r, report: report, verb: verb})
 		}
 	}
-	queue(replace, &rep.Replaced, true, "replace")
-	queue(add, &rep.Added, false, "add")
+	queue(ch.replace, &rep.Replaced, true, "replace")
+	queue(ch.add, &rep.Added, false, "add")
 
 	msgs := make([]message, len(changes))
-	for i, ch := range changes {
-		msgs[i] = ch.msg
+	for i, x := range changes {
+		msgs[i] = x.msg
 	}
 	for i, err := range c.raw.exec(msgs) {
-		ch := changes[i]
+		x := changes[i]
 		switch {
-		case ch.report == nil: // an adopted route's removal: its replacement tells
-		case err == nil || (ch.verb == "remove" && errors.Is(err, unix.ESRCH)):
-			*ch.report = append(*ch.report, ch.route)
-		case ch.verb == "add" && errors.Is(err, unix.EEXIST):
-			rep.Conflicts = append(rep.Conflicts, Conflict{Route: ch.route, Existing: "a route for " + ch.route.Dst.String() + " appeared during the sync"})
+		case x.report == nil: // an adopted route's removal: its replacement tells
+		case err == nil || (x.verb == "remove" && errors.Is(err, unix.ESRCH)):
+			*x.report = append(*x.report, x.route)
+		case x.verb == "add" && errors.Is(err, unix.EEXIST):
+			rep.Conflicts = append(rep.Conflicts, Conflict{Route: x.route, Existing: "a route for " + x.route.Dst.String() + " appeared during the sync"})
 		default:
-			rep.Failed = append(rep.Failed, Failure{Route: ch.route, Error: ch.verb + ": " + err.Error()})
+			rep.Failed = append(rep.Failed, Failure{Route: x.route, Error: x.verb + ": " + err.Error()})
 		}
 	}
 	if nhs != nil {
@@ -295,7 +280,7 @@ func (c *Conn) Sync(desired []Route) (*Report, error) {
 			}
 		}
 	}
-	return rep, nil
+	return nil
 }
 
 // foreignAt returns the routes not owned by kubesalt at the destinations of
@@ -318,25 +303,14 @@ func (c *Conn) foreignAt(rs []Route) (map[netip.Prefix][]kroute, error) {
 	return out, nil
 }
 
+// describe names the routes' interfaces from the namespace's links.
 func (c *Conn) describe(rs []kroute) string {
-	s := ""
-	for i, r := range rs {
-		if i > 0 {
-			s += "; "
+	return describe(rs, func(index uint32) string {
+		if link, err := c.h.LinkByIndex(int(index)); err == nil {
+			return link.Attrs().Name
 		}
-		s += r.dst.String()
-		if r.gw.IsValid() {
-			s += " via " + r.gw.String()
-		}
-		if link, err := c.h.LinkByIndex(int(r.oif)); err == nil {
-			s += " dev " + link.Attrs().Name
-		}
-		s += " proto " + netlink.RouteProtocol(r.protocol).String()
-		if r.priority > 0 {
-			s += fmt.Sprintf(" metric %d", r.priority)
-		}
-	}
-	return s
+		return ""
+	})
 }
 
 // Flush removes every route (and nexthop object) kubesalt owns.

@@ -118,6 +118,14 @@ func (m message) attr(typ uint16, val []byte) message {
 	return m
 }
 
+// seal sets the message's length and sequence number and adds flags.
+func (m message) seal(seq uint32, flags uint16) message {
+	native.PutUint32(m[0:], uint32(len(m)))
+	native.PutUint32(m[8:], seq)
+	native.PutUint16(m[6:], native.Uint16(m[6:])|flags)
+	return m
+}
+
 func (m message) u32(typ uint16, v uint32) message {
 	var b [4]byte
 	native.PutUint32(b[:], v)
@@ -148,10 +156,7 @@ func (c *rtnl) exec(msgs []message) []error {
 		var out []byte
 		for _, m := range msgs[start:end] {
 			c.seq++
-			native.PutUint32(m[0:], uint32(len(m)))
-			native.PutUint32(m[8:], c.seq)
-			native.PutUint16(m[6:], native.Uint16(m[6:])|unix.NLM_F_ACK)
-			out = append(out, m...)
+			out = append(out, m.seal(c.seq, unix.NLM_F_ACK)...)
 		}
 		if err := unix.Sendto(c.fd, out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			for i := start; i < end; i++ {
@@ -248,8 +253,7 @@ func (c *rtnl) dump(m message, fn func(payload []byte)) error {
 func (c *rtnl) dumpOnce(m message, fn func(payload []byte)) error {
 	c.seq++
 	seq := c.seq
-	native.PutUint32(m[0:], uint32(len(m)))
-	native.PutUint32(m[8:], seq)
+	m = m.seal(seq, 0)
 	if err := unix.Sendto(c.fd, m, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
@@ -327,40 +331,9 @@ func rtmsg(family, dstLen uint8, table int, proto uint8, typ uint8) []byte {
 // routes lists the table's routes of one family, only those of protocol
 // proto when it is not 0, filtered by the kernel (strict checking).
 func (c *rtnl) routes(is4 bool, table int, proto uint8) ([]kroute, error) {
-	m := newMessage(unix.RTM_GETROUTE, unix.NLM_F_DUMP, rtmsg(familyOf(is4), 0, table, proto, 0)).u32(unix.RTA_TABLE, uint32(table))
 	var out []kroute
-	err := c.dump(m, func(p []byte) {
-		if len(p) < 12 || native.Uint32(p[8:])&unix.RTM_F_CLONED != 0 {
-			return
-		}
-		r := kroute{table: uint32(p[4]), protocol: p[5]}
-		dstLen := int(p[1])
-		dst := netip.IPv6Unspecified()
-		if is4 {
-			dst = netip.IPv4Unspecified()
-		}
-		forEachAttr(p[12:], func(typ uint16, v []byte) {
-			switch typ {
-			case unix.RTA_DST:
-				if ip, ok := netip.AddrFromSlice(v); ok {
-					dst = ip
-				}
-			case unix.RTA_GATEWAY:
-				r.gw, _ = netip.AddrFromSlice(v)
-			case unix.RTA_OIF:
-				r.oif = native.Uint32(v)
-			case unix.RTA_PRIORITY:
-				r.priority = native.Uint32(v)
-			case unix.RTA_TABLE:
-				r.table = native.Uint32(v)
-			case rtaNHID:
-				r.nhid = native.Uint32(v)
-			case unix.RTA_MULTIPATH:
-				r.multipath = true
-			}
-		})
-		r.dst = netip.PrefixFrom(dst, dstLen)
-		if (proto == 0 || r.protocol == proto) && r.table == uint32(table) {
+	err := c.dump(routeDump(is4, table, proto), func(p []byte) {
+		if r, ok := parseRoute(p, is4); ok && (proto == 0 || r.protocol == proto) && r.table == uint32(table) {
 			out = append(out, r)
 		}
 	})
@@ -368,6 +341,48 @@ func (c *rtnl) routes(is4 bool, table int, proto uint8) ([]kroute, error) {
 		return nil, fmt.Errorf("listing routes: %w", err)
 	}
 	return out, nil
+}
+
+// routeDump is the request for a table's routes of one family (and
+// protocol, when not 0).
+func routeDump(is4 bool, table int, proto uint8) message {
+	return newMessage(unix.RTM_GETROUTE, unix.NLM_F_DUMP, rtmsg(familyOf(is4), 0, table, proto, 0)).u32(unix.RTA_TABLE, uint32(table))
+}
+
+// parseRoute decodes one RTM_NEWROUTE payload of a dump; false for a
+// cached clone or a short message.
+func parseRoute(p []byte, is4 bool) (kroute, bool) {
+	if len(p) < 12 || native.Uint32(p[8:])&unix.RTM_F_CLONED != 0 {
+		return kroute{}, false
+	}
+	r := kroute{table: uint32(p[4]), protocol: p[5]}
+	dstLen := int(p[1])
+	dst := netip.IPv6Unspecified()
+	if is4 {
+		dst = netip.IPv4Unspecified()
+	}
+	forEachAttr(p[12:], func(typ uint16, v []byte) {
+		switch typ {
+		case unix.RTA_DST:
+			if ip, ok := netip.AddrFromSlice(v); ok {
+				dst = ip
+			}
+		case unix.RTA_GATEWAY:
+			r.gw, _ = netip.AddrFromSlice(v)
+		case unix.RTA_OIF:
+			r.oif = native.Uint32(v)
+		case unix.RTA_PRIORITY:
+			r.priority = native.Uint32(v)
+		case unix.RTA_TABLE:
+			r.table = native.Uint32(v)
+		case rtaNHID:
+			r.nhid = native.Uint32(v)
+		case unix.RTA_MULTIPATH:
+			r.multipath = true
+		}
+	})
+	r.dst = netip.PrefixFrom(dst, dstLen)
+	return r, true
 }
 
 // setRoute is the request that adds (or replaces) dst via a nexthop object
@@ -416,19 +431,9 @@ var errNoNexthops = errors.New("the kernel has no nexthop objects")
 func (c *rtnl) nexthops() ([]nexthop, error) {
 	var out []nexthop
 	err := c.dump(newMessage(unix.RTM_GETNEXTHOP, unix.NLM_F_DUMP, nhmsg(unix.AF_UNSPEC, 0)), func(p []byte) {
-		if len(p) < 8 {
-			return
+		if nh, ok := parseNexthop(p); ok {
+			out = append(out, nh)
 		}
-		nh := nexthop{protocol: p[2]}
-		forEachAttr(p[8:], func(typ uint16, v []byte) {
-			switch typ {
-			case unix.NHA_ID:
-				nh.id = native.Uint32(v)
-			case unix.NHA_GATEWAY:
-				nh.gw, _ = netip.AddrFromSlice(v)
-			}
-		})
-		out = append(out, nh)
 	})
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
 		return nil, errNoNexthops
@@ -437,6 +442,23 @@ func (c *rtnl) nexthops() ([]nexthop, error) {
 		return nil, fmt.Errorf("listing nexthops: %w", err)
 	}
 	return out, nil
+}
+
+// parseNexthop decodes one RTM_NEWNEXTHOP payload of a dump.
+func parseNexthop(p []byte) (nexthop, bool) {
+	if len(p) < 8 {
+		return nexthop{}, false
+	}
+	nh := nexthop{protocol: p[2]}
+	forEachAttr(p[8:], func(typ uint16, v []byte) {
+		switch typ {
+		case unix.NHA_ID:
+			nh.id = native.Uint32(v)
+		case unix.NHA_GATEWAY:
+			nh.gw, _ = netip.AddrFromSlice(v)
+		}
+	})
+	return nh, true
 }
 
 func addNexthop(id uint32, gw netip.Addr, oif uint32, proto uint8) message {
