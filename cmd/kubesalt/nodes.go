@@ -59,7 +59,7 @@ func runNodesSetCIDRs(s *streams, args []string) int {
 	var nodesFile, kubeconfig string
 	var timeout time.Duration
 	fs := newFlags(s, "nodes set-cidrs", &c)
-	fs.StringVar(&nodesFile, "nodes", "-", "the planned node list JSON, as `kubesalt cidr plan` prints it (- for stdin)")
+	fs.StringVar(&nodesFile, "nodes", "-", "the planned node list JSON, as kubesalt cidr plan prints it (- for stdin)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of a user that may patch nodes (the admin kubeconfig)")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long the whole run may take")
 	if code, ok := parse(fs, &c, args); !ok {
