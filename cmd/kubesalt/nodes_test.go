@@ -167,7 +167,7 @@ func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
 	// --test: reports what it would set, and the mismatch; sets nothing.
 	r, code := set(plan, admin, "--test")
 	if code != 1 || r.Result == nil || *r.Result || !reflect.DeepEqual(changed(r), []string{"master-0", "worker-0"}) {
-		t.Fatalf("--test: exit %d %+v", code, r)
+		t.Fatalf("--test: exit %d %s", code, show(r))
 	}
 	if got := apiCIDRs(t, admin); !reflect.DeepEqual(got, before) {
 		t.Fatalf("--test changed the API: %v -> %v", before, got)
@@ -177,7 +177,7 @@ func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
 	// and keeps its CIDR; worker-3 waits.
 	r, code = set(plan, admin)
 	if code != 1 || *r.Result || !reflect.DeepEqual(changed(r), []string{"master-0", "worker-0"}) {
-		t.Fatalf("apply: exit %d %+v", code, r)
+		t.Fatalf("apply: exit %d %s", code, show(r))
 	}
 	for _, s := range []string{"worker-1 has 10.99.0.0/24", "kubectl delete node worker-1", "1 not registered yet (worker-3"} {
 		if !strings.Contains(r.Comment, s) {
@@ -201,7 +201,7 @@ func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
 	without := dropNode(t, plan, "worker-1")
 	r, code = set(without, admin)
 	if code != 0 || r.Result == nil || !*r.Result || len(r.Changes) != 0 {
-		t.Fatalf("second run: exit %d %+v", code, r)
+		t.Fatalf("second run: exit %d %s", code, show(r))
 	}
 	settled := apiCIDRs(t, admin)
 
@@ -210,14 +210,14 @@ func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
 	createNode(t, api, apiPort, "worker-3")
 	r, code = set(without, pki("kube-proxy.kubeconfig"))
 	if code != 1 || *r.Result || !strings.Contains(r.Comment, "worker-3: the API refused the patch") || !strings.Contains(r.Comment, "HTTP 403") {
-		t.Fatalf("kube-proxy's user: exit %d %+v", code, r)
+		t.Fatalf("kube-proxy's user: exit %d %s", code, show(r))
 	}
 	if got := apiCIDRs(t, admin); len(got["worker-3"]) != 0 {
 		t.Fatalf("a refused patch changed worker-3: %v", got["worker-3"])
 	}
 	r, code = set(without, admin)
 	if code != 0 || !*r.Result || !reflect.DeepEqual(changed(r), []string{"worker-3"}) {
-		t.Fatalf("worker-3: exit %d %+v", code, r)
+		t.Fatalf("worker-3: exit %d %s", code, show(r))
 	}
 	got = apiCIDRs(t, admin)
 	settled["worker-3"] = want["worker-3"]
@@ -361,4 +361,14 @@ func dropNode(t *testing.T, plan, name string) string {
 	}
 	b, _ := json.Marshal(map[string]any{"nodes": kept})
 	return string(b)
+}
+
+// show is a result as a person reads it.
+func show(r result) string {
+	changes, _ := json.Marshal(r.Changes)
+	res := "null"
+	if r.Result != nil {
+		res = fmt.Sprint(*r.Result)
+	}
+	return fmt.Sprintf("result %s, changes %s, comment %q", res, changes, r.Comment)
 }
