@@ -3,6 +3,7 @@ package nodes
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,10 +68,16 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
-		if errors.As(err, &ue) && ue.Timeout() {
+		var bad *tls.CertificateVerificationError
+		switch {
+		case errors.As(err, &ue) && ue.Timeout():
 			return nil, fmt.Errorf("%s %s%s: no answer within %s; is the API server up?", method, c.cfg.Server, path, c.http.Timeout)
+		case errors.As(err, &bad):
+			return nil, fmt.Errorf("%s %s%s: %v; the kubeconfig's certificate-authority(-data) must be the CA that signed the API server's certificate", method, c.cfg.Server, path, bad.Err)
+		case ue != nil:
+			err = ue.Err // ue repeats the method and URL
 		}
-		return nil, fmt.Errorf("%s %s%s: %v (the kubeconfig's clusters[].cluster.server); is the API server up?", method, c.cfg.Server, path, err)
+		return nil, fmt.Errorf("%s %s%s: %v; is the API server up at the kubeconfig's server?", method, c.cfg.Server, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -100,7 +107,7 @@ func (c *Client) SetPodCIDRs(ctx context.Context, r *CIDRReport, test bool) {
 	if test {
 		return
 	}
-	done := r.Set[:0:0]
+	done := []Assignment{}
 	for _, a := range r.Set {
 		if err := c.PatchNode(ctx, a.Node, patchFor(a)); err != nil {
 			r.Failed = append(r.Failed, Failure{Node: a.Node, Error: err.Error()})
