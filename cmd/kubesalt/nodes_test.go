@@ -90,7 +90,7 @@ func TestNodesSetCIDRsBadInput(t *testing.T) {
 		{"bad plan", `{"nodes": [{"name": "w", "pod_cidrs": ["10.0.0.1/24"]}]}`, []string{"--kubeconfig", admin}, 2, "host bits set"},
 		{"plan the API refuses", `[{"name": "w", "pod_cidrs": ["10.0.0.0/24", "10.0.1.0/24"]}]`, []string{"--kubeconfig", admin}, 2, "two pod CIDRs of one family"},
 		{"bad timeout", plan, []string{"--kubeconfig", admin, "--timeout", "0s"}, 2, "--timeout"},
-		{"no API server", plan, []string{"--kubeconfig", admin, "--timeout", "5s"}, 1, "is the API server up?"},
+		{"no API server", plan, []string{"--kubeconfig", admin, "--timeout", "5s"}, 1, "connection refused; is the API server up"},
 	} {
 		r, code, _ := call(t, c.stdin, append([]string{"nodes", "set-cidrs"}, c.args...)...)
 		if code != c.code || r.Result == nil || *r.Result || !strings.Contains(r.Comment, c.want) {
