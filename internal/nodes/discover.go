@@ -1,7 +1,10 @@
-// Package nodes discovers the cluster's nodes and their pod CIDRs from the
-// API (`kubectl get nodes -o json`), for clusters where
-// kube-controller-manager allocates the CIDRs. Its output is a node list
-// that route sync takes as is.
+// Package nodes is kubesalt's side of the API's Node objects. In
+// controller mode it discovers the nodes and the pod CIDRs
+// kube-controller-manager allocated (`kubectl get nodes -o json`), as a
+// node list that route sync takes as is. In planned mode it sets each
+// node's Node.spec.podCIDRs to the plan (ComparePodCIDRs, pure, then
+// Client.SetPodCIDRs), talking to the API with net/http as a kubeconfig
+// says.
 package nodes
 
 import (

@@ -75,36 +75,15 @@ kubernetes-masquerade-{{ family }}:
 {%-   endfor %}
 {%- endif %}
 
+{#- Node.spec.podCIDR(s) to the plan, by `kubesalt nodes set-cidrs`: set
+    once from empty; a mismatch fails the state with the fix, never forced;
+    nodes not registered yet wait for a later run. Only once the API answers. #}
 {%- if k.mode != 'controller' and me.is_first_master %}
-{%- set kubectl = paths.bin_dir ~ '/kubectl --kubeconfig=' ~ cluster.pki ~ '/admin.kubeconfig --request-timeout=10s' %}
-{%- set plan = [] %}
-{%- for n in cluster.planned_nodes if n.get('pod_cidrs') %}
-{%-   do plan.append(n.name ~ '=' ~ (n.pod_cidrs | join(','))) %}
-{%- endfor %}
-{%- set script %}
-# Node.spec.podCIDRs: set once from empty to the plan; a mismatch is reported.
-kubectl="{{ kubectl }}"
-changed=no; problems=""; set_nodes=""; waiting=""
-for entry in {{ plan | join(' ') }}; do
-  node=${entry%%=*}; want=${entry#*=}
-  if [ -z "$($kubectl get node "$node" --ignore-not-found -o name)" ]; then waiting="$waiting $node"; continue; fi
-  have=$($kubectl get node "$node" -o jsonpath='{.spec.podCIDRs[*]}' | tr ' ' ',')
-  if [ "$have" = "$want" ]; then continue; fi
-  if [ -n "$have" ]; then problems="$problems $node has $have, the plan says $want (podCIDR can be set only once; not forced);"; continue; fi
-  first=${want%%,*}; list=$(printf '"%s"' "$want" | sed 's/,/","/g')
-  if [ "${DRY_RUN:-}" = 1 ]; then set_nodes="$set_nodes $node=$want"; changed=yes; continue; fi
-  $kubectl patch node "$node" --type merge -p "{\"spec\":{\"podCIDR\":\"$first\",\"podCIDRs\":[$list]}}" >/dev/null || { problems="$problems $node: patch refused;"; continue; }
-  set_nodes="$set_nodes $node=$want"; changed=yes
-done
-comment="set:${set_nodes:- none}; not registered yet:${waiting:- none}"
-if [ -n "$problems" ]; then echo "changed=$changed comment='$comment; mismatch:$problems'"; exit 1; fi
-echo "changed=$changed comment='$comment'"
-{%- endset %}
+{%- set admin_kubeconfig = cluster.pki ~ '/admin.kubeconfig' %}
 
 kubernetes-node-pod-cidrs:
-  cmd.run:
-    - name: {{ script | json }}
-    - stateful:
-      - test_name: {{ ('DRY_RUN=1\n' ~ script) | json }}
-    - onlyif: test -x {{ paths.bin_dir }}/kubectl && test -s {{ cluster.pki }}/admin.kubeconfig && {{ kubectl }} get --raw /readyz
+  kubesalt_net.node_cidrs_set:
+    - kubeconfig: {{ admin_kubeconfig }}
+    - nodes: {{ cluster.planned_nodes | json }}
+    - onlyif: test -x {{ paths.bin_dir }}/kubectl && test -s {{ admin_kubeconfig }} && {{ paths.bin_dir }}/kubectl --kubeconfig={{ admin_kubeconfig }} --request-timeout=10s get --raw /readyz
 {%- endif %}

@@ -139,6 +139,23 @@ def test_controller_mode_routes_from_discovered_nodes(make_cluster, tmp_path):
     assert masq["source"] == "10.200.101.0/24"
 
 
+def test_first_master_sets_node_pod_cidrs(make_cluster):
+    """Planned mode: the first master sets Node.spec.podCIDRs to the plan
+    through `kubesalt nodes set-cidrs` (kubesalt_net.node_cidrs_set), once
+    the API answers; no other node does, nor does controller mode."""
+    cluster = make_cluster("example")
+    minion = cluster.minion("master-0")
+    rendered = states_by_id(minion.show_sls("kubernetes.network"))
+    mod, fun, args = state_args(rendered["kubernetes-node-pod-cidrs"])
+    assert (mod, fun) == ("kubesalt_net", "node_cidrs_set")
+    assert args["nodes"] == cluster.plan["data"]["nodes"]
+    assert args["kubeconfig"] == str(minion.root / "etc/kubernetes/pki/admin.kubeconfig")
+    assert "get --raw /readyz" in args["onlyif"]
+    for variant, node in (("example", "master-1"), ("example", "worker-0"), ("controller", "master-0")):
+        rendered = states_by_id(make_cluster(variant).minion(node).show_sls("kubernetes.network"))
+        assert "kubernetes-node-pod-cidrs" not in rendered, (variant, node)
+
+
 # --- generated configuration, written for real into a node's own tree ------
 
 

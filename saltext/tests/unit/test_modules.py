@@ -112,6 +112,18 @@ def test_routes_diff_list_flush_discover(calls):
     ]
 
 
+def test_set_cidrs(calls):
+    net.set_cidrs("/p/admin.kubeconfig")
+    net.set_cidrs("/p/admin.kubeconfig", nodes="/tmp/nodes.json", test=True, timeout="10s")
+    assert [c[1] for c in calls] == [
+        ["nodes", "set-cidrs", "--nodes", "-", "--kubeconfig", "/p/admin.kubeconfig"],
+        ["nodes", "set-cidrs", "--nodes", "/tmp/nodes.json", "--kubeconfig", "/p/admin.kubeconfig",
+         "--timeout", "10s", "--test"],
+    ]  # fmt: skip
+    # The planned node list of the ext_pillar goes on stdin; a file does not.
+    assert calls[0][2] == NODES and calls[1][2] is None
+
+
 def test_no_definition(calls):
     pki.__pillar__.pop("kubernetes")
     try:

@@ -24,7 +24,7 @@ def configure_loader_modules():
         net_state: {
             "__opts__": opts,
             "__pillar__": pillar,
-            "__salt__": {"kubesalt_net.routes_sync": routes_sync},
+            "__salt__": {"kubesalt_net.routes_sync": routes_sync, "kubesalt_net.set_cidrs": routes_sync},
         }
     }
 
@@ -81,6 +81,44 @@ def test_failure_is_result_false_not_exception():
         "changes": {},
         "comment": "kubesalt routes sync: the kubesalt binary is not at /x/kubesalt",
     }
+
+
+def test_node_cidrs_set():
+    set_ = {"worker-0": {"old": [], "new": ["10.200.3.0/24"]}}
+    captured["_result"] = {
+        "result": True,
+        "changes": set_,
+        "comment": "Node.spec.podCIDRs: 1 set; 0 unchanged; 1 not registered yet (worker-3; ...)",
+        "data": {"set": [{"node": "worker-0"}], "waiting": ["worker-3"]},
+    }
+    ret = net_state.node_cidrs_set("cidrs", kubeconfig="/p/admin.kubeconfig", nodes=[{"name": "worker-0"}])
+    assert ret["result"] is True and ret["changes"] == set_ and "worker-3" in ret["comment"]
+    assert ret["kubesalt"]["command"] == "nodes set-cidrs"
+    assert ret["kubesalt"]["result"]["data"]["waiting"] == ["worker-3"]
+    assert captured["kubeconfig"] == "/p/admin.kubeconfig" and captured["nodes"] == [{"name": "worker-0"}]
+    assert captured["test"] is False and captured["timeout"] is None
+
+
+def test_node_cidrs_set_mismatch_fails_with_what_was_set():
+    """A mismatch is exit 1: the state fails with the binary's reason and
+    still shows the nodes that were set in the same run."""
+    set_ = {"worker-0": {"old": [], "new": ["10.200.3.0/24"]}}
+    result = {
+        "result": False,
+        "changes": set_,
+        "comment": "worker-1 has 10.99.0.0/24, the plan says ...",
+        "data": {},
+    }
+
+    def mismatch(**kwargs):
+        raise kb.KubesaltError(
+            "kubesalt nodes set-cidrs: failed (exit 1): " + result["comment"], result=result, retcode=1
+        )
+
+    net_state.__salt__["kubesalt_net.set_cidrs"] = mismatch
+    ret = net_state.node_cidrs_set("cidrs", kubeconfig="/p/admin.kubeconfig")
+    assert ret["result"] is False and "worker-1 has 10.99.0.0/24" in ret["comment"]
+    assert ret["changes"] == set_ and ret["kubesalt"]["command"] == "nodes set-cidrs"
 
 
 def test_other_states_virtual_without_binary(tmp_path):

@@ -1,6 +1,6 @@
 """
-Pod CIDR planning, route reconciliation and node discovery: ``kubesalt cidr``,
-``kubesalt routes`` and ``kubesalt nodes``. Each function returns the
+Pod CIDR planning, route reconciliation, node discovery and the nodes' pod
+CIDRs in the API: ``kubesalt cidr``, ``kubesalt routes`` and ``kubesalt nodes``. Each function returns the
 binary's JSON result ``{"result", "changes", "comment", "data"}``.
 
 Options: ``kubesalt.bin_dir`` (default /usr/local/bin), ``kubesalt.timeout``,
@@ -134,3 +134,28 @@ def discover(file=None, kubectl=None, kubeconfig=None):
         salt master-0 kubesalt_net.discover kubeconfig=/etc/kubernetes/admin.kubeconfig
     """
     return _run(["nodes", "discover", *kb.flags(file=file, kubectl=kubectl, kubeconfig=kubeconfig)])
+
+
+def set_cidrs(kubeconfig, nodes=None, test=None, timeout=None):
+    """
+    Set each registered node's empty ``Node.spec.podCIDRs`` to the plan. A
+    node whose CIDRs differ is reported (result False), never changed; a
+    planned node not registered yet is listed in ``data.waiting``.
+
+    kubeconfig
+        A kubeconfig that may patch nodes (the admin kubeconfig).
+    nodes
+        The planned node list: a file, the list, or (default)
+        ``kubesalt:nodes`` from the kubesalt ext_pillar.
+    timeout
+        How long the binary may take, as a Go duration (default 30s).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master-0 kubesalt_net.set_cidrs /var/lib/kubesalt/pki/admin.kubeconfig test=True
+    """
+    args, stdin = kb.nodes_input(nodes, __pillar__)
+    args += kb.flags(kubeconfig=kubeconfig, timeout=timeout, test=kb.test_mode(__opts__, test))
+    return _run(["nodes", "set-cidrs", *args], stdin)

@@ -1,10 +1,15 @@
 """
-Routes to every other node's pod CIDR, kept right by ``kubesalt routes sync``.
+Routes to every other node's pod CIDR, kept right by ``kubesalt routes sync``,
+and the nodes' pod CIDRs in the API, set by ``kubesalt nodes set-cidrs``.
 
 .. code-block:: yaml
 
     pod-routes:
       kubesalt_net.routes_synced: []
+
+    node-pod-cidrs:
+      kubesalt_net.node_cidrs_set:
+        - kubeconfig: /var/lib/kubesalt/pki/admin.kubeconfig
 """
 
 __virtualname__ = "kubesalt_net"
@@ -56,3 +61,30 @@ def routes_synced(name, nodes=None, netns=None, adopt=False, self_name=None, pro
             pod_cidrs=None if pods is None else [str(p) for p in pods],
         )
     return ret
+
+
+def node_cidrs_set(name, kubeconfig, nodes=None, timeout=None):
+    """
+    Every registered node's ``Node.spec.podCIDRs`` is the plan's: set once
+    where empty; a node whose CIDRs differ fails the state with the fix,
+    and is never changed. Nodes not registered yet are left for a later run.
+
+    kubeconfig
+        A kubeconfig that may patch nodes (the admin kubeconfig).
+    nodes
+        The planned node list (a file or a list); default ``kubesalt:nodes``
+        from the kubesalt ext_pillar.
+    timeout
+        How long the binary may take, as a Go duration (default 30s).
+    """
+    test = bool(__opts__.get("test"))
+    return ks.call(
+        name,
+        "nodes set-cidrs",
+        test,
+        __salt__["kubesalt_net.set_cidrs"],
+        kubeconfig=kubeconfig,
+        nodes=nodes,
+        test=test,
+        timeout=timeout,
+    )
