@@ -13,9 +13,10 @@ own PKI bundle, from ``kubesalt cidr plan`` and ``kubesalt pki bundle``.
           plan_file: /var/lib/kubesalt/plan.json
           # The CA host's PKI directory; omit to hand out no certificates.
           pki_dir: /var/lib/kubesalt/pki
+          # The minions' DNS domain, when their ids are <node>.<domain>.
+          domain: lab.example
 
-A cluster minion (its id is a node name, or a node name followed by a domain)
-gets::
+A cluster minion gets::
 
     kubesalt:
       node: worker-0
@@ -24,6 +25,11 @@ gets::
       pod_cidrs: [10.200.3.0/24]
       nodes: [{name, role, ips, pod_cidrs}, ...]   # every node, for routes
       pki: {node, role, files: {<path>: {contents, mode}}}   # its own only
+
+A minion is a node when its id is the node's name, or the node's name
+followed by ``.`` and the configured ``domain`` (``worker-0.lab.example``);
+nothing else matches, so ``worker-0.evil`` gets nothing: the pillar holds the
+node's private keys.
 
 When the plan cannot be made (a bad definition, an exhausted range) the
 error goes to the master log and the last good plan, cached next to the plan
@@ -49,7 +55,7 @@ def __virtual__():
     return __virtualname__
 
 
-def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None):  # pylint: disable=unused-argument
+def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None, domain=None):  # pylint: disable=unused-argument
     plan_file = plan_file or kb.option(__opts__, "plan_file", kb.DEFAULT_PLAN_FILE)
     if definition is None and not pillar.get("kubernetes"):
         return {}  # not a cluster minion: no definition reaches it
@@ -62,7 +68,7 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None)
     nodes = _plan(minion_id, def_args, def_stdin, plan_file)
     if nodes is None:
         return {}
-    node = _own_node(minion_id, nodes)
+    node = _own_node(minion_id, nodes, domain)
     if node is None:
         return {}
     own = {
@@ -121,10 +127,19 @@ def _plan(minion_id, def_args, def_stdin, plan_file):
     return nodes
 
 
-def _own_node(minion_id, nodes):
-    """The node this minion is: its id, or its id's first label."""
+def _own_node(minion_id, nodes, domain=None):
+    """
+    The node this minion is: the node named by its id, or by its id less
+    ``.<domain>``; None for any other id (a prefix match would hand a node's
+    keys to ``<node>.anything``).
+    """
     by_name = {n.get("name"): n for n in nodes}
-    return by_name.get(minion_id) or by_name.get(minion_id.split(".", 1)[0])
+    if minion_id in by_name:
+        return by_name[minion_id]
+    domain = (domain or "").strip(".")
+    if domain and minion_id.endswith("." + domain):
+        return by_name.get(minion_id[: -len(domain) - 1])
+    return None
 
 
 def _read_cache(path):
