@@ -3,7 +3,7 @@
     its kubelet client certificate), kube-controller-manager and
     kube-scheduler with leader election, and the RBAC that lets the API
     server reach the kubelets. -#}
-{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths, host, pki_watch with context %}
 {%- from "kubernetes/service.jinja" import service with context %}
 {%- set pki = cluster.pki %}
 {%- set cp = k.control_plane %}
@@ -18,16 +18,10 @@ kubernetes-control-plane-not-here:
   test.nop:
     - name: the control plane runs on the masters only; {{ me.name }} is a {{ me.role or 'node without a role' }}
 {%- else %}
-{%- macro host(ip) -%}{{ '[' ~ ip ~ ']' if ':' in ip else ip }}{%- endmacro %}
 {%- set etcd_servers = [] %}
 {%- for m in cluster.masters %}
 {%-   do etcd_servers.append('https://' ~ host(m.ips[0]) ~ ':' ~ k.etcd.client_port) %}
 {%- endfor %}
-{%- macro pki_watch(files) -%}
-{%- set w = [] %}
-{%- for f in files if f in cluster.bundle %}{% do w.append('file: kubernetes-pki-' ~ f) %}{% endfor %}
-{{- w | json -}}
-{%- endmacro %}
 
 {#- kube-apiserver #}
 {%- set apiserver = {

@@ -3,7 +3,7 @@
     empty asks the running cluster first: if its peer URL is not a member yet
     it joins with `etcdctl member add` and --initial-cluster-state existing,
     so a new master never re-initialises the cluster. -#}
-{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths, host, pki_watch with context %}
 {%- from "kubernetes/service.jinja" import service with context %}
 {%- set e = k.etcd %}
 {%- set pki = cluster.pki %}
@@ -18,7 +18,6 @@ kubernetes-etcd-not-here:
   test.nop:
     - name: etcd runs on the masters only; {{ me.name }} is a {{ me.role or 'node without a role' }}
 {%- else %}
-{%- macro host(ip) -%}{{ '[' ~ ip ~ ']' if ':' in ip else ip }}{%- endmacro %}
 {%- set peer_url = 'https://' ~ host(me.ip) ~ ':' ~ e.peer_port %}
 {%- set initial = [] %}
 {%- set others = [] %}
@@ -67,9 +66,6 @@ kubernetes-etcd-data-dir:
     - mode: '0700'
     - makedirs: True
 
-{%- set watch = [] %}
-{%- for f in ['ca.pem', 'etcd-server.pem', 'etcd-server-key.pem', 'etcd-peer.pem', 'etcd-peer-key.pem'] if f in cluster.bundle %}
-{%-   do watch.append('file: kubernetes-pki-' ~ f) %}
-{%- endfor %}
+{%- set watch = pki_watch(['ca.pem', 'etcd-server.pem', 'etcd-server-key.pem', 'etcd-peer.pem', 'etcd-peer-key.pem']) | load_json %}
 {{ service('etcd', paths.bin_dir ~ '/etcd', args, paths, cluster.manager, watch=watch, runnable=cluster.have.etcd, prelude=prelude) }}
 {%- endif %}
