@@ -126,6 +126,7 @@ class Cluster:
                     "role": node["role"],
                     "pod_cidrs": node["pod_cidrs"],
                     "nodes": self.plan["data"]["nodes"],
+                    "cluster": self.plan["data"]["cluster"],
                     "pki": {"files": bundle["data"]["files"]},
                 }
             }

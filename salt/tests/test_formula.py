@@ -232,6 +232,9 @@ def test_control_plane_flags(applied, variant):
 
     api = launch_flags(root, "kube-apiserver")
     assert api["service-cluster-ip-range"].split(",") == service
+    # The API URL and etcd members are the binary's facts (kubesalt:cluster).
+    facts = cluster.plan["data"]["cluster"]
+    assert api["service-account-issuer"] == facts["api_url"] == "https://192.168.170.10:6443"
     assert api["authorization-mode"] == "Node,RBAC"
     assert api["etcd-servers"].split(",") == [f"https://192.168.170.1{i}:2379" for i in range(3)]
     assert api["encryption-provider-config"].endswith("/pki/encryption-config.yaml")
@@ -253,6 +256,8 @@ def test_control_plane_flags(applied, variant):
     etcd = (root / "etc/kubernetes/launch/etcd.sh").read_text()
     assert "--client-cert-auth=true" in etcd and "--peer-client-cert-auth=true" in etcd
     assert "member add master-0" in etcd and "--initial-cluster-state=$STATE" in etcd
+    assert f"INITIAL={facts['etcd_initial_cluster']}\n" in etcd
+    assert "--advertise-client-urls=https://192.168.170.10:2379" in etcd
 
 
 def test_apiserver_certificate_has_first_service_ip(applied):
@@ -563,6 +568,13 @@ def test_pillar_example_alone_renders_and_says_what_is_missing(make_cluster, tmp
     rendered = states_by_id(minion.show_sls(*FORMULA_SLS))
     _, fun, args = state_args(rendered["kubernetes-pki-no-bundle"])
     assert fun == "fail_without_changes" and "kubesalt:pki:files" in args["name"] and "ext_pillar" in args["name"]
+    if node.startswith("master"):
+        # Without the binary's facts (the API URL, the etcd members) etcd and
+        # the control plane are left alone, and say why.
+        for sid in ("kubernetes-etcd-no-cluster-facts", "kubernetes-control-plane-no-cluster-facts"):
+            _, fun, args = state_args(rendered[sid])
+            assert fun == "fail_without_changes" and "kubesalt:cluster" in args["name"], args
+        assert "kubernetes-etcd-launch" not in rendered and "kubernetes-kube-apiserver-launch" not in rendered
     if node.startswith("worker"):
         _, _, args = state_args(rendered["kubernetes-cni-no-pod-cidr"])
         assert "kubesalt:pod_cidrs" in args["name"]

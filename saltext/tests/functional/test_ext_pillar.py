@@ -31,6 +31,22 @@ def test_each_minion_its_own_cidr_and_every_node(tmp_path, pillar):
     assert len(w0["pod_cidrs"]) == 1 and w0["pod_cidrs"] != w1["pod_cidrs"]
     assert [n["name"] for n in w0["nodes"]] == ["master-0", "worker-0", "worker-1"]
     assert w0["nodes"] == w1["nodes"]
+    # The cluster's facts, derived by the binary, the same for every minion.
+    assert w0["cluster"] == w1["cluster"]
+    assert w0["cluster"] == {
+        "api_host": "192.168.170.10",
+        "api_url": "https://192.168.170.10:6443",
+        "masters": [
+            {
+                "name": "master-0",
+                "ips": ["192.168.170.10"],
+                "etcd_client_url": "https://192.168.170.10:2379",
+                "etcd_peer_url": "https://192.168.170.10:2380",
+            }
+        ],
+        "etcd_endpoints": ["https://192.168.170.10:2379"],
+        "etcd_initial_cluster": "master-0=https://192.168.170.10:2380",
+    }
     # Stable: planning again (a refresh) gives the same blocks.
     assert ext.ext_pillar("worker-0", pillar, plan_file=plan)["kubesalt"]["pod_cidrs"] == w0["pod_cidrs"]
     # Not a cluster minion, or no definition: nothing.

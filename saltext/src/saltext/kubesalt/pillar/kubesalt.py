@@ -24,6 +24,12 @@ A cluster minion gets::
       ips: [192.168.170.20]
       pod_cidrs: [10.200.3.0/24]
       nodes: [{name, role, ips, pod_cidrs}, ...]   # every node, for routes
+      cluster:                                     # derived by the binary, not the formula
+        api_host: 192.168.170.10
+        api_url: https://192.168.170.10:6443       # the VIP, else api:name, else the first master
+        masters: [{name, ips, etcd_client_url, etcd_peer_url}, ...]   # by name
+        etcd_endpoints: [https://192.168.170.10:2379, ...]
+        etcd_initial_cluster: master-0=https://192.168.170.10:2380,...
       pki: {node, role, files: {<path>: {contents, mode}}}   # its own only
 
 A minion is a node when its id is the node's name, or the node's name
@@ -65,9 +71,10 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None,
         log.error("kubesalt ext_pillar for %s: %s", minion_id, exc)
         return {}
 
-    nodes = _plan(minion_id, def_args, def_stdin, plan_file)
-    if nodes is None:
+    planned = _plan(minion_id, def_args, def_stdin, plan_file)
+    if planned is None:
         return {}
+    nodes = planned["nodes"]
     node = _own_node(minion_id, nodes, domain)
     if node is None:
         return {}
@@ -77,6 +84,7 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None,
         "ips": node.get("ips", []),
         "pod_cidrs": node.get("pod_cidrs", []),
         "nodes": nodes,
+        "cluster": planned["cluster"],
     }
     if pki_dir:
         try:
@@ -97,13 +105,17 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None,
 
 
 def _plan(minion_id, def_args, def_stdin, plan_file):
-    """The node list of the plan, or of the last good plan on failure."""
+    """
+    ``{"nodes", "cluster"}`` of the plan (the node list and the cluster's
+    derived facts), or of the last good plan on failure.
+    """
     cache = plan_file + ".last-good.json"
     try:
         res = kb.run(__opts__, kb.KUBESALT, ["cidr", "plan", *def_args, "--plan", plan_file], def_stdin)
-        nodes = (res.get("data") or {}).get("nodes")
-        if not isinstance(nodes, list):
-            raise kb.KubesaltError("kubesalt cidr plan: its result has no data.nodes list")
+        data = res.get("data") or {}
+        planned = {"nodes": data.get("nodes"), "cluster": data.get("cluster")}
+        if not _complete(planned):
+            raise kb.KubesaltError("kubesalt cidr plan: its result lacks the data.nodes list or data.cluster")
     except kb.KubesaltError as exc:
         cached = _read_cache(cache)
         if cached is None:
@@ -123,8 +135,8 @@ def _plan(minion_id, def_args, def_stdin, plan_file):
             exc,
         )
         return cached
-    _write_cache(cache, nodes)
-    return nodes
+    _write_cache(cache, planned)
+    return planned
 
 
 def _own_node(minion_id, nodes, domain=None):
@@ -145,17 +157,25 @@ def _own_node(minion_id, nodes, domain=None):
 def _read_cache(path):
     try:
         with open(path, encoding="utf-8") as f:
-            nodes = json.load(f)
-        return nodes if isinstance(nodes, list) else None
+            planned = json.load(f)
     except (OSError, ValueError):
         return None
+    return planned if _complete(planned) else None  # an older version's cache has no facts
 
 
-def _write_cache(path, nodes):
+def _complete(planned):
+    return (
+        isinstance(planned, dict)
+        and isinstance(planned.get("nodes"), list)
+        and isinstance(planned.get("cluster"), dict)
+    )
+
+
+def _write_cache(path, planned):
     """Atomically (temp file, rename), so a reader never sees half a plan."""
-    data = json.dumps(nodes, sort_keys=True)
+    data = json.dumps(planned, sort_keys=True)
     try:
-        if _read_cache(path) == nodes:
+        if _read_cache(path) == planned:
             return
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
