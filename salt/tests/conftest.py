@@ -160,8 +160,10 @@ class Minion:
             "pki_dir": str(conf / "pki"),
             "log_file": str(conf / "minion.log"),
             "log_level_logfile": "info",
-            # Every path the formula writes goes under this node's tree.
+            # Every path the formula writes goes under this node's tree,
+            # and the binary registers no protocol name in the host's /etc.
             "kubesalt_root": str(self.root),
+            "kubesalt.rt_protos_dir": str(self.root.parent / f"{node}.rt_protos.d"),
             "grains": {},
         }
         opts.update(extra)

@@ -370,6 +370,9 @@ def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, s
         second = apply()
         changed = {k: v["changes"] for k, v in second.items() if v["changes"]}
         assert not changed, changed
+        # The formula names the routes' protocol in the node's own tree.
+        proto_name = (minion.root / "etc/iproute2/rt_protos.d/kubesalt.conf").read_text()
+        assert "\n201\tkubesalt\n" in proto_name, proto_name
         if sls == "kubernetes":
             assert (minion.root / "usr/local/bin/kubesalt").exists()
             assert (minion.root / "etc/cni/net.d/10-kubesalt-bridge.conflist").exists()
