@@ -31,6 +31,50 @@ FORMULA_SLS = [
 ]
 
 
+# Where kubesalt writes by default. Every test points its paths at its own
+# temp dirs; one that used a default would change the host (and hide bugs
+# that need these files, as a registered protocol name once hid one).
+HOST_PATHS = (
+    "/etc/iproute2/rt_protos.d/kubesalt.conf",
+    "/var/lib/kubesalt",
+    "/etc/kubernetes",
+    "/etc/sysctl.d/90-kubesalt.conf",
+    "/etc/cni/net.d/10-kubesalt-bridge.conflist",
+)
+
+
+def _host_state():
+    state = {}
+    for p in HOST_PATHS:
+        try:
+            st = os.stat(p)
+            state[p] = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            state[p] = None
+    return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_untouched():
+    """The host's own kubesalt paths are as the tests found them."""
+    before = _host_state()
+    yield
+    after = _host_state()
+    changed = [p for p in HOST_PATHS if before[p] != after[p]]
+    assert not changed, f"the tests changed the host's {changed}: a path was not under a temp dir"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "root: needs root (network namespaces, daemons); skipped without it, deselect with -m 'not root'"
+    )
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("root") and os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces and daemons (make test-formula runs as root)")
+
+
 def kubesalt_bin():
     path = Path(os.environ.get("KUBESALT_BIN", REPO / "bin" / "kubesalt"))
     if not path.exists():
