@@ -68,6 +68,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "root: needs root (network namespaces, daemons); skipped without it, deselect with -m 'not root'"
     )
+    config.addinivalue_line(
+        "markers", "render: renders only (show_sls, salt-run), writes only its temp dirs: the fast tier, -m render"
+    )
 
 
 def pytest_runtest_setup(item):

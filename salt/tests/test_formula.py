@@ -50,6 +50,7 @@ def state_args(state):
     raise AssertionError(f"no state function in {state}")
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("variant,node", RENDER_CASES)
 def test_every_sls_renders(make_cluster, variant, node):
     minion = make_cluster(variant).minion(node)
@@ -78,6 +79,7 @@ def test_every_sls_renders(make_cluster, variant, node):
     assert "ca-key.pem" not in pki_files
 
 
+@pytest.mark.render
 def test_ca_sls_and_smoke_render(make_cluster):
     minion = make_cluster("example").minion("master-0")
     rendered = states_by_id(minion.show_sls("kubernetes.ca", "kubernetes.smoke"))
@@ -86,6 +88,7 @@ def test_ca_sls_and_smoke_render(make_cluster):
     assert args["pki_dir"] == "/var/lib/kubesalt/pki"
 
 
+@pytest.mark.render
 def test_ca_host_gets_its_pki_from_init(make_cluster):
     """`salt '*' state.apply kubernetes` reaches the CA host (the master's own
     minion, kubernetes:ca:minion) too: there it issues and renews the
@@ -97,6 +100,7 @@ def test_ca_host_gets_its_pki_from_init(make_cluster):
     assert "kubernetes-no-role" in stranger
 
 
+@pytest.mark.render
 def test_controller_mode_routes_wait_for_discovery(make_cluster):
     """In controller mode the routes come from the API (the mine); with none
     discovered yet, the route state leaves the routes alone instead of
@@ -106,6 +110,7 @@ def test_controller_mode_routes_wait_for_discovery(make_cluster):
     assert (mod, fun) == ("test", "show_notification")
 
 
+@pytest.mark.render
 def test_controller_mode_routes_from_discovered_nodes(make_cluster, tmp_path):
     """Controller mode: the node list is what the masters discovered from
     the API (`kubesalt nodes discover`, shared through the mine), CIDRs the
@@ -325,6 +330,7 @@ def test_apply_test_mode_changes_nothing(make_cluster, tmp_path, node):
     assert owned_routes() == routes
 
 
+@pytest.mark.render
 def test_routes_state_is_loaded(make_cluster):
     """The formula's own state modules exist in a real minion's loader."""
     minion = make_cluster("example").minion("loader", extra={"id": "worker-0", "kubesalt.bin_dir": str(REPO / "bin")})
@@ -401,6 +407,7 @@ def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, s
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+@pytest.mark.render
 def test_systemd_manager_units_watch_certificates(make_cluster):
     """Where systemd runs: a unit per daemon, service.running restarted by
     its launch script, its unit and its certificates."""
@@ -560,6 +567,7 @@ def test_new_master_joins_the_running_etcd_cluster(make_cluster, tmp_path):
             subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("node", ["master-0", "worker-0"])
 def test_pillar_example_alone_renders_and_says_what_is_missing(make_cluster, tmp_path, node):
     """pillar.example as is, without the kubesalt ext_pillar: the formula
