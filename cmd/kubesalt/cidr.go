@@ -54,7 +54,9 @@ func runCIDRPlan(s *streams, args []string) int {
 		Result:  saltio.Outcome(c.Test, !ch.Empty(), false),
 		Changes: changes,
 		Comment: comment,
-		Data:    map[string]any{"nodes": members, "plan_file": planFile},
+		// cluster: the facts the formula reads rather than derives (the
+		// ext_pillar hands them to every minion as kubesalt:cluster).
+		Data: map[string]any{"nodes": members, "plan_file": planFile, "cluster": def.Facts()},
 	}
 	return emit(s, &c, res, func(w io.Writer) {
 		row(w, "NODE", "ROLE", "IPS", "POD CIDRS")

@@ -30,6 +30,7 @@ type Definition struct {
 	// Nodes sorted by name.
 	Nodes []Node
 	PKI   PKI
+	Etcd  Etcd
 	// Libvirt is where kubesalt-virt creates the nodes; nil when the
 	// definition has no `libvirt:` section.
 	Libvirt *Libvirt

@@ -19,6 +19,7 @@ type raw struct {
 	API           rawAPI             `yaml:"api"`
 	Nodes         map[string]rawNode `yaml:"nodes"`
 	PKI           rawPKI             `yaml:"pki"`
+	Etcd          rawEtcd            `yaml:"etcd"`
 	Libvirt       *rawLibvirt        `yaml:"libvirt"`
 	// Sections owned by the Salt formula (versions, binaries, ...) are
 	// accepted here and left to it; the sections above are checked strictly.

@@ -123,6 +123,7 @@ func (r *raw) validate() (*Definition, error) {
 	c.api(&r.API, &d.API)
 	c.nodes(r.Nodes, d)
 	c.pki(&r.PKI, &d.PKI)
+	c.etcd(&r.Etcd, &d.Etcd)
 	d.Libvirt = c.libvirt(r.Libvirt, d)
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}

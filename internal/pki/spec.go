@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
@@ -94,30 +93,13 @@ const (
 	whatEtcdPeer          = "etcd-peer"
 )
 
-// APIServer is the URL clients outside the masters use: the VIP, else the
-// load balancer's name, else the first master.
+// APIServer is the URL clients outside the masters use (cluster.Facts:
+// the VIP, else the load balancer's name, else the first master).
 func APIServer(d *cluster.Definition) (string, error) {
-	host := ""
-	switch {
-	case d.API.VIP.IsValid():
-		host = d.API.VIP.String()
-	case d.API.Name != "":
-		host = d.API.Name
-	default:
-		masters := d.Masters()
-		if len(masters) == 0 {
-			return "", fmt.Errorf("kubernetes:nodes: no node has role master, so there is no API server to put in certificates and kubeconfigs; add a master or set kubernetes:api:vip")
-		}
-		host = masters[0].IPs[0].String()
+	if u := d.Facts().APIURL; u != "" {
+		return u, nil
 	}
-	return "https://" + joinHostPort(host, d.API.Port), nil
-}
-
-func joinHostPort(host string, port int) string {
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return host + ":" + strconv.Itoa(port)
+	return "", fmt.Errorf("kubernetes:nodes: no node has role master, so there is no API server to put in certificates and kubeconfigs; add a master or set kubernetes:api:vip")
 }
 
 // certificateSet is every leaf certificate the definition asks for, sorted
@@ -128,7 +110,7 @@ func certificateSet(d *cluster.Definition) ([]certSpec, error) {
 		return nil, err
 	}
 	// The controller manager and the scheduler run beside an API server.
-	local := "https://" + joinHostPort("127.0.0.1", d.API.Port)
+	local := cluster.HTTPSURL("127.0.0.1", d.API.Port)
 
 	client := func(name, cn, org, kcServer string) certSpec {
 		s := certSpec{name: name, cn: cn, orgs: []string{org}, usage: usageClient}
@@ -201,7 +183,7 @@ func apiServerSpec(d *cluster.Definition) certSpec {
 		s.ips = append(s.ips, svc.Addr().Next())
 	}
 	s.ips = append(s.ips, netip.MustParseAddr("127.0.0.1"))
-	for _, m := range d.Masters() {
+	for _, m := range d.Facts().Masters {
 		s.ips = append(s.ips, m.IPs...)
 	}
 	if d.API.VIP.IsValid() {

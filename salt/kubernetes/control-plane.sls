@@ -3,7 +3,7 @@
     its kubelet client certificate), kube-controller-manager and
     kube-scheduler with leader election, and the RBAC that lets the API
     server reach the kubelets. -#}
-{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths, pki_watch with context %}
 {%- from "kubernetes/service.jinja" import service with context %}
 {%- set pki = cluster.pki %}
 {%- set cp = k.control_plane %}
@@ -17,17 +17,16 @@ include:
 kubernetes-control-plane-not-here:
   test.nop:
     - name: the control plane runs on the masters only; {{ me.name }} is a {{ me.role or 'node without a role' }}
+{%- elif not (cluster.api_url and cluster.etcd_endpoints) %}
+
+kubernetes-control-plane-no-cluster-facts:
+  test.fail_without_changes:
+    - name: >-
+        no API URL or etcd endpoints in pillar {{ k.ext_pillar.key }}:cluster
+        (the kubesalt ext_pillar gives the cluster's facts from `kubesalt cidr plan`;
+        see salt/master.d/kubesalt.conf): the control plane is left as it is;
+        refresh this minion's pillar once the ext_pillar works
 {%- else %}
-{%- macro host(ip) -%}{{ '[' ~ ip ~ ']' if ':' in ip else ip }}{%- endmacro %}
-{%- set etcd_servers = [] %}
-{%- for m in cluster.masters %}
-{%-   do etcd_servers.append('https://' ~ host(m.ips[0]) ~ ':' ~ k.etcd.client_port) %}
-{%- endfor %}
-{%- macro pki_watch(files) -%}
-{%- set w = [] %}
-{%- for f in files if f in cluster.bundle %}{% do w.append('file: kubernetes-pki-' ~ f) %}{% endfor %}
-{{- w | json -}}
-{%- endmacro %}
 
 {#- kube-apiserver #}
 {%- set apiserver = {
@@ -41,7 +40,7 @@ kubernetes-control-plane-not-here:
   'etcd-cafile': pki ~ '/ca.pem',
   'etcd-certfile': pki ~ '/kube-apiserver-etcd-client.pem',
   'etcd-keyfile': pki ~ '/kube-apiserver-etcd-client-key.pem',
-  'etcd-servers': etcd_servers,
+  'etcd-servers': cluster.etcd_endpoints,
   'encryption-provider-config': pki ~ '/encryption-config.yaml',
   'kubelet-certificate-authority': pki ~ '/ca.pem',
   'kubelet-client-certificate': pki ~ '/kube-apiserver-kubelet-client.pem',

@@ -3,7 +3,7 @@
     empty asks the running cluster first: if its peer URL is not a member yet
     it joins with `etcdctl member add` and --initial-cluster-state existing,
     so a new master never re-initialises the cluster. -#}
-{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths, pki_watch with context %}
 {%- from "kubernetes/service.jinja" import service with context %}
 {%- set e = k.etcd %}
 {%- set pki = cluster.pki %}
@@ -17,15 +17,19 @@ include:
 kubernetes-etcd-not-here:
   test.nop:
     - name: etcd runs on the masters only; {{ me.name }} is a {{ me.role or 'node without a role' }}
+{%- elif not me.etcd_peer_url %}
+
+kubernetes-etcd-no-cluster-facts:
+  test.fail_without_changes:
+    - name: >-
+        no etcd member for {{ me.name }} in pillar {{ k.ext_pillar.key }}:cluster:masters
+        (the kubesalt ext_pillar gives the cluster's facts from `kubesalt cidr plan`;
+        see salt/master.d/kubesalt.conf): etcd is left as it is; refresh this
+        minion's pillar once the ext_pillar works
 {%- else %}
-{%- macro host(ip) -%}{{ '[' ~ ip ~ ']' if ':' in ip else ip }}{%- endmacro %}
-{%- set peer_url = 'https://' ~ host(me.ip) ~ ':' ~ e.peer_port %}
-{%- set initial = [] %}
-{%- set others = [] %}
-{%- for m in cluster.masters %}
-{%-   do initial.append(m.name ~ '=https://' ~ host(m.ips[0]) ~ ':' ~ e.peer_port) %}
-{%-   if m.name != me.name %}{% do others.append('https://' ~ host(m.ips[0]) ~ ':' ~ e.client_port) %}{% endif %}
-{%- endfor %}
+{#- Every URL comes from the binary (kubesalt:cluster): IPv6 in brackets. #}
+{%- set peer_url = me.etcd_peer_url %}
+{%- set others = cluster.etcd_endpoints | reject('equalto', me.etcd_client_url) | list %}
 {%- set etcdctl = paths.bin_dir ~ '/etcdctl --cacert=' ~ pki ~ '/ca.pem --cert=' ~ pki ~ '/etcd-server.pem --key=' ~ pki ~ '/etcd-server-key.pem --dial-timeout=3s --command-timeout=5s' %}
 {%- set args = {
   'name': me.name,
@@ -40,15 +44,15 @@ kubernetes-etcd-not-here:
   'peer-client-cert-auth': true,
   'initial-advertise-peer-urls': peer_url,
   'listen-peer-urls': peer_url,
-  'listen-client-urls': ['https://' ~ host(me.ip) ~ ':' ~ e.client_port, 'https://127.0.0.1:' ~ e.client_port],
-  'advertise-client-urls': 'https://' ~ host(me.ip) ~ ':' ~ e.client_port,
+  'listen-client-urls': [me.etcd_client_url, 'https://127.0.0.1:' ~ e.client_port],
+  'advertise-client-urls': me.etcd_client_url,
   'initial-cluster-token': k.cluster_name ~ '-etcd',
 } %}
 {%- do args.update(e.args) %}
 {%- set prelude %}
 # A fresh member of a running cluster joins it; otherwise the masters bootstrap together.
 STATE=new
-INITIAL={{ initial | join(',') }}
+INITIAL={{ cluster.etcd_initial_cluster }}
 if [ ! -d {{ paths.etcd_data_dir }}/member ] && [ -n "{{ others | join(',') }}" ]; then
   if members=$({{ etcdctl }} --endpoints={{ others | join(',') }} member list 2>/dev/null); then
     if ! printf '%s\n' "$members" | grep -q '{{ peer_url }}'; then
@@ -67,9 +71,6 @@ kubernetes-etcd-data-dir:
     - mode: '0700'
     - makedirs: True
 
-{%- set watch = [] %}
-{%- for f in ['ca.pem', 'etcd-server.pem', 'etcd-server-key.pem', 'etcd-peer.pem', 'etcd-peer-key.pem'] if f in cluster.bundle %}
-{%-   do watch.append('file: kubernetes-pki-' ~ f) %}
-{%- endfor %}
+{%- set watch = pki_watch(['ca.pem', 'etcd-server.pem', 'etcd-server-key.pem', 'etcd-peer.pem', 'etcd-peer-key.pem']) | load_json %}
 {{ service('etcd', paths.bin_dir ~ '/etcd', args, paths, cluster.manager, watch=watch, runnable=cluster.have.etcd, prelude=prelude) }}
 {%- endif %}

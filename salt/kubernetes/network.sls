@@ -1,6 +1,7 @@
 {#- The network part, on every node: IP forwarding, routes to every other
     node's pod CIDR (kubesalt_net.routes_synced; this node's own CIDR is never
-    routed), masquerading of pod traffic that leaves the cluster CIDR only,
+    routed) and their protocol's name for `ip route`, masquerading of pod
+    traffic that leaves the cluster CIDR only,
     and, on the first master in planned mode, Node.spec.podCIDR(s) set to the
     plan once each node has registered (set once from empty; a mismatch is
     reported, never forced). -#}
@@ -20,6 +21,18 @@ kubernetes-ipv6-forward:
     - value: 1
     - config: {{ paths.sysctl_conf }}
 {%- endif %}
+
+{#- The protocol's name, so that `ip route` on this node shows (and
+    filters by) `proto kubesalt`; the binary itself registers nothing. #}
+{%- set proto_name = '# written by the kubesalt formula: the protocol of the routes kubesalt owns\n'
+                     ~ k.routing.protocol ~ '\tkubesalt\n' %}
+
+kubernetes-route-protocol-name:
+  file.managed:
+    - name: {{ paths.rt_protos_conf }}
+    - makedirs: True
+    - mode: '0644'
+    - contents: {{ proto_name | json }}
 
 {%- if k.mode != 'controller' and not cluster.route_nodes %}
 
@@ -43,6 +56,7 @@ kubernetes-routes:
     - nodes: {{ cluster.route_nodes | json }}
     - self_name: {{ me.name }}
     - adopt: {{ k.routing.adopt }}
+    - protocol: {{ k.routing.protocol }}
     - require:
       - sysctl: kubernetes-ip-forward
 {%- endif %}

@@ -34,4 +34,5 @@ kubernetes-smoke-routes:
     - kubesalt_net.routes_diff:
       - nodes: {{ cluster.route_nodes | json }}
       - self_name: {{ me.name }}
+      - protocol: {{ k.routing.protocol }}
 {%- endif %}

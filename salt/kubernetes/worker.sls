@@ -2,7 +2,7 @@
     whose host-local range is this node's pod CIDR (no ipMasq: pod-to-pod
     traffic keeps its source address; network.sls masquerades only what
     leaves the cluster CIDR), kubelet and kube-proxy. -#}
-{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths, pki_watch with context %}
 {%- from "kubernetes/service.jinja" import service, running with context %}
 {%- set pki = cluster.pki %}
 {%- set w = k.worker %}
@@ -21,11 +21,6 @@ kubernetes-worker-not-here:
   test.nop:
     - name: the node components run on the workers only; {{ me.name }} is a {{ me.role or 'node without a role' }}
 {%- else %}
-{%- macro pki_watch(files) -%}
-{%- set out = [] %}
-{%- for f in files if f in cluster.bundle %}{% do out.append('file: kubernetes-pki-' ~ f) %}{% endfor %}
-{{- out | json -}}
-{%- endmacro %}
 
 {#- CNI: the bridge plugin with host-local IPAM on this node's pod CIDR(s). #}
 {%- if me.pod_cidrs %}

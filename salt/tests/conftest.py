@@ -31,6 +31,53 @@ FORMULA_SLS = [
 ]
 
 
+# Where kubesalt writes by default. Every test points its paths at its own
+# temp dirs; one that used a default would change the host (and hide bugs
+# that need these files, as a registered protocol name once hid one).
+HOST_PATHS = (
+    "/etc/iproute2/rt_protos.d/kubesalt.conf",
+    "/var/lib/kubesalt",
+    "/etc/kubernetes",
+    "/etc/sysctl.d/90-kubesalt.conf",
+    "/etc/cni/net.d/10-kubesalt-bridge.conflist",
+)
+
+
+def _host_state():
+    state = {}
+    for p in HOST_PATHS:
+        try:
+            st = os.stat(p)
+            state[p] = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            state[p] = None
+    return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_untouched():
+    """The host's own kubesalt paths are as the tests found them."""
+    before = _host_state()
+    yield
+    after = _host_state()
+    changed = [p for p in HOST_PATHS if before[p] != after[p]]
+    assert not changed, f"the tests changed the host's {changed}: a path was not under a temp dir"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "root: needs root (network namespaces, daemons); skipped without it, deselect with -m 'not root'"
+    )
+    config.addinivalue_line(
+        "markers", "render: renders only (show_sls, salt-run), writes only its temp dirs: the fast tier, -m render"
+    )
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("root") and os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces and daemons (make test-formula runs as root)")
+
+
 def kubesalt_bin():
     path = Path(os.environ.get("KUBESALT_BIN", REPO / "bin" / "kubesalt"))
     if not path.exists():
@@ -126,6 +173,7 @@ class Cluster:
                     "role": node["role"],
                     "pod_cidrs": node["pod_cidrs"],
                     "nodes": self.plan["data"]["nodes"],
+                    "cluster": self.plan["data"]["cluster"],
                     "pki": {"files": bundle["data"]["files"]},
                 }
             }
@@ -159,8 +207,10 @@ class Minion:
             "pki_dir": str(conf / "pki"),
             "log_file": str(conf / "minion.log"),
             "log_level_logfile": "info",
-            # Every path the formula writes goes under this node's tree.
+            # Every path the formula writes goes under this node's tree,
+            # and the binary registers no protocol name in the host's /etc.
             "kubesalt_root": str(self.root),
+            "kubesalt.rt_protos_dir": str(self.root.parent / f"{node}.rt_protos.d"),
             "grains": {},
         }
         opts.update(extra)

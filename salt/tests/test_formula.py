@@ -50,6 +50,7 @@ def state_args(state):
     raise AssertionError(f"no state function in {state}")
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("variant,node", RENDER_CASES)
 def test_every_sls_renders(make_cluster, variant, node):
     minion = make_cluster(variant).minion(node)
@@ -78,6 +79,7 @@ def test_every_sls_renders(make_cluster, variant, node):
     assert "ca-key.pem" not in pki_files
 
 
+@pytest.mark.render
 def test_ca_sls_and_smoke_render(make_cluster):
     minion = make_cluster("example").minion("master-0")
     rendered = states_by_id(minion.show_sls("kubernetes.ca", "kubernetes.smoke"))
@@ -86,6 +88,7 @@ def test_ca_sls_and_smoke_render(make_cluster):
     assert args["pki_dir"] == "/var/lib/kubesalt/pki"
 
 
+@pytest.mark.render
 def test_ca_host_gets_its_pki_from_init(make_cluster):
     """`salt '*' state.apply kubernetes` reaches the CA host (the master's own
     minion, kubernetes:ca:minion) too: there it issues and renews the
@@ -97,6 +100,7 @@ def test_ca_host_gets_its_pki_from_init(make_cluster):
     assert "kubernetes-no-role" in stranger
 
 
+@pytest.mark.render
 def test_controller_mode_routes_wait_for_discovery(make_cluster):
     """In controller mode the routes come from the API (the mine); with none
     discovered yet, the route state leaves the routes alone instead of
@@ -106,6 +110,7 @@ def test_controller_mode_routes_wait_for_discovery(make_cluster):
     assert (mod, fun) == ("test", "show_notification")
 
 
+@pytest.mark.render
 def test_controller_mode_routes_from_discovered_nodes(make_cluster, tmp_path):
     """Controller mode: the node list is what the masters discovered from
     the API (`kubesalt nodes discover`, shared through the mine), CIDRs the
@@ -162,7 +167,8 @@ def test_first_master_sets_node_pod_cidrs(make_cluster):
 @pytest.fixture(scope="module")
 def applied(make_cluster, tmp_path_factory):
     """The role SLS applied for real (manager none, no binaries) into each
-    node's own tree: the files a node gets, to read back and parse."""
+    node's own tree: the files a node gets, to read back and parse. Needs
+    no root and changes nothing outside the tree."""
     out = {}
 
     def apply(variant, node):
@@ -173,10 +179,13 @@ def applied(make_cluster, tmp_path_factory):
         minion = cluster.minion(node + "-apply", extra={"id": node})
         role = cluster.nodes[node]["role"]
         sls = ["kubernetes.etcd", "kubernetes.control-plane"] if role == "master" else ["kubernetes.worker"]
+        # Files only: the kernel setting is the host's (test_applied_twice
+        # sets it inside a namespace).
         ret = minion.call(
             "state.sls",
             ",".join(sls),
             pillar_override(services={"manager": "none"}, binaries={"source": "local", "local_dir": str(local)}),
+            'exclude=[{"id": "kubernetes-bridge-nf-call-iptables"}]',
         )
         failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
         assert not failed, failed
@@ -249,6 +258,9 @@ def test_control_plane_flags(applied, variant):
 
     api = launch_flags(root, "kube-apiserver")
     assert api["service-cluster-ip-range"].split(",") == service
+    # The API URL and etcd members are the binary's facts (kubesalt:cluster).
+    facts = cluster.plan["data"]["cluster"]
+    assert api["service-account-issuer"] == facts["api_url"] == "https://192.168.170.10:6443"
     assert api["authorization-mode"] == "Node,RBAC"
     assert api["etcd-servers"].split(",") == [f"https://192.168.170.1{i}:2379" for i in range(3)]
     assert api["encryption-provider-config"].endswith("/pki/encryption-config.yaml")
@@ -270,6 +282,8 @@ def test_control_plane_flags(applied, variant):
     etcd = (root / "etc/kubernetes/launch/etcd.sh").read_text()
     assert "--client-cert-auth=true" in etcd and "--peer-client-cert-auth=true" in etcd
     assert "member add master-0" in etcd and "--initial-cluster-state=$STATE" in etcd
+    assert f"INITIAL={facts['etcd_initial_cluster']}\n" in etcd
+    assert "--advertise-client-urls=https://192.168.170.10:2379" in etcd
 
 
 def test_apiserver_certificate_has_first_service_ip(applied):
@@ -333,6 +347,7 @@ def test_apply_test_mode_changes_nothing(make_cluster, tmp_path, node):
     assert owned_routes() == routes
 
 
+@pytest.mark.render
 def test_routes_state_is_loaded(make_cluster):
     """The formula's own state modules exist in a real minion's loader."""
     minion = make_cluster("example").minion("loader", extra={"id": "worker-0", "kubesalt.bin_dir": str(REPO / "bin")})
@@ -341,7 +356,7 @@ def test_routes_state_is_loaded(make_cluster):
         assert fun in funcs, f"{fun} not loaded: install saltext-kubesalt (make venv)"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
+@pytest.mark.root
 @pytest.mark.parametrize("sls", ["kubernetes.network", "kubernetes"])
 def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, sls):
     """The network part (and the whole highstate, the lab's way: local
@@ -382,6 +397,9 @@ def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, s
         second = apply()
         changed = {k: v["changes"] for k, v in second.items() if v["changes"]}
         assert not changed, changed
+        # The formula names the routes' protocol in the node's own tree.
+        proto_name = (minion.root / "etc/iproute2/rt_protos.d/kubesalt.conf").read_text()
+        assert "\n201\tkubesalt\n" in proto_name, proto_name
         if sls == "kubernetes":
             assert (minion.root / "usr/local/bin/kubesalt").exists()
             assert (minion.root / "etc/cni/net.d/10-kubesalt-bridge.conflist").exists()
@@ -406,6 +424,7 @@ def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, s
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+@pytest.mark.render
 def test_systemd_manager_units_watch_certificates(make_cluster):
     """Where systemd runs: a unit per daemon, service.running restarted by
     its launch script, its unit and its certificates."""
@@ -419,7 +438,7 @@ def test_systemd_manager_units_watch_certificates(make_cluster):
     assert "ExecStart=" + str(minion.root) + "/etc/kubernetes/launch/etcd.sh" in unit["contents"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
+@pytest.mark.root
 def test_etcd_started_without_systemd(make_cluster, tmp_path):
     """The lab's way (manager process, local binaries, no Kubernetes
     binaries): the master's highstate inside a namespace holding master-0's
@@ -480,7 +499,7 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+@pytest.mark.root
 def test_new_master_joins_the_running_etcd_cluster(make_cluster, tmp_path):
     """master-0 runs a one-member cluster; master-1 is added to the
     definition and its etcd state applied: it joins by `member add` and
@@ -565,6 +584,7 @@ def test_new_master_joins_the_running_etcd_cluster(make_cluster, tmp_path):
             subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("node", ["master-0", "worker-0"])
 def test_pillar_example_alone_renders_and_says_what_is_missing(make_cluster, tmp_path, node):
     """pillar.example as is, without the kubesalt ext_pillar: the formula
@@ -580,6 +600,13 @@ def test_pillar_example_alone_renders_and_says_what_is_missing(make_cluster, tmp
     rendered = states_by_id(minion.show_sls(*FORMULA_SLS))
     _, fun, args = state_args(rendered["kubernetes-pki-no-bundle"])
     assert fun == "fail_without_changes" and "kubesalt:pki:files" in args["name"] and "ext_pillar" in args["name"]
+    if node.startswith("master"):
+        # Without the binary's facts (the API URL, the etcd members) etcd and
+        # the control plane are left alone, and say why.
+        for sid in ("kubernetes-etcd-no-cluster-facts", "kubernetes-control-plane-no-cluster-facts"):
+            _, fun, args = state_args(rendered[sid])
+            assert fun == "fail_without_changes" and "kubesalt:cluster" in args["name"], args
+        assert "kubernetes-etcd-launch" not in rendered and "kubernetes-kube-apiserver-launch" not in rendered
     if node.startswith("worker"):
         _, _, args = state_args(rendered["kubernetes-cni-no-pod-cidr"])
         assert "kubesalt:pod_cidrs" in args["name"]

@@ -12,6 +12,9 @@ import pytest
 import yaml
 from conftest import REPO, SALT_DIR, kubesalt_bin
 
+# Every test here renders (salt-run, slsutil.renderer); none applies anything.
+pytestmark = pytest.mark.render
+
 ORCHESTRATIONS = [
     ("orch.kubernetes.bootstrap", {}),
     ("orch.kubernetes.add_node", {"node": "worker-3"}),

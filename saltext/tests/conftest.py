@@ -18,6 +18,39 @@ def pytest_configure(config):
         log_server.log_host = "127.0.0.1"
 
 
+# Where kubesalt writes by default. Every test points its paths at its own
+# temp dirs; one that used a default would change the host (and hide bugs
+# that need these files, as a registered protocol name once hid one).
+HOST_PATHS = (
+    "/etc/iproute2/rt_protos.d/kubesalt.conf",
+    "/var/lib/kubesalt",
+    "/etc/kubernetes",
+    "/etc/sysctl.d/90-kubesalt.conf",
+    "/etc/cni/net.d/10-kubesalt-bridge.conflist",
+)
+
+
+def _host_state():
+    state = {}
+    for p in HOST_PATHS:
+        try:
+            st = os.stat(p)
+            state[p] = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            state[p] = None
+    return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_untouched():
+    """The host's own kubesalt paths are as the tests found them."""
+    before = _host_state()
+    yield
+    after = _host_state()
+    changed = [p for p in HOST_PATHS if before[p] != after[p]]
+    assert not changed, f"the tests changed the host's {changed}: a path was not under a temp dir"
+
+
 @pytest.fixture(scope="session")
 def event_listener():
     """pytest-salt-factories' event listener, on loopback only (its default is every address)."""
@@ -48,6 +81,13 @@ def kubesalt_virt_bin_dir(kubesalt_bin_dir):
     if not (kubesalt_bin_dir / "kubesalt-virt").is_file():
         pytest.skip(f"kubesalt-virt is not built in {kubesalt_bin_dir}; run `make build` (make test does)")
     return kubesalt_bin_dir
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+    # The integration tier runs real daemons in network namespaces.
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.root)
 
 
 @pytest.fixture(scope="session")

@@ -25,17 +25,64 @@ def pillar():
 def test_each_minion_its_own_cidr_and_every_node(tmp_path, pillar):
     plan = str(tmp_path / "plan.json")
     w0 = ext.ext_pillar("worker-0", pillar, plan_file=plan)["kubesalt"]
-    w1 = ext.ext_pillar("worker-1.example.org", pillar, plan_file=plan)["kubesalt"]
+    w1 = ext.ext_pillar("worker-1", pillar, plan_file=plan)["kubesalt"]
     assert w0["node"] == "worker-0" and w1["node"] == "worker-1"
     assert w0["ips"] == ["192.168.170.20"]
     assert len(w0["pod_cidrs"]) == 1 and w0["pod_cidrs"] != w1["pod_cidrs"]
     assert [n["name"] for n in w0["nodes"]] == ["master-0", "worker-0", "worker-1"]
     assert w0["nodes"] == w1["nodes"]
+    # The cluster's facts, derived by the binary, the same for every minion.
+    assert w0["cluster"] == w1["cluster"]
+    assert w0["cluster"] == {
+        "api_host": "192.168.170.10",
+        "api_url": "https://192.168.170.10:6443",
+        "masters": [
+            {
+                "name": "master-0",
+                "ips": ["192.168.170.10"],
+                "etcd_client_url": "https://192.168.170.10:2379",
+                "etcd_peer_url": "https://192.168.170.10:2380",
+            }
+        ],
+        "etcd_endpoints": ["https://192.168.170.10:2379"],
+        "etcd_initial_cluster": "master-0=https://192.168.170.10:2380",
+    }
     # Stable: planning again (a refresh) gives the same blocks.
     assert ext.ext_pillar("worker-0", pillar, plan_file=plan)["kubesalt"]["pod_cidrs"] == w0["pod_cidrs"]
     # Not a cluster minion, or no definition: nothing.
     assert ext.ext_pillar("hypervisor", pillar, plan_file=plan) == {}
     assert ext.ext_pillar("worker-0", {}, plan_file=plan) == {}
+
+
+def test_minion_id_matches_exactly_or_with_its_domain(tmp_path, pillar, cluster_file, kubesalt_bin_dir):
+    """The pillar holds the node's private keys: only the node's own id, or
+    that id with the configured domain, gets it. master-0.evil (whose first
+    label is a master's name) gets no PKI and no pod CIDR: no kubesalt key."""
+    pki = tmp_path / "pki"
+    subprocess.run(
+        [kubesalt_bin_dir / "kubesalt", "pki", "issue", "--definition", cluster_file, "--dir", pki],
+        check=True,
+        capture_output=True,
+    )
+    kw = {"plan_file": str(tmp_path / "plan.json"), "pki_dir": str(pki), "domain": "lab.example"}
+    exact = ext.ext_pillar("master-0", pillar, **kw)["kubesalt"]
+    fqdn = ext.ext_pillar("master-0.lab.example", pillar, **kw)["kubesalt"]
+    assert exact["node"] == fqdn["node"] == "master-0"
+    assert "service-account-key.pem" in exact["pki"]["files"]
+    assert fqdn["pki"] == exact["pki"] and fqdn["pod_cidrs"] == exact["pod_cidrs"]
+    for stranger in (
+        "master-0.evil",
+        "master-0.lab.example.evil",
+        "master-0.evil.lab.example",
+        "master-0lab.example",
+        "evil.master-0",
+        "master-0.",
+    ):
+        assert ext.ext_pillar(stranger, pillar, **kw) == {}, stranger
+    # Without a configured domain only the exact id matches.
+    del kw["domain"]
+    assert ext.ext_pillar("master-0.lab.example", pillar, **kw) == {}
+    assert ext.ext_pillar("master-0", pillar, **kw)["kubesalt"]["node"] == "master-0"
 
 
 def test_definition_file(tmp_path, cluster_file):

@@ -170,8 +170,15 @@ def salt_master(salt_factories, cluster):
 
 @pytest.fixture(scope="package")
 def salt_minions(salt_master, cluster):
-    opts = {"kubesalt.bin_dir": cluster["bin_dir"], "log_level_logfile": "info"}
-    minions = [salt_master.salt_minion_daemon(m, overrides=opts) for m in cluster["minions"]]
+    minions = []
+    for m in cluster["minions"]:
+        opts = {
+            "kubesalt.bin_dir": cluster["bin_dir"],
+            # routes sync registers the protocol's name here, never in the host's /etc.
+            "kubesalt.rt_protos_dir": str(cluster["root"] / "rt_protos.d" / m),
+            "log_level_logfile": "info",
+        }
+        minions.append(salt_master.salt_minion_daemon(m, overrides=opts))
     for m in minions:
         m.start(start_timeout=120)
     try:

@@ -111,6 +111,9 @@ def test_routes_synced_into_the_namespaces(salt_cli, salt_minions, cluster):
         want = {plan[o]["pod_cidrs"][0]: plan[o]["ips"][0] for o in plan if o != m}
         assert routes_in(cluster["netns"][m]) == want
         assert pillars[m]["pod_cidrs"][0] not in routes_in(cluster["netns"][m]), "own CIDR routed away"
+        # The protocol's name went where the minion's option says, not to /etc.
+        registered = cluster["root"] / "rt_protos.d" / m / "kubesalt.conf"
+        assert "201\tkubesalt" in registered.read_text()
 
     for m in (a, b):
         st = only_state(ok(salt_cli.run("state.apply", "kubesalt_routes", minion_tgt=m)))

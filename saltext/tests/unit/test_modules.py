@@ -89,6 +89,19 @@ def test_routes_sync_explicit_nodes_file(calls):
     ]  # fmt: skip
 
 
+def test_routes_sync_rt_protos_dir_option(calls, tmp_path):
+    """kubesalt.rt_protos_dir is passed on (tests point it at a temp dir, so
+    nothing registers the name in the host's /etc); unset, no flag."""
+    net.__opts__["kubesalt.rt_protos_dir"] = str(tmp_path)
+    try:
+        net.routes_sync()
+    finally:
+        del net.__opts__["kubesalt.rt_protos_dir"]
+    assert calls[0][1][-2:] == ["--rt-protos-dir", str(tmp_path)]
+    net.routes_sync()
+    assert "--rt-protos-dir" not in calls[1][1]
+
+
 def test_routes_without_node_list(calls):
     net.__pillar__.pop("kubesalt")
     try:

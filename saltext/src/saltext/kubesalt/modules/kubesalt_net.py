@@ -4,7 +4,9 @@ CIDRs in the API: ``kubesalt cidr``, ``kubesalt routes`` and ``kubesalt nodes``.
 binary's JSON result ``{"result", "changes", "comment", "data"}``.
 
 Options: ``kubesalt.bin_dir`` (default /usr/local/bin), ``kubesalt.timeout``,
-``kubesalt.plan_file``.
+``kubesalt.plan_file``, ``kubesalt.rt_protos_dir`` (where ``routes sync``
+registers the protocol's name for ``ip route``; unset: the binary's default.
+The formula registers it itself, in ``paths:rt_protos_conf``).
 """
 
 import saltext.kubesalt.utils.binary as kb
@@ -78,7 +80,11 @@ def routes_sync(nodes=None, self_name=None, netns=None, adopt=False, test=None, 
         salt '*' kubesalt_net.routes_sync test=True
     """
     args, stdin = _routes_args(nodes, self_name, netns, protocol, table)
-    args += kb.flags(adopt=bool(adopt), test=kb.test_mode(__opts__, test))
+    args += kb.flags(
+        adopt=bool(adopt),
+        test=kb.test_mode(__opts__, test),
+        rt_protos_dir=kb.option(__opts__, "rt_protos_dir"),
+    )
     return _run(["routes", "sync", *args], stdin)
 
 

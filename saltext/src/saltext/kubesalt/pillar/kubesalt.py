@@ -13,9 +13,10 @@ own PKI bundle, from ``kubesalt cidr plan`` and ``kubesalt pki bundle``.
           plan_file: /var/lib/kubesalt/plan.json
           # The CA host's PKI directory; omit to hand out no certificates.
           pki_dir: /var/lib/kubesalt/pki
+          # The minions' DNS domain, when their ids are <node>.<domain>.
+          domain: lab.example
 
-A cluster minion (its id is a node name, or a node name followed by a domain)
-gets::
+A cluster minion gets::
 
     kubesalt:
       node: worker-0
@@ -23,7 +24,18 @@ gets::
       ips: [192.168.170.20]
       pod_cidrs: [10.200.3.0/24]
       nodes: [{name, role, ips, pod_cidrs}, ...]   # every node, for routes
+      cluster:                                     # derived by the binary, not the formula
+        api_host: 192.168.170.10
+        api_url: https://192.168.170.10:6443       # the VIP, else api:name, else the first master
+        masters: [{name, ips, etcd_client_url, etcd_peer_url}, ...]   # by name
+        etcd_endpoints: [https://192.168.170.10:2379, ...]
+        etcd_initial_cluster: master-0=https://192.168.170.10:2380,...
       pki: {node, role, files: {<path>: {contents, mode}}}   # its own only
+
+A minion is a node when its id is the node's name, or the node's name
+followed by ``.`` and the configured ``domain`` (``worker-0.lab.example``);
+nothing else matches, so ``worker-0.evil`` gets nothing: the pillar holds the
+node's private keys.
 
 When the plan cannot be made (a bad definition, an exhausted range) the
 error goes to the master log and the last good plan, cached next to the plan
@@ -49,7 +61,7 @@ def __virtual__():
     return __virtualname__
 
 
-def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None):  # pylint: disable=unused-argument
+def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None, domain=None):  # pylint: disable=unused-argument
     plan_file = plan_file or kb.option(__opts__, "plan_file", kb.DEFAULT_PLAN_FILE)
     if definition is None and not pillar.get("kubernetes"):
         return {}  # not a cluster minion: no definition reaches it
@@ -59,10 +71,11 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None)
         log.error("kubesalt ext_pillar for %s: %s", minion_id, exc)
         return {}
 
-    nodes = _plan(minion_id, def_args, def_stdin, plan_file)
-    if nodes is None:
+    planned = _plan(minion_id, def_args, def_stdin, plan_file)
+    if planned is None:
         return {}
-    node = _own_node(minion_id, nodes)
+    nodes = planned["nodes"]
+    node = _own_node(minion_id, nodes, domain)
     if node is None:
         return {}
     own = {
@@ -71,6 +84,7 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None)
         "ips": node.get("ips", []),
         "pod_cidrs": node.get("pod_cidrs", []),
         "nodes": nodes,
+        "cluster": planned["cluster"],
     }
     if pki_dir:
         try:
@@ -91,13 +105,17 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None)
 
 
 def _plan(minion_id, def_args, def_stdin, plan_file):
-    """The node list of the plan, or of the last good plan on failure."""
+    """
+    ``{"nodes", "cluster"}`` of the plan (the node list and the cluster's
+    derived facts), or of the last good plan on failure.
+    """
     cache = plan_file + ".last-good.json"
     try:
         res = kb.run(__opts__, kb.KUBESALT, ["cidr", "plan", *def_args, "--plan", plan_file], def_stdin)
-        nodes = (res.get("data") or {}).get("nodes")
-        if not isinstance(nodes, list):
-            raise kb.KubesaltError("kubesalt cidr plan: its result has no data.nodes list")
+        data = res.get("data") or {}
+        planned = {"nodes": data.get("nodes"), "cluster": data.get("cluster")}
+        if not _complete(planned):
+            raise kb.KubesaltError("kubesalt cidr plan: its result lacks the data.nodes list or data.cluster")
     except kb.KubesaltError as exc:
         cached = _read_cache(cache)
         if cached is None:
@@ -117,30 +135,47 @@ def _plan(minion_id, def_args, def_stdin, plan_file):
             exc,
         )
         return cached
-    _write_cache(cache, nodes)
-    return nodes
+    _write_cache(cache, planned)
+    return planned
 
 
-def _own_node(minion_id, nodes):
-    """The node this minion is: its id, or its id's first label."""
+def _own_node(minion_id, nodes, domain=None):
+    """
+    The node this minion is: the node named by its id, or by its id less
+    ``.<domain>``; None for any other id (a prefix match would hand a node's
+    keys to ``<node>.anything``).
+    """
     by_name = {n.get("name"): n for n in nodes}
-    return by_name.get(minion_id) or by_name.get(minion_id.split(".", 1)[0])
+    if minion_id in by_name:
+        return by_name[minion_id]
+    domain = (domain or "").strip(".")
+    if domain and minion_id.endswith("." + domain):
+        return by_name.get(minion_id[: -len(domain) - 1])
+    return None
 
 
 def _read_cache(path):
     try:
         with open(path, encoding="utf-8") as f:
-            nodes = json.load(f)
-        return nodes if isinstance(nodes, list) else None
+            planned = json.load(f)
     except (OSError, ValueError):
         return None
+    return planned if _complete(planned) else None  # an older version's cache has no facts
 
 
-def _write_cache(path, nodes):
+def _complete(planned):
+    return (
+        isinstance(planned, dict)
+        and isinstance(planned.get("nodes"), list)
+        and isinstance(planned.get("cluster"), dict)
+    )
+
+
+def _write_cache(path, planned):
     """Atomically (temp file, rename), so a reader never sees half a plan."""
-    data = json.dumps(nodes, sort_keys=True)
+    data = json.dumps(planned, sort_keys=True)
     try:
-        if _read_cache(path) == nodes:
+        if _read_cache(path) == planned:
             return
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
