@@ -8,10 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kubesalt/kubesalt/internal/routes"
 )
 
 // CAMinion is the minion beside the salt-master that holds the CA (the
@@ -318,10 +321,16 @@ func (l *Lab) Plan() (map[string][]netip.Prefix, error) {
 }
 
 // Routes returns node's routes owned by kubesalt, as `ip route` shows them.
+// It asks by protocol number, the one the formula's `kubesalt routes sync`
+// owns: the name "kubesalt" resolves only where something registered it,
+// and the lab reads from the host's /etc, where nothing did.
 func (l *Lab) Routes(node string) string {
-	out, _ := l.in(l.NodeNS(node), "ip", "route", "show", "proto", "kubesalt")
+	out, _ := l.in(l.NodeNS(node), "ip", "route", "show", "proto", routeProto)
 	return strings.TrimSpace(out)
 }
+
+// routeProto is the route protocol kubesalt owns, as `ip route` takes it.
+var routeProto = strconv.Itoa(routes.DefaultProtocol)
 
 // EtcdHealth asks every master's etcd over TLS with the API server's etcd
 // client certificate that kubesalt issued.

@@ -68,7 +68,7 @@ func (l *Lab) Show() (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("reading the pod CIDRs: %w", err)
 	}
-	err = l.phase("pod CIDRs and routes (ip route show proto kubesalt, in each node)", func() error {
+	err = l.phase("pod CIDRs and routes (ip route show proto "+routeProto+", in each node)", func() error {
 		for _, n := range l.st.Nodes {
 			l.say("  %s %s  pod CIDR %v", n.Name, n.IP, cidrs[n.Name])
 			for _, line := range strings.Split(l.Routes(n.Name), "\n") {
