@@ -127,8 +127,8 @@ func (l *Lab) writePillar() error {
 	if l.st.Options.K8S {
 		k["worker"] = l.k8sPillar()
 	}
-	if l.st.Options.Mode == "controller" {
-		k["mode"] = "controller"
+	if l.st.Options.Controller() {
+		k["mode"] = ModeController
 		// The masters report the API's nodes through the mine (pillar.example).
 		top["kubernetes:role:master"] = []any{map[string]any{"match": "grain"}, "mine"}
 		if err := writeYAML(filepath.Join(dir, "mine.sls"), map[string]any{"mine_functions": map[string]any{
@@ -150,7 +150,7 @@ func (l *Lab) writePillar() error {
 // startCAMinion starts the minion beside the master, in its namespace and
 // with its filesystem: it issues the PKI into the master's directory.
 func (l *Lab) startCAMinion() error {
-	n := Node{Name: CAMinion, Role: "ca", IP: MasterIP}
+	n := Node{Name: CAMinion, Role: roleCA, IP: MasterIP}
 	if err := l.configureMinion(n, l.minionExtra()); err != nil {
 		return err
 	}
@@ -336,15 +336,10 @@ var routeProto = strconv.Itoa(routes.DefaultProtocol)
 // client certificate that kubesalt issued.
 func (l *Lab) EtcdHealth() (string, error) {
 	var endpoints []string
-	var first string
-	for _, n := range l.st.Nodes {
-		if n.Role == "master" {
-			endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
-			if first == "" {
-				first = n.Name
-			}
-		}
+	for _, n := range l.withRole(RoleMaster) {
+		endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
 	}
+	first := l.firstMaster()
 	pki := filepath.Join(l.nodeDir(first), "root/etc/kubernetes/pki")
 	out, err := l.in(l.NodeNS(first), "/usr/bin/etcdctl", "--endpoints", strings.Join(endpoints, ","),
 		"--cacert", filepath.Join(pki, "ca.pem"),
@@ -360,7 +355,7 @@ func (l *Lab) EtcdHealth() (string, error) {
 func (l *Lab) Status(limit time.Duration) (string, error) {
 	args := []string{"status", "show", "--db", l.StatusDB(),
 		"--definition", filepath.Join(l.Dir, "pillar/kubernetes.sls"), "--plan", l.PlanFile()}
-	if l.st.Options.Mode == "controller" {
+	if l.st.Options.Controller() {
 		discovered, err := l.discover()
 		if err != nil {
 			return "", err

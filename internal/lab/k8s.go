@@ -149,7 +149,7 @@ func (l *Lab) KubeNodes() (map[string]kubeNode, error) {
 // podCIDRs is each node's pod CIDR as the cluster uses it: kubesalt's plan
 // (planned mode) or the controller manager's allocation (controller mode).
 func (l *Lab) podCIDRs() (map[string][]netip.Prefix, error) {
-	if l.st.Options.Mode != "controller" {
+	if !l.st.Options.Controller() {
 		return l.Plan()
 	}
 	out, err := l.kubectl("get", "nodes", "-o", "json")
@@ -172,10 +172,7 @@ func (l *Lab) podCIDRs() (map[string][]netip.Prefix, error) {
 // leases; it prints both.
 func (l *Lab) CheckControlPlane() error {
 	var problems []string
-	for _, n := range l.st.Nodes {
-		if n.Role != "master" {
-			continue
-		}
+	for _, n := range l.withRole(RoleMaster) {
 		out, err := l.kubectl("--server", fmt.Sprintf("https://%s:6443", n.IP), "get", "--raw", "/readyz")
 		l.say("    kube-apiserver on %-10s /readyz: %s", n.Name, strings.TrimSpace(out))
 		if err != nil || strings.TrimSpace(out) != "ok" {
@@ -218,7 +215,7 @@ func (l *Lab) discover() (string, error) {
 // mode. It prints the nodes.
 func (l *Lab) WaitNodesReady(limit time.Duration) error {
 	plan, err := l.Plan()
-	if err != nil && l.st.Options.Mode != "controller" {
+	if err != nil && !l.st.Options.Controller() {
 		return err
 	}
 	deadline := time.Now().Add(limit)
@@ -242,7 +239,7 @@ func (l *Lab) WaitNodesReady(limit time.Duration) error {
 			switch want := prefixStrings(plan[w.Name]); {
 			case len(n.Spec.PodCIDRs) == 0:
 				problems = append(problems, w.Name+" has no spec.podCIDRs")
-			case l.st.Options.Mode != "controller" && strings.Join(n.Spec.PodCIDRs, ",") != strings.Join(want, ","):
+			case !l.st.Options.Controller() && strings.Join(n.Spec.PodCIDRs, ",") != strings.Join(want, ","):
 				problems = append(problems, fmt.Sprintf("%s has spec.podCIDRs %v, the plan says %v", w.Name, n.Spec.PodCIDRs, want))
 			}
 		}
@@ -270,10 +267,13 @@ func prefixStrings(ps []netip.Prefix) []string {
 	return out
 }
 
-func (l *Lab) workers() []Node {
+func (l *Lab) workers() []Node { return l.withRole(RoleWorker) }
+
+// withRole lists the lab's nodes with role, by name.
+func (l *Lab) withRole(role string) []Node {
 	var out []Node
 	for _, n := range l.st.Nodes {
-		if n.Role == "worker" {
+		if n.Role == role {
 			out = append(out, n)
 		}
 	}

@@ -190,7 +190,7 @@ func TestLabKubernetes(t *testing.T) {
 // kubesalt discovers them through the API and routes them.
 func TestLabKubernetesControllerMode(t *testing.T) {
 	l := openTestLab(t)
-	if err := l.Up(SmallNodes(1, 2), Options{K8S: true, Mode: "controller"}); err != nil {
+	if err := l.Up(SmallNodes(1, 2), Options{K8S: true, Mode: ModeController}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Converge(); err != nil {

@@ -69,7 +69,7 @@ func (l *Lab) AddNode() (Node, time.Duration, error) {
 // node's minion, namespace and key go.
 func (l *Lab) RemoveNode(name string) (time.Duration, error) {
 	n, ok := l.st.Node(name)
-	if !ok || n.Role != "worker" {
+	if !ok || n.Role != RoleWorker {
 		return 0, fmt.Errorf("%s is not a worker of the lab; remove a worker (nodes: %s)", name, strings.Join(l.nodeNames(), ", "))
 	}
 	var took time.Duration
@@ -157,7 +157,7 @@ func (l *Lab) unconverged() []string {
 		return []string{"no pod CIDRs yet: " + err.Error()}
 	}
 	var out []string
-	if l.st.Options.Mode == "controller" {
+	if l.st.Options.Controller() {
 		for _, w := range l.workers() {
 			if len(plan[w.Name]) == 0 {
 				out = append(out, w.Name+" has no pod CIDR from the API yet")
@@ -199,8 +199,8 @@ func (l *Lab) unconverged() []string {
 // LastWorker is the worker with the highest address: the last one added.
 func (l *Lab) LastWorker() string {
 	last := Node{}
-	for _, n := range l.st.Nodes {
-		if n.Role == "worker" && (!last.IP.IsValid() || last.IP.Less(n.IP)) {
+	for _, n := range l.workers() {
+		if !last.IP.IsValid() || last.IP.Less(n.IP) {
 			last = n
 		}
 	}

@@ -185,10 +185,8 @@ func (l *Lab) viaPod(from KubePod, target string) (whoami, error) {
 }
 
 func (l *Lab) firstMaster() string {
-	for _, n := range l.st.Nodes {
-		if n.Role == "master" {
-			return n.Name
-		}
+	if m := l.withRole(RoleMaster); len(m) > 0 {
+		return m[0].Name
 	}
 	return ""
 }

@@ -16,7 +16,7 @@ func DefaultNodes(n int) []Node {
 			out = append(out, masterNode(i))
 			continue
 		}
-		out = append(out, workerNode(len(out)-countRole(out, "master")))
+		out = append(out, workerNode(len(out)-countRole(out, RoleMaster)))
 	}
 	return out
 }
@@ -34,11 +34,11 @@ func SmallNodes(masters, workers int) []Node {
 }
 
 func masterNode(i int) Node {
-	return Node{Name: fmt.Sprintf("master-%d", i), Role: "master", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(10 + i)})}
+	return Node{Name: fmt.Sprintf("master-%d", i), Role: RoleMaster, IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(10 + i)})}
 }
 
 func workerNode(i int) Node {
-	return Node{Name: fmt.Sprintf("worker-%d", i), Role: "worker", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(20 + i)})}
+	return Node{Name: fmt.Sprintf("worker-%d", i), Role: RoleWorker, IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(20 + i)})}
 }
 
 func countRole(ns []Node, role string) int {
