@@ -365,12 +365,11 @@ func (l *Lab) Status(limit time.Duration) (string, error) {
 	show := func(output string) ([]byte, error) {
 		return exec.Command(filepath.Join(l.Repo, "bin/kubesalt"), append(args, "--output", output)...).CombinedOutput()
 	}
-	deadline := time.Now().Add(limit)
 	var pending []string
-	for {
+	err := poll(limit, time.Second, func() (string, error) {
 		out, err := show("json")
 		if err != nil {
-			return string(out), err
+			return "", fmt.Errorf("%v: %s", err, out)
 		}
 		var res struct {
 			Data struct {
@@ -383,7 +382,7 @@ func (l *Lab) Status(limit time.Duration) (string, error) {
 			} `json:"data"`
 		}
 		if err := json.Unmarshal(out, &res); err != nil {
-			return string(out), err
+			return "", fmt.Errorf("%v: %s", err, out)
 		}
 		pending = nil
 		for _, n := range res.Data.Nodes {
@@ -391,10 +390,10 @@ func (l *Lab) Status(limit time.Duration) (string, error) {
 				pending = append(pending, n.Name)
 			}
 		}
-		if len(pending) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
+		return strings.Join(pending, ", "), nil
+	})
+	if err != nil && !timedOut(err) {
+		return "", err
 	}
 	table, err := show("table")
 	if err == nil && len(pending) > 0 {

@@ -218,14 +218,12 @@ func (l *Lab) WaitNodesReady(limit time.Duration) error {
 	if err != nil && !l.st.Options.Controller() {
 		return err
 	}
-	deadline := time.Now().Add(limit)
-	var problems []string
 	var nodes map[string]kubeNode
-	for {
-		problems = nil
-		nodes, err = l.KubeNodes()
-		if err != nil {
-			problems = append(problems, err.Error())
+	err = poll(limit, 2*time.Second, func() (string, error) {
+		var problems []string
+		var kerr error
+		if nodes, kerr = l.KubeNodes(); kerr != nil {
+			problems = append(problems, kerr.Error())
 		}
 		for _, w := range l.workers() {
 			n, ok := nodes[w.Name]
@@ -243,18 +241,15 @@ func (l *Lab) WaitNodesReady(limit time.Duration) error {
 				problems = append(problems, fmt.Sprintf("%s has spec.podCIDRs %v, the plan says %v", w.Name, n.Spec.PodCIDRs, want))
 			}
 		}
-		if len(problems) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(2 * time.Second)
-	}
+		return strings.Join(problems, "; "), nil
+	})
 	for _, w := range l.workers() {
 		n := nodes[w.Name]
 		ready, _ := n.ready()
 		l.say("    node %-10s Ready=%-5v spec.podCIDR %-16s plan %v", w.Name, ready, n.Spec.PodCIDR, plan[w.Name])
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("after %s: %s (logs: %s/nodes/<node>/root/var/log/kubernetes)", limit, strings.Join(problems, "; "), l.Dir)
+	if err != nil {
+		return fmt.Errorf("%w (logs: %s/nodes/<node>/root/var/log/kubernetes)", err, l.Dir)
 	}
 	return nil
 }
@@ -290,7 +285,8 @@ func (l *Lab) removeCgroups() {
 	if _, err := os.Stat("/sys/fs/cgroup/" + l.st.ID); err == nil {
 		roots = append(roots, "/sys/fs/cgroup/"+l.st.ID)
 	}
-	for attempt := 0; attempt < 50 && len(roots) > 0; attempt++ {
+	// Killed processes leave their cgroups a moment later.
+	poll(5*time.Second, 100*time.Millisecond, func() (string, error) {
 		var left []string
 		for _, root := range roots {
 			var dirs []string
@@ -317,8 +313,6 @@ func (l *Lab) removeCgroups() {
 			}
 		}
 		roots = left
-		if len(roots) > 0 {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+		return strings.Join(left, ", "), nil
+	})
 }

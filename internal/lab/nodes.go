@@ -137,17 +137,13 @@ func without(list []string, drop ...string) []string {
 // waitConverged waits until the plan holds exactly the lab's nodes and
 // every node routes every other node's pod CIDR, and nothing else.
 func (l *Lab) waitConverged(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		missing := l.unconverged()
-		if len(missing) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not converged after %s: %s (see %s/master/master.log and salt-run.log)", limit, strings.Join(missing, "; "), l.Dir)
-		}
-		time.Sleep(250 * time.Millisecond)
+	err := poll(limit, 250*time.Millisecond, func() (string, error) {
+		return strings.Join(l.unconverged(), "; "), nil
+	})
+	if err != nil {
+		return fmt.Errorf("not converged %w (see %s/master/master.log and salt-run.log)", err, l.Dir)
 	}
+	return nil
 }
 
 // unconverged lists what is not yet as the plan says.
