@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -158,42 +157,6 @@ func (l *Lab) startCAMinion() error {
 		filepath.Join(l.SaltBin, "salt-minion"), "-c", l.minionConf(CAMinion))
 }
 
-// stateRun is one minion's return of a state run.
-type stateRun struct {
-	failed  []string // "state id: comment"
-	changed int
-}
-
-// parseStateRuns reads `salt --out json --static` of a state function.
-func parseStateRuns(res map[string]json.RawMessage) (map[string]stateRun, error) {
-	out := map[string]stateRun{}
-	for minion, raw := range res {
-		var states map[string]struct {
-			Result  *bool          `json:"result"`
-			Comment any            `json:"comment"`
-			Changes map[string]any `json:"changes"`
-		}
-		if err := json.Unmarshal(raw, &states); err != nil {
-			var msg any
-			json.Unmarshal(raw, &msg)
-			out[minion] = stateRun{failed: []string{fmt.Sprint(msg)}}
-			continue
-		}
-		var r stateRun
-		for id, s := range states {
-			if s.Result != nil && !*s.Result {
-				r.failed = append(r.failed, fmt.Sprintf("%s: %v", id, s.Comment))
-			}
-			if len(s.Changes) > 0 {
-				r.changed++
-			}
-		}
-		sort.Strings(r.failed)
-		out[minion] = r
-	}
-	return out, nil
-}
-
 // applyAll runs `salt '*' state.apply kubernetes` and returns the number of
 // states that changed, per minion; a failed state is an error naming the
 // node and the state.
@@ -201,20 +164,8 @@ func (l *Lab) applyAll() (map[string]int, error) {
 	// queue=True: the minion-start reactor's add_node may still be running
 	// a node's highstate; wait for it instead of failing.
 	res, out, err := l.Salt(15*time.Minute, "*", "state.apply", "kubernetes", "queue=True")
-	runs, _ := parseStateRuns(res)
-	changed := map[string]int{}
-	var problems []string
-	for _, n := range append(l.nodeNames(), CAMinion) {
-		r, ok := runs[n]
-		if !ok {
-			problems = append(problems, n+": no return")
-			continue
-		}
-		for _, f := range r.failed {
-			problems = append(problems, n+": "+f)
-		}
-		changed[n] = r.changed
-	}
+	runs := parseStateRuns(res)
+	changed, problems := checkRuns(runs, append(l.nodeNames(), CAMinion))
 	if len(problems) > 0 {
 		return changed, fmt.Errorf("state.apply kubernetes failed:\n  %s", strings.Join(problems, "\n  "))
 	}
@@ -247,65 +198,6 @@ func (l *Lab) orchestrate(mods string, pillar map[string]any) error {
 		return fmt.Errorf("salt-run state.orchestrate %s: %v", mods, err)
 	}
 	return nil
-}
-
-// stateFields are a state return's own keys, never a minion or a state.
-var stateFields = map[string]bool{"name": true, "comment": true, "result": true, "__id__": true, "__sls__": true,
-	"__run_num__": true, "__jid__": true, "start_time": true, "duration": true, "__state_ran__": true, "outputter": true, "retcode": true}
-
-// failedStates digs the failed states out of an orchestration's JSON, down
-// to the minion states whose failure made the orchestration step fail, and
-// names each by where it failed: "minion: state id: comment".
-func failedStates(out string) []string {
-	i := strings.Index(out, "{")
-	if i < 0 {
-		return nil
-	}
-	var doc any
-	if json.NewDecoder(strings.NewReader(out[i:])).Decode(&doc) != nil {
-		return nil
-	}
-	var found []string
-	var walk func(where string, v any)
-	walk = func(where string, v any) {
-		m, ok := v.(map[string]any)
-		if !ok {
-			if l, ok := v.([]any); ok && strings.Count(where, ":") > 0 {
-				for _, e := range l {
-					if s, ok := e.(string); ok {
-						found = append(found, where+": "+s)
-					}
-				}
-			}
-			return
-		}
-		if r, ok := m["result"].(bool); ok && !r {
-			id, _ := m["__id__"].(string)
-			comment := fmt.Sprint(m["comment"])
-			if strings.HasPrefix(comment, "One or more requisite failed") {
-				return // the step that failed first says why
-			}
-			before := len(found)
-			walk(where+": "+id, m["changes"])
-			if len(found) == before {
-				found = append(found, where+": "+id+": "+strings.TrimSpace(comment))
-			}
-			return
-		}
-		for k, sub := range m {
-			if stateFields[k] {
-				continue
-			}
-			name := where
-			if !strings.Contains(k, "_|-") && k != "data" && k != "return" && k != "ret" && k != "changes" && k != "out" {
-				name = strings.TrimPrefix(where+": "+k, ": ")
-			}
-			walk(name, sub)
-		}
-	}
-	walk("", doc)
-	sort.Strings(found)
-	return found
 }
 
 // Plan reads the pod CIDR plan the ext_pillar keeps on the master.
