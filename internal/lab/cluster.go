@@ -62,7 +62,7 @@ func (l *Lab) masterConfig() (map[string]any, error) {
 
 // stageBinaries gathers what the formula installs from its local source:
 // kubesalt through the Salt file server, etcd from Debian's packages, the
-// CNI plugins, and in a K8S lab Kubernetes, the runtime and the images.
+// CNI plugins. A K8S lab adds more (stageK8S).
 func (l *Lab) stageBinaries() error {
 	dist := filepath.Join(l.distDir(), "kubesalt-dist")
 	if err := os.MkdirAll(dist, 0o755); err != nil {
@@ -85,9 +85,6 @@ func (l *Lab) stageBinaries() error {
 		for _, e := range entries {
 			copyFile(filepath.Join(dir, e.Name()), filepath.Join(bins, "cni", e.Name()), 0o755)
 		}
-	}
-	if l.st.Options.K8S {
-		return l.stageK8S()
 	}
 	return nil
 }

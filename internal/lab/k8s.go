@@ -65,6 +65,9 @@ func firstExisting(paths []string) string {
 // tarballs.
 func (l *Lab) stageK8S() error {
 	bins := l.binariesDir()
+	if err := os.MkdirAll(bins, 0o755); err != nil {
+		return err
+	}
 	for _, c := range K8SComponents {
 		if err := copyFile(l.k8sBin(c), filepath.Join(bins, c), 0o755); err != nil {
 			return err
