@@ -36,7 +36,7 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	fs.IntVar(&a.nodes, "nodes", 6, "up: nodes in the lab: the first 3 are masters, the rest workers")
 	fs.StringVar(&a.node, "node", "", "remove-node: the worker to remove (default: the last added)")
 	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s from `make k8s-binaries`, containerd, the smoke test)")
-	fs.StringVar(&a.options.Mode, "mode", "planned", "up: pod CIDRs planned by kubesalt, or allocated by the controller manager (controller; needs --k8s)")
+	fs.StringVar(&a.options.Mode, "mode", lab.ModePlanned, "up: pod CIDRs planned by kubesalt, or allocated by the controller manager ("+lab.ModeController+"; needs --k8s)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|show|down [flags]")
 		fs.PrintDefaults()

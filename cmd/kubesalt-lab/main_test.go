@@ -15,10 +15,10 @@ func TestParseArgs(t *testing.T) {
 	}{
 		// The Makefile's order: flags first.
 		{[]string{"--dir", ".lab", "--salt-bin", ".venv/bin", "up", "--nodes", "4", "--k8s", "--mode", "controller"},
-			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 4, options: lab.Options{K8S: true, Mode: "controller"}}},
+			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 4, options: lab.Options{K8S: true, Mode: lab.ModeController}}},
 		{[]string{"remove-node", "--node", "worker-3"},
-			args{command: "remove-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, node: "worker-3", options: lab.Options{Mode: "planned"}}},
-		{[]string{"down"}, args{command: "down", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, options: lab.Options{Mode: "planned"}}},
+			args{command: "remove-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, node: "worker-3", options: lab.Options{Mode: lab.ModePlanned}}},
+		{[]string{"down"}, args{command: "down", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, options: lab.Options{Mode: lab.ModePlanned}}},
 	} {
 		got, err := parseArgs(c.argv, io.Discard)
 		if err != nil || got != c.want {

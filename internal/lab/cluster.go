@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kubesalt/kubesalt/internal/routes"
 )
 
 // CAMinion is the minion beside the salt-master that holds the CA (the
@@ -60,7 +62,7 @@ func (l *Lab) masterConfig() (map[string]any, error) {
 
 // stageBinaries gathers what the formula installs from its local source:
 // kubesalt through the Salt file server, etcd from Debian's packages, the
-// CNI plugins, and in a K8S lab Kubernetes, the runtime and the images.
+// CNI plugins. A K8S lab adds more (stageK8S).
 func (l *Lab) stageBinaries() error {
 	dist := filepath.Join(l.distDir(), "kubesalt-dist")
 	if err := os.MkdirAll(dist, 0o755); err != nil {
@@ -83,9 +85,6 @@ func (l *Lab) stageBinaries() error {
 		for _, e := range entries {
 			copyFile(filepath.Join(dir, e.Name()), filepath.Join(bins, "cni", e.Name()), 0o755)
 		}
-	}
-	if l.st.Options.K8S {
-		return l.stageK8S()
 	}
 	return nil
 }
@@ -124,8 +123,8 @@ func (l *Lab) writePillar() error {
 	if l.st.Options.K8S {
 		k["worker"] = l.k8sPillar()
 	}
-	if l.st.Options.Mode == "controller" {
-		k["mode"] = "controller"
+	if l.st.Options.Controller() {
+		k["mode"] = ModeController
 		// The masters report the API's nodes through the mine (pillar.example).
 		top["kubernetes:role:master"] = []any{map[string]any{"match": "grain"}, "mine"}
 		if err := writeYAML(filepath.Join(dir, "mine.sls"), map[string]any{"mine_functions": map[string]any{
@@ -147,48 +146,12 @@ func (l *Lab) writePillar() error {
 // startCAMinion starts the minion beside the master, in its namespace and
 // with its filesystem: it issues the PKI into the master's directory.
 func (l *Lab) startCAMinion() error {
-	n := Node{Name: CAMinion, Role: "ca", IP: MasterIP}
+	n := Node{Name: CAMinion, Role: roleCA, IP: MasterIP}
 	if err := l.configureMinion(n, l.minionExtra()); err != nil {
 		return err
 	}
 	return l.startDaemon("minion/"+CAMinion, l.masterNS(), filepath.Join(l.nodeDir(CAMinion), "minion.log"),
 		filepath.Join(l.SaltBin, "salt-minion"), "-c", l.minionConf(CAMinion))
-}
-
-// stateRun is one minion's return of a state run.
-type stateRun struct {
-	failed  []string // "state id: comment"
-	changed int
-}
-
-// parseStateRuns reads `salt --out json --static` of a state function.
-func parseStateRuns(res map[string]json.RawMessage) (map[string]stateRun, error) {
-	out := map[string]stateRun{}
-	for minion, raw := range res {
-		var states map[string]struct {
-			Result  *bool          `json:"result"`
-			Comment any            `json:"comment"`
-			Changes map[string]any `json:"changes"`
-		}
-		if err := json.Unmarshal(raw, &states); err != nil {
-			var msg any
-			json.Unmarshal(raw, &msg)
-			out[minion] = stateRun{failed: []string{fmt.Sprint(msg)}}
-			continue
-		}
-		var r stateRun
-		for id, s := range states {
-			if s.Result != nil && !*s.Result {
-				r.failed = append(r.failed, fmt.Sprintf("%s: %v", id, s.Comment))
-			}
-			if len(s.Changes) > 0 {
-				r.changed++
-			}
-		}
-		sort.Strings(r.failed)
-		out[minion] = r
-	}
-	return out, nil
 }
 
 // applyAll runs `salt '*' state.apply kubernetes` and returns the number of
@@ -198,20 +161,8 @@ func (l *Lab) applyAll() (map[string]int, error) {
 	// queue=True: the minion-start reactor's add_node may still be running
 	// a node's highstate; wait for it instead of failing.
 	res, out, err := l.Salt(15*time.Minute, "*", "state.apply", "kubernetes", "queue=True")
-	runs, _ := parseStateRuns(res)
-	changed := map[string]int{}
-	var problems []string
-	for _, n := range append(l.nodeNames(), CAMinion) {
-		r, ok := runs[n]
-		if !ok {
-			problems = append(problems, n+": no return")
-			continue
-		}
-		for _, f := range r.failed {
-			problems = append(problems, n+": "+f)
-		}
-		changed[n] = r.changed
-	}
+	runs := parseStateRuns(res)
+	changed, problems := checkRuns(runs, append(l.nodeNames(), CAMinion))
 	if len(problems) > 0 {
 		return changed, fmt.Errorf("state.apply kubernetes failed:\n  %s", strings.Join(problems, "\n  "))
 	}
@@ -246,65 +197,6 @@ func (l *Lab) orchestrate(mods string, pillar map[string]any) error {
 	return nil
 }
 
-// stateFields are a state return's own keys, never a minion or a state.
-var stateFields = map[string]bool{"name": true, "comment": true, "result": true, "__id__": true, "__sls__": true,
-	"__run_num__": true, "__jid__": true, "start_time": true, "duration": true, "__state_ran__": true, "outputter": true, "retcode": true}
-
-// failedStates digs the failed states out of an orchestration's JSON, down
-// to the minion states whose failure made the orchestration step fail, and
-// names each by where it failed: "minion: state id: comment".
-func failedStates(out string) []string {
-	i := strings.Index(out, "{")
-	if i < 0 {
-		return nil
-	}
-	var doc any
-	if json.NewDecoder(strings.NewReader(out[i:])).Decode(&doc) != nil {
-		return nil
-	}
-	var found []string
-	var walk func(where string, v any)
-	walk = func(where string, v any) {
-		m, ok := v.(map[string]any)
-		if !ok {
-			if l, ok := v.([]any); ok && strings.Count(where, ":") > 0 {
-				for _, e := range l {
-					if s, ok := e.(string); ok {
-						found = append(found, where+": "+s)
-					}
-				}
-			}
-			return
-		}
-		if r, ok := m["result"].(bool); ok && !r {
-			id, _ := m["__id__"].(string)
-			comment := fmt.Sprint(m["comment"])
-			if strings.HasPrefix(comment, "One or more requisite failed") {
-				return // the step that failed first says why
-			}
-			before := len(found)
-			walk(where+": "+id, m["changes"])
-			if len(found) == before {
-				found = append(found, where+": "+id+": "+strings.TrimSpace(comment))
-			}
-			return
-		}
-		for k, sub := range m {
-			if stateFields[k] {
-				continue
-			}
-			name := where
-			if !strings.Contains(k, "_|-") && k != "data" && k != "return" && k != "ret" && k != "changes" && k != "out" {
-				name = strings.TrimPrefix(where+": "+k, ": ")
-			}
-			walk(name, sub)
-		}
-	}
-	walk("", doc)
-	sort.Strings(found)
-	return found
-}
-
 // Plan reads the pod CIDR plan the ext_pillar keeps on the master.
 func (l *Lab) Plan() (map[string][]netip.Prefix, error) {
 	b, err := os.ReadFile(l.PlanFile())
@@ -318,24 +210,25 @@ func (l *Lab) Plan() (map[string][]netip.Prefix, error) {
 }
 
 // Routes returns node's routes owned by kubesalt, as `ip route` shows them.
+// It asks by protocol number, the one the formula's `kubesalt routes sync`
+// owns: the name "kubesalt" resolves only where something registered it,
+// and the lab reads from the host's /etc, where nothing did.
 func (l *Lab) Routes(node string) string {
-	out, _ := l.in(l.NodeNS(node), "ip", "route", "show", "proto", "kubesalt")
+	out, _ := l.in(l.NodeNS(node), "ip", "route", "show", "proto", routeProto)
 	return strings.TrimSpace(out)
 }
+
+// routeProto is the route protocol kubesalt owns, as `ip route` takes it.
+var routeProto = strconv.Itoa(routes.DefaultProtocol)
 
 // EtcdHealth asks every master's etcd over TLS with the API server's etcd
 // client certificate that kubesalt issued.
 func (l *Lab) EtcdHealth() (string, error) {
 	var endpoints []string
-	var first string
-	for _, n := range l.st.Nodes {
-		if n.Role == "master" {
-			endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
-			if first == "" {
-				first = n.Name
-			}
-		}
+	for _, n := range l.withRole(RoleMaster) {
+		endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
 	}
+	first := l.firstMaster()
 	pki := filepath.Join(l.nodeDir(first), "root/etc/kubernetes/pki")
 	out, err := l.in(l.NodeNS(first), "/usr/bin/etcdctl", "--endpoints", strings.Join(endpoints, ","),
 		"--cacert", filepath.Join(pki, "ca.pem"),
@@ -351,7 +244,7 @@ func (l *Lab) EtcdHealth() (string, error) {
 func (l *Lab) Status(limit time.Duration) (string, error) {
 	args := []string{"status", "show", "--db", l.StatusDB(),
 		"--definition", filepath.Join(l.Dir, "pillar/kubernetes.sls"), "--plan", l.PlanFile()}
-	if l.st.Options.Mode == "controller" {
+	if l.st.Options.Controller() {
 		discovered, err := l.discover()
 		if err != nil {
 			return "", err
@@ -361,12 +254,11 @@ func (l *Lab) Status(limit time.Duration) (string, error) {
 	show := func(output string) ([]byte, error) {
 		return exec.Command(filepath.Join(l.Repo, "bin/kubesalt"), append(args, "--output", output)...).CombinedOutput()
 	}
-	deadline := time.Now().Add(limit)
 	var pending []string
-	for {
+	err := poll(limit, time.Second, func() (string, error) {
 		out, err := show("json")
 		if err != nil {
-			return string(out), err
+			return "", fmt.Errorf("%v: %s", err, out)
 		}
 		var res struct {
 			Data struct {
@@ -379,7 +271,7 @@ func (l *Lab) Status(limit time.Duration) (string, error) {
 			} `json:"data"`
 		}
 		if err := json.Unmarshal(out, &res); err != nil {
-			return string(out), err
+			return "", fmt.Errorf("%v: %s", err, out)
 		}
 		pending = nil
 		for _, n := range res.Data.Nodes {
@@ -387,10 +279,10 @@ func (l *Lab) Status(limit time.Duration) (string, error) {
 				pending = append(pending, n.Name)
 			}
 		}
-		if len(pending) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
+		return strings.Join(pending, ", "), nil
+	})
+	if err != nil && !timedOut(err) {
+		return "", err
 	}
 	table, err := show("table")
 	if err == nil && len(pending) > 0 {

@@ -65,6 +65,9 @@ func firstExisting(paths []string) string {
 // tarballs.
 func (l *Lab) stageK8S() error {
 	bins := l.binariesDir()
+	if err := os.MkdirAll(bins, 0o755); err != nil {
+		return err
+	}
 	for _, c := range K8SComponents {
 		if err := copyFile(l.k8sBin(c), filepath.Join(bins, c), 0o755); err != nil {
 			return err
@@ -149,7 +152,7 @@ func (l *Lab) KubeNodes() (map[string]kubeNode, error) {
 // podCIDRs is each node's pod CIDR as the cluster uses it: kubesalt's plan
 // (planned mode) or the controller manager's allocation (controller mode).
 func (l *Lab) podCIDRs() (map[string][]netip.Prefix, error) {
-	if l.st.Options.Mode != "controller" {
+	if !l.st.Options.Controller() {
 		return l.Plan()
 	}
 	out, err := l.kubectl("get", "nodes", "-o", "json")
@@ -172,10 +175,7 @@ func (l *Lab) podCIDRs() (map[string][]netip.Prefix, error) {
 // leases; it prints both.
 func (l *Lab) CheckControlPlane() error {
 	var problems []string
-	for _, n := range l.st.Nodes {
-		if n.Role != "master" {
-			continue
-		}
+	for _, n := range l.withRole(RoleMaster) {
 		out, err := l.kubectl("--server", fmt.Sprintf("https://%s:6443", n.IP), "get", "--raw", "/readyz")
 		l.say("    kube-apiserver on %-10s /readyz: %s", n.Name, strings.TrimSpace(out))
 		if err != nil || strings.TrimSpace(out) != "ok" {
@@ -218,17 +218,15 @@ func (l *Lab) discover() (string, error) {
 // mode. It prints the nodes.
 func (l *Lab) WaitNodesReady(limit time.Duration) error {
 	plan, err := l.Plan()
-	if err != nil && l.st.Options.Mode != "controller" {
+	if err != nil && !l.st.Options.Controller() {
 		return err
 	}
-	deadline := time.Now().Add(limit)
-	var problems []string
 	var nodes map[string]kubeNode
-	for {
-		problems = nil
-		nodes, err = l.KubeNodes()
-		if err != nil {
-			problems = append(problems, err.Error())
+	err = poll(limit, 2*time.Second, func() (string, error) {
+		var problems []string
+		var kerr error
+		if nodes, kerr = l.KubeNodes(); kerr != nil {
+			problems = append(problems, kerr.Error())
 		}
 		for _, w := range l.workers() {
 			n, ok := nodes[w.Name]
@@ -242,22 +240,19 @@ func (l *Lab) WaitNodesReady(limit time.Duration) error {
 			switch want := prefixStrings(plan[w.Name]); {
 			case len(n.Spec.PodCIDRs) == 0:
 				problems = append(problems, w.Name+" has no spec.podCIDRs")
-			case l.st.Options.Mode != "controller" && strings.Join(n.Spec.PodCIDRs, ",") != strings.Join(want, ","):
+			case !l.st.Options.Controller() && strings.Join(n.Spec.PodCIDRs, ",") != strings.Join(want, ","):
 				problems = append(problems, fmt.Sprintf("%s has spec.podCIDRs %v, the plan says %v", w.Name, n.Spec.PodCIDRs, want))
 			}
 		}
-		if len(problems) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(2 * time.Second)
-	}
+		return strings.Join(problems, "; "), nil
+	})
 	for _, w := range l.workers() {
 		n := nodes[w.Name]
 		ready, _ := n.ready()
 		l.say("    node %-10s Ready=%-5v spec.podCIDR %-16s plan %v", w.Name, ready, n.Spec.PodCIDR, plan[w.Name])
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("after %s: %s (logs: %s/nodes/<node>/root/var/log/kubernetes)", limit, strings.Join(problems, "; "), l.Dir)
+	if err != nil {
+		return fmt.Errorf("%w (logs: %s/nodes/<node>/root/var/log/kubernetes)", err, l.Dir)
 	}
 	return nil
 }
@@ -270,10 +265,13 @@ func prefixStrings(ps []netip.Prefix) []string {
 	return out
 }
 
-func (l *Lab) workers() []Node {
+func (l *Lab) workers() []Node { return l.withRole(RoleWorker) }
+
+// withRole lists the lab's nodes with role, by name.
+func (l *Lab) withRole(role string) []Node {
 	var out []Node
 	for _, n := range l.st.Nodes {
-		if n.Role == "worker" {
+		if n.Role == role {
 			out = append(out, n)
 		}
 	}
@@ -290,7 +288,8 @@ func (l *Lab) removeCgroups() {
 	if _, err := os.Stat("/sys/fs/cgroup/" + l.st.ID); err == nil {
 		roots = append(roots, "/sys/fs/cgroup/"+l.st.ID)
 	}
-	for attempt := 0; attempt < 50 && len(roots) > 0; attempt++ {
+	// Killed processes leave their cgroups a moment later.
+	poll(5*time.Second, 100*time.Millisecond, func() (string, error) {
 		var left []string
 		for _, root := range roots {
 			var dirs []string
@@ -317,8 +316,6 @@ func (l *Lab) removeCgroups() {
 			}
 		}
 		roots = left
-		if len(roots) > 0 {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+		return strings.Join(left, ", "), nil
+	})
 }

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -10,8 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/kubesalt/kubesalt/internal/topology"
 )
 
 // The lab's node network: pillar.example's, with the salt-master at .2.
@@ -74,20 +74,10 @@ func (l *Lab) phase(name string, fn func() error) error {
 }
 
 // run runs a command and returns its output; a failure carries the output.
-func run(name string, args ...string) (string, error) {
-	var out bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-	}
-	return out.String(), nil
-}
+func run(name string, args ...string) (string, error) { return topology.Run(name, args...) }
 
 // in runs a command inside the lab namespace ns.
-func (l *Lab) in(ns string, args ...string) (string, error) {
-	return run("ip", append([]string{"netns", "exec", ns}, args...)...)
-}
+func (l *Lab) in(ns string, args ...string) (string, error) { return topology.In(ns, args...) }
 
 func newID() string {
 	b := make([]byte, 2)

@@ -29,14 +29,48 @@ func openTestLab(t testing.TB) *Lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := hostState()
 	t.Cleanup(func() {
 		if t.Failed() && os.Getenv("KUBESALT_LAB_KEEP") != "" {
 			t.Logf("kept for a look (KUBESALT_LAB_KEEP): %s; bin/kubesalt-lab --dir %s down", l.Dir, l.Dir)
 			return
 		}
 		l.Down()
+		if after := hostState(); after != before {
+			t.Errorf("the lab left the host changed:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
 	})
 	return l
+}
+
+// hostState is what the lab must leave on the host as it found it: which
+// of the directories it bind-mounts into its nodes exist, and every route
+// protocol name registered in /etc/iproute2/rt_protos.d, with its content.
+func hostState() string {
+	var b strings.Builder
+	for _, d := range PrivateDirs {
+		_, err := os.Stat(d)
+		fmt.Fprintf(&b, "%s exists: %v\n", d, err == nil)
+	}
+	entries, _ := os.ReadDir(protosDir)
+	for _, e := range entries {
+		content, _ := os.ReadFile(filepath.Join(protosDir, e.Name()))
+		fmt.Fprintf(&b, "%s/%s: %q\n", protosDir, e.Name(), content)
+	}
+	return b.String()
+}
+
+const protosDir = "/etc/iproute2/rt_protos.d"
+
+// requireNoProtocolName fails unless the host's iproute2 cannot resolve
+// the route protocol name "kubesalt": the lab must work where nothing
+// registered it, as on a fresh machine.
+func requireNoProtocolName(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command("ip", "route", "show", "proto", "kubesalt").CombinedOutput(); err == nil {
+		t.Fatalf("this host resolves the route protocol name kubesalt (%s): this test proves the lab needs no such name, "+
+			"as on a fresh machine; remove %s/kubesalt.conf, which neither the lab nor any test should have written", out, protosDir)
+	}
 }
 
 type testWriter struct{ t testing.TB }
@@ -47,9 +81,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // The path of `make lab`, smaller: a master and a worker, a worker added
-// during the test and then removed, and nothing left behind.
+// during the test and then removed, and nothing left behind, on a host
+// where the route protocol name "kubesalt" is not registered.
 func TestLabEndToEnd(t *testing.T) {
 	l := openTestLab(t)
+	// The routes are read, and add-node's convergence is checked, without
+	// the name: by protocol number.
+	requireNoProtocolName(t)
 	if err := l.Up(DefaultNodes(2), Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +190,7 @@ func TestLabKubernetes(t *testing.T) {
 // kubesalt discovers them through the API and routes them.
 func TestLabKubernetesControllerMode(t *testing.T) {
 	l := openTestLab(t)
-	if err := l.Up(SmallNodes(1, 2), Options{K8S: true, Mode: "controller"}); err != nil {
+	if err := l.Up(SmallNodes(1, 2), Options{K8S: true, Mode: ModeController}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Converge(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/kubesalt/kubesalt/internal/probe"
+	"github.com/kubesalt/kubesalt/internal/topology"
 )
 
 // Pod is a network namespace on a node's pod bridge, addressed from the
@@ -25,38 +26,23 @@ func (l *Lab) AddPod(node string, cidr netip.Prefix) (Pod, error) {
 	if l.st.Pods[p.NS] {
 		return p, nil
 	}
-	if _, err := l.in(nodeNS, "ip", "link", "show", "cni0"); err != nil {
-		for _, s := range [][]string{
-			{"ip", "link", "add", "cni0", "type", "bridge"},
-			{"ip", "addr", "add", netip.PrefixFrom(gw, cidr.Bits()).String(), "dev", "cni0"},
-			{"ip", "link", "set", "cni0", "up"},
-		} {
-			if _, err := l.in(nodeNS, s...); err != nil {
-				return Pod{}, err
-			}
-		}
-	}
-	if err := l.addNamespace(p.NS); err != nil {
-		return Pod{}, err
-	}
-	l.st.Pods[p.NS] = true
-	if err := l.st.Save(); err != nil {
-		return Pod{}, err
-	}
-	for _, s := range [][]string{
-		{"ip", "link", "add", "vpod", "netns", nodeNS, "type", "veth", "peer", "name", "eth0", "netns", p.NS},
-		{"ip", "netns", "exec", nodeNS, "ip", "link", "set", "vpod", "master", "cni0", "up"},
-		{"ip", "netns", "exec", p.NS, "ip", "addr", "add", netip.PrefixFrom(p.IP, cidr.Bits()).String(), "dev", "eth0"},
-		{"ip", "netns", "exec", p.NS, "ip", "link", "set", "eth0", "up"},
-		{"ip", "netns", "exec", p.NS, "ip", "link", "set", "lo", "up"},
-		{"ip", "netns", "exec", p.NS, "ip", "route", "add", "default", "via", gw.String()},
-	} {
-		if _, err := run(s[0], s[1:]...); err != nil {
+	if _, err := l.in(nodeNS, "ip", "link", "show", podBridge); err != nil {
+		if err := topology.PodBridge(nodeNS, podBridge, netip.PrefixFrom(gw, cidr.Bits())); err != nil {
 			return Pod{}, err
 		}
 	}
+	l.st.Pods[p.NS] = true
+	if err := l.record(p.NS); err != nil {
+		return Pod{}, err
+	}
+	if err := topology.Pod(nodeNS, podBridge, "vpod", p.NS, netip.PrefixFrom(p.IP, cidr.Bits()), gw); err != nil {
+		return Pod{}, err
+	}
 	return p, nil
 }
+
+// podBridge is a node's pod bridge, named as the CNI bridge plugin's.
+const podBridge = "cni0"
 
 // PairResult is one pod-to-pod check.
 type PairResult struct {

@@ -185,8 +185,7 @@ func (l *Lab) SaltRun(args ...string) (string, error) {
 
 // waitMinions waits until every named minion answers test.ping.
 func (l *Lab) waitMinions(names []string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
+	err := poll(limit, 2*time.Second, func() (string, error) {
 		res, _, _ := l.Salt(10*time.Second, "-L", strings.Join(names, ","), "test.ping")
 		var missing []string
 		for _, n := range names {
@@ -194,14 +193,15 @@ func (l *Lab) waitMinions(names []string, limit time.Duration) error {
 				missing = append(missing, n)
 			}
 		}
-		if len(missing) == 0 {
-			return nil
+		if len(missing) > 0 {
+			return "no answer from minions " + strings.Join(missing, ", "), nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("minions %s did not answer within %s; see %s/nodes/<node>/minion.log", strings.Join(missing, ", "), limit, l.Dir)
-		}
-		time.Sleep(2 * time.Second)
+		return "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w; see %s/nodes/<node>/minion.log", err, l.Dir)
 	}
+	return nil
 }
 
 // killNamespace ends every process in namespace ns: TERM, then KILL.
@@ -217,9 +217,9 @@ func killNamespace(ns string) {
 				syscall.Kill(pid, sig)
 			}
 		}
-		for i := 0; i < 50 && len(strings.Fields(mustOut("ip", "netns", "pids", ns))) > 0; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
+		poll(5*time.Second, 100*time.Millisecond, func() (string, error) {
+			return strings.TrimSpace(mustOut("ip", "netns", "pids", ns)), nil
+		})
 	}
 }
 

@@ -88,18 +88,16 @@ func (l *Lab) DeploySmoke(limit time.Duration) ([]KubePod, error) {
 	if out, err := l.kubectl("apply", "-f", manifest); err != nil {
 		return nil, fmt.Errorf("%v: %s", err, out)
 	}
-	deadline := time.Now().Add(limit)
-	for {
-		pods, problem := l.smokePods(2 * len(workers))
-		if problem == "" {
-			return pods, nil
-		}
-		if time.Now().After(deadline) {
-			out, _ := l.kubectl("get", "pods", "-o", "wide", "-l", "app="+smokeName)
-			return nil, fmt.Errorf("after %s: %s\n%s", limit, problem, out)
-		}
-		time.Sleep(2 * time.Second)
+	var pods []KubePod
+	err := poll(limit, 2*time.Second, func() (problem string, _ error) {
+		pods, problem = l.smokePods(2 * len(workers))
+		return problem, nil
+	})
+	if err != nil {
+		out, _ := l.kubectl("get", "pods", "-o", "wide", "-l", "app="+smokeName)
+		return nil, fmt.Errorf("%w\n%s", err, out)
 	}
+	return pods, nil
 }
 
 // smokePods returns the Deployment's pods once want of them are Ready and
@@ -185,10 +183,8 @@ func (l *Lab) viaPod(from KubePod, target string) (whoami, error) {
 }
 
 func (l *Lab) firstMaster() string {
-	for _, n := range l.st.Nodes {
-		if n.Role == "master" {
-			return n.Name
-		}
+	if m := l.withRole(RoleMaster); len(m) > 0 {
+		return m[0].Name
 	}
 	return ""
 }
@@ -251,11 +247,12 @@ func (l *Lab) CheckService(pods []KubePod) error {
 	for _, a := range pods {
 		// kube-proxy programs a new Service (or a new node's rules) a moment
 		// after the API has it: until then the ClusterIP is unroutable.
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-			if _, err := l.viaPod(a, ip+":80"); err == nil {
-				break
+		poll(30*time.Second, time.Second, func() (string, error) {
+			if _, err := l.viaPod(a, ip+":80"); err != nil {
+				return err.Error(), nil
 			}
-		}
+			return "", nil
+		})
 		for i := 0; i < 4; i++ {
 			got, err := l.viaPod(a, ip+":80")
 			if err != nil {

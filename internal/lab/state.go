@@ -15,6 +15,17 @@ import (
 	"sort"
 
 	"github.com/kubesalt/kubesalt/internal/atomicfile"
+	"github.com/kubesalt/kubesalt/internal/cluster"
+)
+
+// Roles and pod CIDR modes, as the cluster definition names them.
+const (
+	RoleMaster     = cluster.RoleMaster
+	RoleWorker     = cluster.RoleWorker
+	ModePlanned    = cluster.ModePlanned
+	ModeController = cluster.ModeController
+	// roleCA is the CA minion's grain: beside the salt-master, no cluster node.
+	roleCA = "ca"
 )
 
 // Node is one lab node.
@@ -39,16 +50,20 @@ type Options struct {
 // Validate names a bad option and its fix.
 func (o Options) Validate() error {
 	switch o.Mode {
-	case "", "planned":
-	case "controller":
+	case "", ModePlanned:
+	case ModeController:
 		if !o.K8S {
 			return fmt.Errorf("mode controller needs Kubernetes: the controller manager allocates the CIDRs; add K8S=1 (--k8s)")
 		}
 	default:
-		return fmt.Errorf("mode %q: use planned or controller", o.Mode)
+		return fmt.Errorf("mode %q: use %s or %s", o.Mode, ModePlanned, ModeController)
 	}
 	return nil
 }
+
+// Controller reports whether the controller manager allocates the pod
+// CIDRs (kubesalt discovers them) rather than kubesalt's plan.
+func (o Options) Controller() bool { return o.Mode == ModeController }
 
 // State is what a lab made, kept in <dir>/state.json.
 type State struct {

@@ -16,7 +16,7 @@ func DefaultNodes(n int) []Node {
 			out = append(out, masterNode(i))
 			continue
 		}
-		out = append(out, workerNode(len(out)-countRole(out, "master")))
+		out = append(out, workerNode(len(out)-countRole(out, RoleMaster)))
 	}
 	return out
 }
@@ -34,11 +34,11 @@ func SmallNodes(masters, workers int) []Node {
 }
 
 func masterNode(i int) Node {
-	return Node{Name: fmt.Sprintf("master-%d", i), Role: "master", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(10 + i)})}
+	return Node{Name: fmt.Sprintf("master-%d", i), Role: RoleMaster, IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(10 + i)})}
 }
 
 func workerNode(i int) Node {
-	return Node{Name: fmt.Sprintf("worker-%d", i), Role: "worker", IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(20 + i)})}
+	return Node{Name: fmt.Sprintf("worker-%d", i), Role: RoleWorker, IP: netip.AddrFrom4([4]byte{192, 168, 170, byte(20 + i)})}
 }
 
 func countRole(ns []Node, role string) int {
@@ -52,7 +52,7 @@ func countRole(ns []Node, role string) int {
 }
 
 // Up builds the lab's network, starts the salt-master and one minion per
-// node, and waits until every minion answers.
+// node, and waits until every minion answers (upActions).
 func (l *Lab) Up(nodes []Node, opt Options) error {
 	if len(l.st.Namespaces) > 0 {
 		return fmt.Errorf("a lab is already up in %s (id %s); run `make lab-down` first", l.Dir, l.st.ID)
@@ -72,46 +72,48 @@ func (l *Lab) Up(nodes []Node, opt Options) error {
 	if err := l.st.Save(); err != nil {
 		return err
 	}
-	if err := l.phase(fmt.Sprintf("network: %d node namespaces and the salt-master's on one bridge (%s)", len(nodes), NodeNet), func() error {
-		if err := l.buildSwitch(); err != nil {
-			return err
-		}
-		if err := l.plugIn(l.masterNS(), MasterIP); err != nil {
-			return err
-		}
-		for _, n := range nodes {
-			if err := l.plugIn(l.NodeNS(n.Name), n.IP); err != nil {
-				return fmt.Errorf("node %s: %w", n.Name, err)
-			}
-		}
-		return nil
-	}); err != nil {
+	return l.runActions(l.upActions(nodes))
+}
+
+// buildNetwork makes the switch and plugs in the salt-master's namespace
+// and every node's.
+func (l *Lab) buildNetwork(nodes []Node) error {
+	if err := l.buildSwitch(); err != nil {
 		return err
 	}
-	if err := l.phase("salt-master", l.startMaster); err != nil {
+	if err := l.plugIn(l.masterNS(), MasterIP); err != nil {
 		return err
 	}
-	return l.phase(fmt.Sprintf("salt-minions: %d, keys accepted in advance", len(nodes)), func() error {
-		var names []string
-		for _, n := range nodes {
-			if err := l.configureMinion(n, l.minionExtra()); err != nil {
-				return fmt.Errorf("node %s: %w", n.Name, err)
-			}
-			if err := l.startMinion(n); err != nil {
-				return fmt.Errorf("node %s: %w", n.Name, err)
-			}
-			names = append(names, n.Name)
+	for _, n := range nodes {
+		if err := l.plugIn(l.NodeNS(n.Name), n.IP); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
-		return l.waitMinions(append(names, CAMinion), 3*time.Minute)
-	})
+	}
+	return nil
+}
+
+// startMinions starts every node's minion, its key accepted in advance,
+// and waits until they and the CA minion answer.
+func (l *Lab) startMinions(nodes []Node) error {
+	var names []string
+	for _, n := range nodes {
+		if err := l.configureMinion(n, l.minionExtra()); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		if err := l.startMinion(n); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		names = append(names, n.Name)
+	}
+	return l.waitMinions(append(names, CAMinion), 3*time.Minute)
 }
 
 func (l *Lab) minionExtra() map[string]any {
 	return map[string]any{"kubesalt.bin_dir": filepath.Join(l.Repo, "bin")}
 }
 
-// startMaster writes the master's config and pillar, stages the binaries
-// the formula installs, and starts the master and the CA minion.
+// startMaster writes the master's config and pillar and starts the master
+// and the CA minion.
 func (l *Lab) startMaster() error {
 	conf, err := l.masterConfig()
 	if err != nil {
@@ -121,9 +123,6 @@ func (l *Lab) startMaster() error {
 		return err
 	}
 	if err := l.writePillar(); err != nil {
-		return err
-	}
-	if err := l.stageBinaries(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(l.masterPKI(), "minions"), 0o700); err != nil {

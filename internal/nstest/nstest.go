@@ -1,8 +1,9 @@
 // Package nstest builds throwaway labs of network namespaces for tests:
 // nodes on one bridge (in a switch namespace of its own, so nothing is
 // reachable from the root namespace), each with a pod bridge and pod
-// namespaces on it. Everything is named after a random lab id and removed
-// by the test's cleanup.
+// namespaces on it. It builds with internal/topology, as the lab does, and
+// fails the test on an error. Everything is named after a random lab id
+// and removed by the test's cleanup.
 package nstest
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kubesalt/kubesalt/internal/probe"
 	"github.com/kubesalt/kubesalt/internal/testenv"
+	"github.com/kubesalt/kubesalt/internal/topology"
 )
 
 // Lab is one set of namespaces.
@@ -42,10 +44,15 @@ func New(t testing.TB) *Lab {
 	l := &Lab{t: t, ID: "ks" + hex.EncodeToString(b)}
 	l.Switch = l.ID + "-sw"
 	t.Cleanup(l.Destroy)
-	l.IP("netns", "add", l.Switch)
-	l.In(l.Switch, "ip", "link", "add", "br0", "type", "bridge")
-	l.In(l.Switch, "ip", "link", "set", "br0", "up")
+	l.must(topology.Switch(l.Switch))
 	return l
+}
+
+func (l *Lab) must(err error) {
+	l.t.Helper()
+	if err != nil {
+		l.t.Fatal(err)
+	}
 }
 
 // With returns the lab reporting failures to t (a subtest must not fail
@@ -80,15 +87,6 @@ func (l *Lab) Try(ns string, args ...string) bool {
 	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).Run() == nil
 }
 
-// addNetns creates a namespace whose links skip IPv6 duplicate address
-// detection: a tentative link-local address delays neighbour discovery by a
-// second.
-func (l *Lab) addNetns(name string) {
-	l.t.Helper()
-	l.IP("netns", "add", name)
-	l.In(name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
-}
-
 // Node is a namespace on the node network with a pod bridge (cbr0).
 type Node struct {
 	NS   string
@@ -105,18 +103,13 @@ func (l *Lab) AddNode(ip, pod netip.Prefix) Node {
 	l.nodes++
 	n := Node{NS: fmt.Sprintf("%s-n%d", l.ID, l.nodes), IP: ip, Pod: pod}
 	port := fmt.Sprintf("%sn%d", l.ID, l.nodes)
-	l.addNetns(n.NS)
-	l.IP("link", "add", port, "netns", l.Switch, "type", "veth", "peer", "name", "eth0", "netns", n.NS)
-	l.In(l.Switch, "ip", "link", "set", port, "master", "br0", "up")
-	l.In(n.NS, "ip", "addr", "add", ip.String(), "dev", "eth0")
-	l.In(n.NS, "ip", "link", "set", "eth0", "up")
-	l.In(n.NS, "ip", "link", "set", "lo", "up")
-	l.In(n.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	l.In(n.NS, "ip", "link", "add", "cbr0", "type", "bridge")
-	l.In(n.NS, "ip", "addr", "add", netip.PrefixFrom(pod.Addr().Next(), pod.Bits()).String(), "dev", "cbr0")
-	l.In(n.NS, "ip", "link", "set", "cbr0", "up")
+	l.must(topology.Node(l.Switch, port, n.NS, ip))
+	l.must(topology.PodBridge(n.NS, podBridge, netip.PrefixFrom(pod.Addr().Next(), pod.Bits())))
 	return n
 }
+
+// podBridge is each node's pod bridge.
+const podBridge = "cbr0"
 
 // AddIPv6 makes node n dual-stack: ip on its eth0, the first address of
 // pod on its pod bridge, IPv6 forwarding on. Addresses skip duplicate
@@ -126,7 +119,7 @@ func (l *Lab) AddIPv6(n *Node, ip, pod netip.Prefix) {
 	n.IP6, n.Pod6 = ip, pod
 	l.In(n.NS, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	l.In(n.NS, "ip", "addr", "add", ip.String(), "dev", "eth0", "nodad")
-	l.In(n.NS, "ip", "addr", "add", netip.PrefixFrom(pod.Addr().Next(), pod.Bits()).String(), "dev", "cbr0", "nodad")
+	l.In(n.NS, "ip", "addr", "add", netip.PrefixFrom(pod.Addr().Next(), pod.Bits()).String(), "dev", podBridge, "nodad")
 }
 
 // Pod is a namespace on a node's pod bridge.
@@ -146,13 +139,7 @@ func (l *Lab) AddPod(n Node, host int) Pod {
 	}
 	p := Pod{NS: fmt.Sprintf("%s-p%d", n.NS, host), IP: addr}
 	port := fmt.Sprintf("%sp%d", strings.TrimPrefix(n.NS, l.ID+"-"), host)
-	l.addNetns(p.NS)
-	l.IP("link", "add", port, "netns", n.NS, "type", "veth", "peer", "name", "eth0", "netns", p.NS)
-	l.In(n.NS, "ip", "link", "set", port, "master", "cbr0", "up")
-	l.In(p.NS, "ip", "addr", "add", netip.PrefixFrom(addr, n.Pod.Bits()).String(), "dev", "eth0")
-	l.In(p.NS, "ip", "link", "set", "eth0", "up")
-	l.In(p.NS, "ip", "link", "set", "lo", "up")
-	l.In(p.NS, "ip", "route", "add", "default", "via", n.Pod.Addr().Next().String())
+	l.must(topology.Pod(n.NS, podBridge, port, p.NS, netip.PrefixFrom(addr, n.Pod.Bits()), n.Pod.Addr().Next()))
 	if n.Pod6.IsValid() {
 		p.IP6 = n.Pod6.Addr()
 		for i := 0; i < host; i++ {
@@ -191,6 +178,6 @@ func (l *Lab) Namespaces() []string {
 // Safe to call twice.
 func (l *Lab) Destroy() {
 	for _, ns := range l.Namespaces() {
-		exec.Command("ip", "netns", "del", ns).Run()
+		topology.Delete(ns)
 	}
 }

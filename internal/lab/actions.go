@@ -1,0 +1,190 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Each command of the lab is a list of actions built once from the
+// options (as kind's cluster create builds its actions): the only place
+// where the options choose which phases run. The actions then run in
+// order; the first failure stops the command and names its phase.
+
+// action is one phase: a heading for people, and its work.
+type action struct {
+	name string
+	run  func() error
+}
+
+// runActions runs each action as a phase, in order.
+func (l *Lab) runActions(acts []action) error {
+	for _, a := range acts {
+		if err := l.phase(a.name, a.run); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// upActions: the network, the Kubernetes binaries and images (K8S), the
+// salt-master, the minions.
+func (l *Lab) upActions(nodes []Node) []action {
+	acts := []action{
+		{fmt.Sprintf("network: %d node namespaces and the salt-master's on one bridge (%s)", len(nodes), NodeNet),
+			func() error { return l.buildNetwork(nodes) }},
+		{"binaries the formula installs: kubesalt, etcd, the CNI plugins", l.stageBinaries},
+	}
+	if l.st.Options.K8S {
+		acts = append(acts, action{"Kubernetes: its components, containerd and runc, the pause and test images (kubesalt-pod image)", l.stageK8S})
+	}
+	return append(acts,
+		action{"salt-master", l.startMaster},
+		action{fmt.Sprintf("salt-minions: %d, keys accepted in advance", len(nodes)), func() error { return l.startMinions(nodes) }},
+	)
+}
+
+// convergeActions: the bootstrap orchestration, then the highstate twice;
+// the second must change nothing.
+func (l *Lab) convergeActions() []action {
+	return []action{
+		{"bootstrap: salt-run state.orchestrate orch.kubernetes.bootstrap (PKI, pillar, etcd, network)",
+			func() error { return l.orchestrate("orch.kubernetes.bootstrap", nil) }},
+		{"salt '*' state.apply kubernetes", func() error { _, err := l.applyAll(); return err }},
+		{"salt '*' state.apply kubernetes, again: nothing changes", l.applyChangesNothing},
+	}
+}
+
+// showActions: the control plane and the nodes (K8S), every node's pod
+// CIDR and routes, pod-to-pod traffic (through Kubernetes in a K8S lab,
+// else namespace pods), etcd's health, the status store. Each check's
+// outcome goes into rep.
+func (l *Lab) showActions(rep *Report) []action {
+	var acts []action
+	if l.st.Options.K8S {
+		source := "the plan's"
+		if l.st.Options.Controller() {
+			source = "the controller manager's"
+		}
+		acts = append(acts,
+			action{"Kubernetes: every master's API server ready; controller manager and scheduler leaders elected", l.CheckControlPlane},
+			action{"Kubernetes: every worker a Ready node with " + source + " pod CIDR in spec.podCIDRs", func() error {
+				err := l.WaitNodesReady(5 * time.Minute)
+				rep.NodesOK = err == nil
+				return err
+			}},
+		)
+	}
+	var cidrs map[string][]netip.Prefix
+	acts = append(acts, action{"pod CIDRs and routes (ip route show proto " + routeProto + ", in each node)", func() (err error) {
+		cidrs, err = l.showRoutes()
+		return err
+	}})
+	if l.st.Options.K8S {
+		var pods []KubePod
+		acts = append(acts,
+			action{fmt.Sprintf("Deployment %s (%s) spread over the workers, Service in front", smokeName, PodRef), func() (err error) {
+				pods, err = l.DeploySmoke(5 * time.Minute)
+				return err
+			}},
+			action{"pods: each in its node's pod CIDR; every pod reaches every pod on another node, which sees the caller's pod address", func() error {
+				ok, err := l.CheckKubePods(pods)
+				rep.PodsOK = ok && err == nil
+				if err == nil && !ok {
+					err = fmt.Errorf("some pods failed (above)")
+				}
+				return err
+			}},
+			action{"Service: its ClusterIP from every pod, through kube-proxy", func() error {
+				err := l.CheckService(pods)
+				rep.ServiceOK = err == nil
+				return err
+			}},
+		)
+	} else {
+		acts = append(acts, action{"pods: one on every worker, every pair pinged, the receiver sees the sender's pod address", func() error {
+			ok, err := l.checkNamespacePods(cidrs)
+			rep.PodsOK = ok
+			return err
+		}})
+	}
+	return append(acts,
+		action{"etcd: every member over TLS, on the certificates kubesalt issued", func() error {
+			err := l.showEtcd()
+			rep.EtcdOK = err == nil
+			return err
+		}},
+		action{"kubesalt status (from the returner)", func() error {
+			err := l.showStatus()
+			rep.StatusOK = err == nil
+			return err
+		}},
+	)
+}
+
+// addNodeActions: the node into the pillar and its minion started; the
+// reactors route it everywhere, and (K8S) make it a Ready node. took is
+// the time from the minion's start to the last of these.
+func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
+	var start time.Time
+	acts := []action{
+		{fmt.Sprintf("add %s (%s): pillar, namespace, minion; the reactor does the rest", n.Name, n.IP), func() error {
+			err := l.addNode(n)
+			start = time.Now()
+			return err
+		}},
+		{"routes: every node routes every other node's pod CIDR, and nothing else", func() error {
+			if err := l.waitConverged(5 * time.Minute); err != nil {
+				return err
+			}
+			*took = time.Since(start)
+			l.say("    routes converged on every node %.1fs after %s's minion started", took.Seconds(), n.Name)
+			return nil
+		}},
+	}
+	if l.st.Options.K8S {
+		acts = append(acts, action{fmt.Sprintf("Kubernetes: %s a Ready node with its pod CIDR", n.Name), func() error {
+			if err := l.WaitNodesReady(5 * time.Minute); err != nil {
+				return err
+			}
+			*took = time.Since(start)
+			l.say("    %s a Ready node with its pod CIDR %.1fs after its minion started", n.Name, took.Seconds())
+			return nil
+		}})
+	}
+	return acts
+}
+
+// removeNodeActions: the node out of the pillar and the master told; the
+// reactors remove its routes everywhere; then (K8S) its Node, and its
+// minion, namespaces and key. took is the time from the event to the
+// routes converged.
+func (l *Lab) removeNodeActions(name string, took *time.Duration) []action {
+	var start time.Time
+	acts := []action{
+		{fmt.Sprintf("remove %s: pillar, kubesalt/pillar/changed event", name), func() error {
+			err := l.dropFromPillar(name)
+			start = time.Now()
+			return err
+		}},
+		{"routes: every node's route to " + name + " gone, the others kept", func() error {
+			if err := l.waitConverged(5 * time.Minute); err != nil {
+				return err
+			}
+			*took = time.Since(start)
+			l.say("    routes converged on every node %.1fs after the event", took.Seconds())
+			return nil
+		}},
+	}
+	if l.st.Options.K8S {
+		// As its admin would: the Node goes, and its pods are made again
+		// elsewhere.
+		acts = append(acts, action{"Kubernetes: kubectl delete node " + name, func() error {
+			if out, err := l.kubectl("delete", "node", name, "--ignore-not-found"); err != nil {
+				return fmt.Errorf("kubectl delete node %s: %v: %s", name, err, out)
+			}
+			return nil
+		}})
+	}
+	return append(acts, action{name + ": its minion, namespaces and key removed", func() error { return l.dropNode(name) }})
+}
