@@ -13,11 +13,11 @@ PYTEST       := $(CURDIR)/$(VENV)/bin/pytest -q -p no:cacheprovider
 
 venv: $(VENV)/.kubesalt-venv
 
-$(VENV)/.kubesalt-venv: saltext/pyproject.toml
+$(VENV)/.kubesalt-venv: saltext/pyproject.toml mk/salt.mk
 	@$(call apt_install,$(APT_SALTEXT))
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q "salt==$(SALT_VERSION)" pytest pytest-salt-factories ruff
+	$(VENV)/bin/pip install -q "salt==$(SALT_VERSION)" pytest pytest-xdist pytest-salt-factories ruff
 	$(VENV)/bin/pip install -q -e saltext
 	touch $@
 
@@ -47,9 +47,10 @@ APT_TEST += $(APT_TEST_FORMULA)
 deps-apt-formula:
 	@$(call apt_install,$(APT_TEST_FORMULA))
 
-# Render-only: every SLS rendered with salt-call --local, nothing applied.
+# Render-only: every SLS rendered with salt-call --local, nothing applied;
+# on two workers, as each salt-call spends a second starting Salt.
 formula-unit: venv build-kubesalt
-	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(PYTEST) --rootdir=. -m 'not root' .
+	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(PYTEST) --rootdir=. -m render -n 2 .
 
 test-formula: venv build deps-apt-formula deps-apt-pki
 	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(PYTEST) --rootdir=. .
