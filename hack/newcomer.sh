@@ -21,7 +21,7 @@ host_state() {
 	echo "## processes"; ps -eo args= | grep -E '(salt-|etcd|kube-|kubelet|containerd|haproxy|keepalived)' | grep -v -E 'grep|newcomer' | sort || true
 	echo "## files under /etc, /run/ksl, /var/lib/kubesalt"
 	find /etc/iproute2 /etc/kubernetes /etc/salt /etc/cni /etc/containerd /etc/haproxy /etc/keepalived \
-		/run/ksl /var/lib/kubesalt /usr/local/bin -xdev 2>/dev/null | sort
+		/run/ksl /var/lib/kubesalt /usr/local/bin -xdev 2>/dev/null | sort || true  # some are absent
 	echo "## cgroups"; for h in /sys/fs/cgroup/*/; do ls "$h" 2>/dev/null | sed "s|^|$h|"; done | grep -E '/ks[0-9a-f]' | sort || true
 }
 
