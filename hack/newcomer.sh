@@ -18,7 +18,8 @@ mkdir -p "$log"
 # What a run may leave behind, listed the same way before and after.
 host_state() {
 	echo "## network namespaces"; ip netns list 2>/dev/null | awk '{print $1}' | sort
-	echo "## processes"; ps -eo args= | grep -E '(salt-|etcd|kube-|kubelet|containerd|haproxy|keepalived)' | grep -v -E 'grep|newcomer' | sort || true
+	# Zombies hold nothing and are reaped by init a moment later.
+	echo "## processes"; ps -eo stat=,args= | awk '$1 !~ /^Z/ {$1=""; print}' | grep -E '(salt-|etcd|kube-|kubelet|containerd|haproxy|keepalived)' | grep -v -E 'grep|newcomer' | sort || true
 	echo "## files under /etc, /run/ksl, /var/lib/kubesalt"
 	find /etc/iproute2 /etc/kubernetes /etc/salt /etc/cni /etc/containerd /etc/haproxy /etc/keepalived \
 		/run/ksl /var/lib/kubesalt /usr/local/bin -xdev 2>/dev/null | sort || true  # some are absent
