@@ -246,10 +246,21 @@ func (l *Lab) CheckService(pods []KubePod) error {
 	var problems []string
 	for _, a := range pods {
 		// kube-proxy programs a new Service (or a new node's rules) a moment
-		// after the API has it: until then the ClusterIP is unroutable.
+		// after the API has it, and its endpoints one sync at a time: until
+		// then the ClusterIP is unroutable, or leads to one pod only. Wait
+		// until a burst from this pod reaches more than one (a kube-proxy
+		// that never balances fails the count below).
 		poll(30*time.Second, time.Second, func() (string, error) {
-			if _, err := l.viaPod(a, ip+":80"); err != nil {
-				return err.Error(), nil
+			seen := map[string]bool{}
+			for i := 0; i < 8 && len(seen) < min(2, len(pods)); i++ {
+				got, err := l.viaPod(a, ip+":80")
+				if err != nil {
+					return err.Error(), nil
+				}
+				seen[got.Pod] = true
+			}
+			if len(seen) < min(2, len(pods)) {
+				return fmt.Sprintf("the Service led %s to one pod only", a.Name), nil
 			}
 			return "", nil
 		})
