@@ -90,23 +90,13 @@ func ParseKubeconfig(data []byte, dir string) (*APIConfig, error) {
 		}
 		ctxName = doc.Contexts[0].Name
 	}
-	ci := -1
-	for i := range doc.Contexts {
-		if doc.Contexts[i].Name == ctxName {
-			ci = i
-		}
-	}
+	ci := lastNamed(len(doc.Contexts), func(i int) string { return doc.Contexts[i].Name }, ctxName)
 	if ci < 0 {
 		return nil, fmt.Errorf("current-context %q: no such entry in contexts", ctxName)
 	}
 	ctx := doc.Contexts[ci].Context
 
-	cl := -1
-	for i := range doc.Clusters {
-		if doc.Clusters[i].Name == ctx.Cluster {
-			cl = i
-		}
-	}
+	cl := lastNamed(len(doc.Clusters), func(i int) string { return doc.Clusters[i].Name }, ctx.Cluster)
 	if cl < 0 {
 		return nil, fmt.Errorf("contexts[%s].context.cluster %q: no such entry in clusters", ctxName, ctx.Cluster)
 	}
@@ -135,12 +125,7 @@ func ParseKubeconfig(data []byte, dir string) (*APIConfig, error) {
 	tc := &tls.Config{RootCAs: pool, ServerName: cluster.TLSServerName, MinVersion: tls.VersionTLS12}
 	out := &APIConfig{Server: strings.TrimRight(cluster.Server, "/"), TLS: tc}
 
-	ui := -1
-	for i := range doc.Users {
-		if doc.Users[i].Name == ctx.User {
-			ui = i
-		}
-	}
+	ui := lastNamed(len(doc.Users), func(i int) string { return doc.Users[i].Name }, ctx.User)
 	if ui < 0 {
 		return nil, fmt.Errorf("contexts[%s].context.user %q: no such entry in users", ctxName, ctx.User)
 	}
@@ -198,4 +183,15 @@ func material(data, file, field, dir string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %v", field, err)
 	}
 	return b, nil
+}
+
+// lastNamed is the index of the last of n entries called want (a later
+// entry wins, as when client-go merges a kubeconfig's lists by name), or -1.
+func lastNamed(n int, name func(i int) string, want string) int {
+	for i := n - 1; i >= 0; i-- {
+		if name(i) == want {
+			return i
+		}
+	}
+	return -1
 }
