@@ -189,12 +189,48 @@ func (l *Lab) orchestrate(mods string, pillar map[string]any) error {
 	}
 	out, err := l.SaltRun(args...)
 	if failures := failedStates(out); len(failures) > 0 {
-		return fmt.Errorf("salt-run state.orchestrate %s failed:\n  %s", mods, strings.Join(failures, "\n  "))
+		return fmt.Errorf("salt-run state.orchestrate %s failed:\n  %s\n%s", mods, strings.Join(failures, "\n  "), l.masterView())
 	}
 	if err != nil {
 		return fmt.Errorf("salt-run state.orchestrate %s: %v", mods, err)
 	}
 	return nil
+}
+
+// masterView is what the master knew when an orchestration failed: the
+// role each minion's cached pillar gives it (what pillar targets match) and
+// the errors of the master's log (the ext_pillar logs its failures there).
+func (l *Lab) masterView() string {
+	var b strings.Builder
+	b.WriteString("  the master's cached pillar, kubesalt:role by minion (what I@ targets match):\n")
+	out, _ := l.SaltRun("cache.pillar", "*")
+	cached := map[string]struct {
+		Kubesalt struct{ Role string } `json:"kubesalt"`
+	}{}
+	json.Unmarshal([]byte(out), &cached)
+	for _, name := range append(l.nodeNames(), CAMinion) {
+		p, ok := cached[name]
+		switch {
+		case !ok:
+			fmt.Fprintf(&b, "    %s: no cached pillar\n", name)
+		case p.Kubesalt.Role == "":
+			fmt.Fprintf(&b, "    %s: no kubesalt:role\n", name)
+		default:
+			fmt.Fprintf(&b, "    %s: %s\n", name, p.Kubesalt.Role)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(l.masterDir(), "master.log"))
+	var errs []string
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, "[ERROR") || strings.Contains(line, "[CRITICAL") {
+			errs = append(errs, "    "+line)
+		}
+	}
+	if len(errs) > 20 {
+		errs = errs[len(errs)-20:]
+	}
+	fmt.Fprintf(&b, "  the master log's last errors (%d):\n%s", len(errs), strings.Join(errs, "\n"))
+	return b.String()
 }
 
 // Plan reads the pod CIDR plan the ext_pillar keeps on the master.
