@@ -21,9 +21,9 @@ import (
 	"github.com/kubesalt/kubesalt/internal/testenv"
 )
 
-// apiDefinition is a dual-stack cluster whose API is 127.0.0.1:port (the
-// VIP), so the admin kubeconfig `pki issue` writes points at a local API
-// server.
+// apiDefinition is a dual-stack cluster whose API is localhost:port (the
+// load balancer's name), so the admin kubeconfig `pki issue` writes points
+// at a local API server.
 func apiDefinition(port int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `kubernetes:
@@ -32,7 +32,7 @@ func apiDefinition(port int) string {
     node_cidr: [192.168.170.0/24, "fd00:170::/64"]
     cluster_cidr: [10.200.0.0/16, "fd00:10:200::/56"]
     service_cidr: [10.32.0.0/24, "fd00:10:32::/112"]
-  api: {vip: 127.0.0.1, port: %d}
+  api: {name: localhost, port: %d}
   nodes:
     master-0: {role: master, ip: [192.168.170.10, "fd00:170::10"]}
 `, port)
