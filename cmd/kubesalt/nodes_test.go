@@ -208,7 +208,15 @@ func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
 	// worker-3 registers. kube-proxy's user may list nodes but not patch
 	// them: the patch is refused, reported, and nothing changes.
 	createNode(t, api, apiPort, "worker-3")
-	r, code = set(without, pki("kube-proxy.kubeconfig"))
+	// Its kubeconfig names a node's local load balancer: here, the API
+	// server itself.
+	raw, err := os.ReadFile(pki("kube-proxy.kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyKC := filepath.Join(dir, "kube-proxy.kubeconfig")
+	os.WriteFile(proxyKC, []byte(strings.Replace(string(raw), "https://127.0.0.1:6444", fmt.Sprintf("https://localhost:%d", apiPort), 1)), 0o600)
+	r, code = set(without, proxyKC)
 	if code != 1 || *r.Result || !strings.Contains(r.Comment, "worker-3: the API refused the patch") || !strings.Contains(r.Comment, "HTTP 403") {
 		t.Fatalf("kube-proxy's user: exit %d %s", code, show(r))
 	}
