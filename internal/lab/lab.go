@@ -52,6 +52,7 @@ func Open(dir, repo, saltBin string, out io.Writer) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	keepInheritedFDs()
 	return &Lab{Dir: dir, Repo: repo, SaltBin: saltBin, Out: out, st: st}, nil
 }
 

@@ -269,3 +269,21 @@ func (l *Lab) saltRoot(name, dir string) (string, error) {
 }
 
 func (l *Lab) linkDir() string { return filepath.Join("/run/ksl", l.st.ID) }
+
+// keepInheritedFDs marks every descriptor this process inherited beyond
+// 0-2 close-on-exec, so the lab's daemons do not keep them: a lock that
+// `flock FILE make lab` holds on an inherited descriptor would otherwise
+// stay held by the lab's daemons after make exits, and `flock FILE make
+// lab-down` would wait for itself. Go opens its own descriptors
+// close-on-exec already.
+func keepInheritedFDs() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
