@@ -112,7 +112,9 @@ kubernetes-haproxy-reload:
 {%- set keepalived_cfg = paths.config_dir ~ '/keepalived.conf' %}
 {%- set keepalived_pid = paths.run_dir ~ '/keepalived-main.pid' %}
 {%- set v6 = ':' in cluster.api_vip %}
-{#- VRRP speaks the VIP's family: this node's and its peers' address of it. #}
+{#- VRRP speaks the VIP's family: this node's and its peers' address of it
+    (unicast; a lone master has no peer, and keepalived refuses an empty
+    peer list). #}
 {%- set own = [] %}
 {%- for ip in me.ips if (':' in ip) == v6 %}{% do own.append(ip) %}{% endfor %}
 {%- set src = (own + [''])[0] %}
@@ -178,12 +180,14 @@ kubernetes-keepalived-config:
           {%- if v6 %}
           vrrp_version 3
           {%- endif %}
+          {%- if peers %}
           unicast_src_ip {{ src }}
           unicast_peer {
             {%- for p in peers %}
             {{ p }}
             {%- endfor %}
           }
+          {%- endif %}
           virtual_ipaddress {
             {{ cluster.api_vip }} dev {{ iface }}
           }

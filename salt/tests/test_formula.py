@@ -719,6 +719,17 @@ def test_keepalived_holds_the_vip_on_masters(make_cluster, tmp_path):
     worker = lb_states(cluster.minion("worker-0"), override)
     assert "kubernetes-kube-api-lb-process" in worker
     assert not any(i.startswith("kubernetes-keepalived") for i in worker)
+    # A lone master: no peers, so no unicast block (keepalived refuses an
+    # empty one).
+    lone = make_cluster("single-master", fresh=True)
+    pillar = example_pillar()
+    for name in ("master-1", "master-2"):
+        del pillar["kubernetes"]["nodes"][name]
+    pillar["kubernetes"]["api"]["vip"] = "192.168.170.5"
+    lone.define(pillar)
+    _, _, args = state_args(lb_states(lone.minion("master-0"), override)["kubernetes-keepalived-config"])
+    assert "unicast_peer" not in args["contents"]
+    check_with("keepalived", ["-t", "-f"], args["contents"], tmp_path, "lone.conf")
     # Without a pillar interface, the one holding the node's address (this
     # host has none holding 192.168.170.11): the state says what to set.
     rendered = lb_states(minion, pillar_override(services={"manager": "process"}))
