@@ -124,6 +124,7 @@ func (r *raw) validate() (*Definition, error) {
 	c.nodes(r.Nodes, d)
 	c.pki(&r.PKI, &d.PKI)
 	c.etcd(&r.Etcd, &d.Etcd)
+	c.dns(&r.DNS, &d.DNS)
 	d.Libvirt = c.libvirt(r.Libvirt, d)
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}
