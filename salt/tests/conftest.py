@@ -28,6 +28,7 @@ FORMULA_SLS = [
     "kubernetes.control-plane",
     "kubernetes.worker",
     "kubernetes.network",
+    "kubernetes.dns",
 ]
 
 
