@@ -22,9 +22,9 @@ $(BIN)/.k8s-built-$(K8S_VERSION): $(K8S_BUILD)/go.mod $(K8S_BUILD)/go.sum
 	touch $@
 
 # The tests that need a real kube-apiserver (over Debian's etcd): setting
-# Node.spec.podCIDRs through the API.
+# Node.spec.podCIDRs through the API, and the add-ons applied with kubectl.
 test-apiserver: build deps-apt-pki k8s-binaries
-	KUBESALT_K8S_BIN_DIR=$(CURDIR)/$(K8S_BIN) go test -count=1 -run '^TestNodesSetCIDRs' ./cmd/kubesalt
+	KUBESALT_K8S_BIN_DIR=$(CURDIR)/$(K8S_BIN) go test -count=1 -run '^(TestNodesSetCIDRs|TestAddonsApply)' ./cmd/kubesalt
 
 # CoreDNS, the cluster DNS add-on, built the same way: internal/corednsbuild
 # is a module of its own (a small main with the add-on's plugins), pinned by

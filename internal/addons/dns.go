@@ -41,28 +41,15 @@ func DNSManifests(d *cluster.Definition) (string, error) {
 	if !d.Network.ClusterDNS.IsValid() {
 		return "", fmt.Errorf("kubernetes:network:cluster_dns is empty: give the DNS Service's address in the service CIDR (e.g. 10.32.0.10), the address the kubelets hand to pods")
 	}
-	var fams []string
-	for _, p := range d.Network.ServiceCIDRs {
-		if p.Addr().Is4() {
-			fams = append(fams, "IPv4")
-		} else {
-			fams = append(fams, "IPv6")
-		}
-	}
+	// The Service's family follows its address; on a dual-stack cluster
+	// the API server adds the other family's address itself.
 	policy := "SingleStack"
-	if len(fams) > 1 {
+	if len(d.Network.ServiceCIDRs) > 1 {
 		policy = "PreferDualStack"
-	}
-	if len(fams) == 0 {
-		fams = []string{"IPv4"}
-	}
-	if !d.Network.ClusterDNS.Is4() {
-		fams = []string{"IPv6"}
-		policy = "SingleStack"
 	}
 	corefile := indent(Corefile(d), "    ")
 	return fmt.Sprintf(dnsTemplate, DNSName, DNSService, DNSLabel, d.DNS.Image, d.DNS.Replicas,
-		corefile, d.Network.ClusterDNS, policy, strings.Join(fams, ", ")), nil
+		corefile, d.Network.ClusterDNS, policy), nil
 }
 
 func indent(s, pre string) string {
@@ -217,7 +204,6 @@ spec:
     k8s-app: %[3]s
   clusterIP: %[7]s
   ipFamilyPolicy: %[8]s
-  ipFamilies: [%[9]s]
   ports:
     - {name: dns, port: 53, protocol: UDP}
     - {name: dns-tcp, port: 53, protocol: TCP}
