@@ -74,9 +74,15 @@ func runAddonsApply(s *streams, args []string) int {
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
+	// Each object by name, then the diff: maps and strings, as every state's
+	// changes (a list of strings reads as errors to Salt's outputters).
 	changes := map[string]any{}
 	if len(got.Changed) > 0 {
-		changes["dns"] = map[string]any{"objects": got.Changed, "diff": got.Diff}
+		objects := map[string]any{}
+		for _, o := range got.Changed {
+			objects[o] = map[bool]string{true: "would apply", false: "applied"}[c.Test]
+		}
+		changes["dns"] = map[string]any{"objects": objects, "diff": got.Diff}
 	}
 	var comment string
 	switch {
