@@ -22,6 +22,24 @@ $(BIN)/.k8s-built-$(K8S_VERSION): $(K8S_BUILD)/go.mod $(K8S_BUILD)/go.sum
 	touch $@
 
 # The tests that need a real kube-apiserver (over Debian's etcd): setting
-# Node.spec.podCIDRs through the API.
+# Node.spec.podCIDRs through the API, and the add-ons applied with kubectl.
 test-apiserver: build deps-apt-pki k8s-binaries
-	KUBESALT_K8S_BIN_DIR=$(CURDIR)/$(K8S_BIN) go test -count=1 -run '^TestNodesSetCIDRs' ./cmd/kubesalt
+	KUBESALT_K8S_BIN_DIR=$(CURDIR)/$(K8S_BIN) go test -count=1 -run '^(TestNodesSetCIDRs|TestAddonsApply)' ./cmd/kubesalt
+
+# CoreDNS, the cluster DNS add-on, built the same way: internal/corednsbuild
+# is a module of its own (a small main with the add-on's plugins), pinned by
+# its go.sum; rebuilt only when that module or this recipe changes.
+COREDNS_VERSION := v1.14.7
+COREDNS_BUILD   := internal/corednsbuild
+
+.PHONY: coredns
+coredns: $(BIN)/.coredns-built-$(COREDNS_VERSION)
+
+$(BIN)/.coredns-built-$(COREDNS_VERSION): $(COREDNS_BUILD)/go.mod $(COREDNS_BUILD)/go.sum $(COREDNS_BUILD)/main.go
+	@mkdir -p $(K8S_BIN)
+	cd $(COREDNS_BUILD) && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X github.com/coredns/coredns/coremain.GitCommit=$(COREDNS_VERSION)' \
+	  -o $(CURDIR)/$(K8S_BIN)/coredns .
+	@v=$$($(K8S_BIN)/coredns -version | sed -n 1p); case "$$v" in *$(COREDNS_VERSION:v%=%)*) echo "coredns: $$v";; \
+	  *) echo "coredns reports '$$v', not $(COREDNS_VERSION)"; exit 1;; esac
+	@plugins=$$($(K8S_BIN)/coredns -plugins | tr -d ' ' | sort | tr '\n' ' '); echo "coredns plugins: $$plugins"
+	touch $@

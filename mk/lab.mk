@@ -16,11 +16,11 @@ APT_LAB := iproute2 iputils-ping util-linux procps containernetworking-plugins
 APT_K8S := containerd runc iptables conntrack haproxy keepalived curl
 APT_TEST += $(APT_LAB) $(APT_K8S)
 LAB      = $(BIN)/kubesalt-lab --dir $(LAB_DIR) --salt-bin $(VENV)/bin
-LAB_K8S := $(if $(filter 1 yes true,$(K8S)),k8s-binaries deps-apt-k8s)
+LAB_K8S := $(if $(filter 1 yes true,$(K8S)),k8s-binaries coredns deps-apt-k8s)
 LAB_ENV := KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin
 
 .PHONY: deps-apt-lab deps-apt-k8s build-lab lab lab-show lab-add-node lab-remove-node lab-down \
-        lab-failover test-lab test-apiserver test-lab-k8s bench-lab bench-lab-k8s newcomer
+        lab-failover test-lab test-apiserver test-lab-k8s bench-lab bench-lab-k8s bench-dns newcomer
 
 deps-apt-lab: deps-apt-pki
 	@$(call apt_install,$(APT_LAB))
@@ -61,9 +61,11 @@ test-lab: venv build deps-apt-lab
 
 # Kubernetes in the lab: planned mode (3 masters) with a worker added, and
 # controller mode; each checks the control plane, Ready nodes, pod CIDRs,
-# pod-to-pod and a Service. First: a second k8s-binaries is a no-op.
-test-lab-k8s: venv build deps-apt-k8s k8s-binaries
+# pod-to-pod, a Service, the cluster DNS and the rest of Kubernetes The Hard
+# Way's smoke test. First: a second k8s-binaries or coredns is a no-op.
+test-lab-k8s: venv build deps-apt-k8s k8s-binaries coredns
 	@$(MAKE) -q k8s-binaries || { echo "make k8s-binaries would build again: its second run must be a no-op"; exit 1; }
+	@$(MAKE) -q coredns || { echo "make coredns would build again: its second run must be a no-op"; exit 1; }
 	$(LAB_ENV) go test -count=1 -timeout 40m -run '^TestLabKubernetes' -v ./internal/lab 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
 
 # Time to the first full pod-to-pod success and to a node added and routed
@@ -73,8 +75,14 @@ bench-lab: venv build deps-apt-lab
 
 # Time from nothing to Kubernetes Ready and the smoke test passed, per
 # phase, and for an added worker to be Ready and reachable.
-bench-lab-k8s: venv build deps-apt-k8s k8s-binaries
+bench-lab-k8s: venv build deps-apt-k8s k8s-binaries coredns
 	$(LAB_ENV) go test -run '^$$' -bench '^BenchmarkLabKubernetes$$' -benchtime 1x -timeout 60m ./internal/lab
+
+# Queries per second one CoreDNS replica answers to a pod, beside the
+# node's resolver (a lab of 1 master and 2 workers; `bin/kubesalt-lab
+# bench-dns` measures on a lab that is up).
+bench-dns: venv build deps-apt-k8s k8s-binaries coredns
+	$(LAB_ENV) go test -run '^$$' -bench '^BenchmarkLabDNS$$' -benchtime 1x -timeout 30m ./internal/lab
 
 # A newcomer's first hour, checked: a clean clone in a temporary directory,
 # then the README's lab commands, each one's result asserted, and nothing

@@ -18,6 +18,9 @@ import (
 const (
 	PauseRef = "registry.k8s.io/pause:3.10"
 	ServeRef = "kubesalt.local/kubesalt-pod:v1"
+	// CoreDNSRef is CoreDNS's own image name (kubernetes:dns:image's
+	// default): the image made of `make coredns`'s binary stands in for it.
+	CoreDNSRef = "docker.io/coredns/coredns:1.14.7"
 )
 
 // images builds the image of kind with bin as its only file.
@@ -31,6 +34,14 @@ func images(kind, ref string, bin []byte) (ociimage.Image, error) {
 			Ref: ref, Files: []ociimage.File{{Path: "/pause", Mode: 0o755, Data: bin}},
 			Entrypoint: []string{"/pause"}, Architecture: runtime.GOARCH,
 		}, nil
+	case "coredns":
+		if ref == "" {
+			ref = CoreDNSRef
+		}
+		return ociimage.Image{
+			Ref: ref, Files: []ociimage.File{{Path: "/coredns", Mode: 0o755, Data: bin}},
+			Entrypoint: []string{"/coredns"}, Architecture: runtime.GOARCH,
+		}, nil
 	case "serve":
 		if ref == "" {
 			ref = ServeRef
@@ -41,13 +52,14 @@ func images(kind, ref string, bin []byte) (ociimage.Image, error) {
 			Architecture: runtime.GOARCH,
 		}, nil
 	}
-	return ociimage.Image{}, fmt.Errorf("--kind %q: use pause or serve", kind)
+	return ociimage.Image{}, fmt.Errorf("--kind %q: use pause, serve or coredns", kind)
 }
 
 func runImage(s *cli.Streams, args []string) int {
 	var o cli.Output
 	fs := cli.NewFlags(s, "kubesalt-pod image", &o)
-	kind := fs.String("kind", "", "pause (the sandbox image) or serve (the test image)")
+	kind := fs.String("kind", "", "pause (the sandbox image), serve (the test image) or coredns (the cluster DNS, from --from)")
+	from := fs.String("from", "", "the static binary the image holds (coredns: bin/k8s/coredns); default this binary")
 	ref := fs.String("ref", "", "image reference (default "+PauseRef+" for pause, "+ServeRef+" for serve)")
 	out := fs.String("file", "", "the tarball to write, for `ctr -n k8s.io images import`")
 	if code, ok := cli.Parse(fs, &o, args); !ok {
@@ -56,13 +68,22 @@ func runImage(s *cli.Streams, args []string) int {
 	if *out == "" {
 		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--file is empty: name the tarball to write, e.g. --file /var/lib/kubesalt/images/pause.tar"))
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return saltio.Fail(s.Stdout, s.Stderr, err)
+	if *kind == "coredns" && *from == "" {
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--kind coredns needs --from: the CoreDNS binary `make coredns` builds, bin/k8s/coredns"))
 	}
-	bin, err := os.ReadFile(self)
-	if err != nil {
-		return saltio.Fail(s.Stdout, s.Stderr, fmt.Errorf("reading this binary to put it in the image: %w", err))
+	src := *from
+	if src == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return saltio.Fail(s.Stdout, s.Stderr, err)
+		}
+		src = self
+	}
+	bin, err := os.ReadFile(src)
+	if err != nil && *from != "" {
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--from: reading %s to put it in the image: %v; run `make coredns`", src, err))
+	} else if err != nil {
+		return saltio.Fail(s.Stdout, s.Stderr, fmt.Errorf("reading %s to put it in the image: %w", src, err))
 	}
 	img, err := images(*kind, *ref, bin)
 	if err == nil {

@@ -62,7 +62,9 @@ func TestImageCommandRejectsBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--kind", "nginx", "--file", file}, `--kind "nginx": use pause or serve`},
+		{[]string{"--kind", "nginx", "--file", file}, `--kind "nginx": use pause, serve or coredns`},
+		{[]string{"--kind", "coredns", "--file", file}, "--kind coredns needs --from"},
+		{[]string{"--kind", "coredns", "--from", file + ".missing", "--file", file}, "reading " + file + ".missing"},
 		{[]string{"--kind", "pause"}, "--file is empty"},
 		{[]string{"--kind", "serve", "--ref", "kubesalt-pod:v1", "--file", file}, "has no registry host"},
 	} {

@@ -19,7 +19,8 @@ var version = "dev"
 var commands = []cli.Command{
 	{Name: "pause", Summary: "hold the pod's namespaces; reap zombies as PID 1; exit 0 on SIGTERM (the default, also as argv[0] pause)", Run: runPause},
 	{Name: "serve", Summary: "HTTP server: /whoami, /fetch?url=, /healthz", Run: runServe},
-	{Name: "image", Summary: "write the pause or the serve image, with this binary inside, as an OCI tarball", Run: runImage},
+	{Name: "image", Summary: "write the pause or the serve image (this binary inside), or the coredns image (--from), as an OCI tarball", Run: runImage},
+	{Name: "dnsload", Summary: "ask one DNS server one name for a while; print the queries per second it answered", Run: runDNSLoad},
 	{Name: "version", Summary: "print the version", Run: runVersion},
 }
 

@@ -27,6 +27,8 @@ var commands = []command{
 	{Name: "status show", Summary: "show every node: routes converged, last report, certificates, VM", Run: runStatusShow},
 	{Name: "pki issue", Summary: "issue the CA and every certificate, kubeconfig and key the cluster needs", Run: pkiIssue},
 	{Name: "pki check", Summary: "show every certificate's subject, SANs and expiry; fail when one is due", Run: pkiCheck},
+	{Name: "addons dns", Summary: "print the cluster DNS add-on's manifests (CoreDNS) for the definition", Run: runAddonsDNS},
+	{Name: "addons apply", Summary: "apply the add-ons (cluster DNS) through the API: kubectl diff, then server-side apply", Run: runAddonsApply},
 	{Name: "pki bundle", Summary: "print exactly the PKI material one node needs, for its pillar", Run: pkiBundle},
 }
 

@@ -106,39 +106,9 @@ func TestNodesSetCIDRsBadInput(t *testing.T) {
 // node waits, --test and a second run change nothing, and a user that may
 // not patch nodes fails without changing anything.
 func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
-	testenv.Root(t, "run etcd and kube-apiserver")
-	binDir := os.Getenv("KUBESALT_K8S_BIN_DIR")
-	if binDir == "" {
-		t.Skip("set KUBESALT_K8S_BIN_DIR to the directory of kube-apiserver (make k8s-binaries builds it into bin/k8s)")
-	}
-	apiserver := filepath.Join(binDir, "kube-apiserver")
-	if _, err := os.Stat(apiserver); err != nil {
-		t.Skipf("no kube-apiserver in KUBESALT_K8S_BIN_DIR: %v", err)
-	}
-	testenv.Tools(t, "apt-get install etcd-server", "etcd")
-
-	dir := t.TempDir()
-	apiPort, etcdPort, peerPort := freePort(t), freePort(t), freePort(t)
-	plan, pkiDir := plannedCluster(t, dir, apiPort)
+	plan, pkiDir, apiPort, api := startAPIServer(t)
 	pki := func(name string) string { return filepath.Join(pkiDir, name) }
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	start(t, dir, "etcd", "--name", "default", "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
-		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "default="+peerURL)
-	start(t, dir, apiserver,
-		"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-		"--secure-port", fmt.Sprint(apiPort), "--cert-dir", filepath.Join(dir, "apiserver-certs"),
-		"--tls-cert-file", pki("kube-apiserver.pem"), "--tls-private-key-file", pki("kube-apiserver-key.pem"),
-		"--client-ca-file", pki("ca.pem"), "--authorization-mode", "Node,RBAC",
-		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", pki("service-account.pub"),
-		"--service-account-signing-key-file", pki("service-account-key.pem"),
-		"--service-cluster-ip-range", "10.32.0.0/24", "--profiling=false")
-
 	admin := pki("admin.kubeconfig")
-	api := adminHTTP(t, admin)
-	waitReady(t, api, fmt.Sprintf("https://127.0.0.1:%d/readyz", apiPort), 3*time.Minute)
 
 	// The plan: master-0 10.200.0.0/24 + fd00:10:200::/64, workers after it.
 	want := planned(t, plan)
@@ -379,4 +349,47 @@ func show(r result) string {
 		res = fmt.Sprint(*r.Result)
 	}
 	return fmt.Sprintf("result %s, changes %s, comment %q", res, changes, r.Comment)
+}
+
+// startAPIServer runs a real kube-apiserver (on Debian's etcd, with the
+// certificates `pki issue` makes for apiDefinition) for the test, or skips
+// it where there is none; it returns the plan, the PKI directory, the
+// API's port and a client with the admin's certificate.
+func startAPIServer(t *testing.T) (plan, pkiDir string, apiPort int, api *http.Client) {
+	t.Helper()
+	testenv.Root(t, "run etcd and kube-apiserver")
+	binDir := os.Getenv("KUBESALT_K8S_BIN_DIR")
+	if binDir == "" {
+		t.Skip("set KUBESALT_K8S_BIN_DIR to the directory of kube-apiserver (make k8s-binaries builds it into bin/k8s)")
+	}
+	apiserver := filepath.Join(binDir, "kube-apiserver")
+	if _, err := os.Stat(apiserver); err != nil {
+		t.Skipf("no kube-apiserver in KUBESALT_K8S_BIN_DIR: %v", err)
+	}
+	testenv.Tools(t, "apt-get install etcd-server", "etcd")
+
+	dir := t.TempDir()
+	apiPort = freePort(t)
+	etcdPort, peerPort := freePort(t), freePort(t)
+	plan, pkiDir = plannedCluster(t, dir, apiPort)
+	pki := func(name string) string { return filepath.Join(pkiDir, name) }
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	start(t, dir, "etcd", "--name", "default", "--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "default="+peerURL)
+	start(t, dir, apiserver,
+		"--etcd-servers", etcdURL, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--secure-port", fmt.Sprint(apiPort), "--cert-dir", filepath.Join(dir, "apiserver-certs"),
+		"--tls-cert-file", pki("kube-apiserver.pem"), "--tls-private-key-file", pki("kube-apiserver-key.pem"),
+		"--client-ca-file", pki("ca.pem"), "--authorization-mode", "Node,RBAC",
+		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", pki("service-account.pub"),
+		"--service-account-signing-key-file", pki("service-account-key.pem"),
+		"--service-cluster-ip-range", "10.32.0.0/24", "--profiling=false")
+
+	api = adminHTTP(t, pki("admin.kubeconfig"))
+	waitReady(t, api, fmt.Sprintf("https://127.0.0.1:%d/readyz", apiPort), 3*time.Minute)
+
+	return plan, pkiDir, apiPort, api
 }

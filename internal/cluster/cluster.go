@@ -31,6 +31,7 @@ type Definition struct {
 	Nodes []Node
 	PKI   PKI
 	Etcd  Etcd
+	DNS   DNS
 	// Libvirt is where kubesalt-virt creates the nodes; nil when the
 	// definition has no `libvirt:` section.
 	Libvirt *Libvirt

@@ -21,6 +21,7 @@ type raw struct {
 	PKI           rawPKI             `yaml:"pki"`
 	Etcd          rawEtcd            `yaml:"etcd"`
 	Libvirt       *rawLibvirt        `yaml:"libvirt"`
+	DNS           rawDNS             `yaml:"dns"`
 	// Sections owned by the Salt formula (versions, binaries, ...) are
 	// accepted here and left to it; the sections above are checked strictly.
 	Other map[string]yaml.Node `yaml:",inline"`

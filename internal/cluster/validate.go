@@ -128,6 +128,7 @@ func (r *raw) validate() (*Definition, error) {
 	c.pki(&r.PKI, &d.PKI)
 	c.etcd(&r.Etcd, &d.Etcd)
 	c.apiPlacement(d)
+	c.dns(&r.DNS, &d.DNS)
 	d.Libvirt = c.libvirt(r.Libvirt, d)
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}

@@ -106,6 +106,30 @@ func (l *Lab) showActions(rep *Report) []action {
 				rep.ServiceOK = err == nil
 				return err
 			}},
+			action{"cluster DNS: CoreDNS's replicas Ready on different workers, the kube-dns Service at cluster_dns", func() error {
+				return l.CheckDNSAddon(3 * time.Minute)
+			}},
+			action{"DNS: a pod on every worker reaches the Service by name (FQDN and short name)", func() error {
+				err := l.CheckDNS(pods)
+				rep.DNSOK = err == nil
+				return err
+			}},
+			action{"smoke test (Kubernetes The Hard Way): Secret encrypted in etcd, rollout, port-forward, logs, exec, NodePort", func() error {
+				rep.SmokeOK = false
+				for _, check := range []func() error{
+					l.CheckEncryption, l.CheckRollout,
+					func() error { return l.CheckPortForward(pods[0]) },
+					func() error { return l.CheckLogs(pods[0]) },
+					func() error { return l.CheckExec(pods[0]) },
+					func() error { return l.CheckNodePort(pods) },
+				} {
+					if err := check(); err != nil {
+						return err
+					}
+				}
+				rep.SmokeOK = true
+				return nil
+			}},
 		)
 	} else {
 		acts = append(acts, action{"pods: one on every worker, every pair pinged, the receiver sees the sender's pod address", func() error {

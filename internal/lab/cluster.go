@@ -123,6 +123,10 @@ func (l *Lab) writePillar() error {
 	if l.st.Options.K8S {
 		k["worker"] = l.k8sPillar()
 		k["api"] = map[string]any{"vip": VIP.String()}
+		// The lab's switch reaches nothing outside (net.go): its nodes have
+		// no resolver to forward to, so CoreDNS answers the cluster's names
+		// only.
+		k["dns"] = map[string]any{"forward": []any{}}
 	}
 	if l.st.Options.Controller() {
 		k["mode"] = ModeController

@@ -35,6 +35,9 @@ func (l *Lab) applyChangesNothing() error {
 type Report struct {
 	PodsOK, EtcdOK, StatusOK bool
 	NodesOK, ServiceOK, LBOK bool // Kubernetes labs only
+	// DNSOK: the cluster DNS answers pods; SmokeOK: the rest of Kubernetes
+	// The Hard Way's smoke test (kthw.go).
+	DNSOK, SmokeOK bool
 }
 
 // Show prints every node's pod CIDR and routes; checks pod-to-pod traffic

@@ -48,6 +48,9 @@ func (l *Lab) preflightK8S() error {
 			return fmt.Errorf("%s not found (%s): `make lab K8S=1` installs Debian's containerd, runc, haproxy and keepalived", name, strings.Join(candidates, ", "))
 		}
 	}
+	if _, err := os.Stat(l.k8sBin("coredns")); err != nil {
+		return fmt.Errorf("bin/k8s/coredns not found (the cluster DNS image is made of it): run `make coredns` (builds CoreDNS from the Go module proxy)")
+	}
 	if _, err := os.Stat(filepath.Join(l.Repo, "bin/kubesalt-pod")); err != nil {
 		return fmt.Errorf("bin/kubesalt-pod not found (the pause and test images are made of it): run `make build`")
 	}

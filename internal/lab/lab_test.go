@@ -173,7 +173,7 @@ func TestLabKubernetes(t *testing.T) {
 	if err := l.Converge(); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := l.Show(); err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.EtcdOK || !rep.LBOK {
+	if rep, err := l.Show(); err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.EtcdOK || !rep.LBOK || !rep.DNSOK || !rep.SmokeOK {
 		t.Fatalf("%+v %v", rep, err)
 	}
 	// The VIP's holder hangs: the load balancers and the VIP leave it, the
@@ -196,7 +196,7 @@ func TestLabKubernetes(t *testing.T) {
 	}
 	t.Logf("%s Ready with its planned CIDR %.1fs after its minion started", added.Name, took.Seconds())
 	rep, err := l.Show()
-	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.LBOK {
+	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.LBOK || !rep.DNSOK || !rep.SmokeOK {
 		t.Fatalf("after adding %s: %+v %v", added.Name, rep, err)
 	}
 	checkDown(t, l)
@@ -213,7 +213,7 @@ func TestLabKubernetesControllerMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := l.Show()
-	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK {
+	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.DNSOK || !rep.SmokeOK {
 		t.Fatalf("%+v %v", rep, err)
 	}
 	plan, _ := l.Plan()
@@ -289,6 +289,38 @@ func BenchmarkLabKubernetes(b *testing.B) {
 		b.ReportMetric(total.Seconds(), "s-to-ready-and-smoke")
 		b.ReportMetric(add.Seconds(), "s-added-worker-ready")
 		b.ReportMetric(kubesprayAdd.Seconds()/add.Seconds(), "x-faster-than-kubespray-scale")
+		if err := l.Down(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLabDNS: one CoreDNS replica's answered queries per second to a
+// pod (5 s, 8 in flight) beside the node's resolver's, on a Kubernetes lab
+// of one master and two workers (make bench-dns).
+func BenchmarkLabDNS(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		l := openTestLab(b)
+		if err := l.Up(SmallNodes(1, 2), Options{K8S: true}); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Converge(); err != nil {
+			b.Fatal(err)
+		}
+		if rep, err := l.Show(); err != nil || !rep.DNSOK {
+			b.Fatalf("%+v %v", rep, err)
+		}
+		res, err := l.BenchDNS(5*time.Second, 8)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// On standard output: the testing package keeps only the first
+		// lines of a benchmark's log.
+		fmt.Printf("DNS %s, %s, %d in flight: CoreDNS %s %.0f answers/s (p50 %.2f ms), node's resolver %s %.0f answers/s (p50 %.2f ms): %.2fx\n",
+			res.Query, res.Duration, res.Concurrency, res.CoreDNS.Server, res.CoreDNS.QPS, res.CoreDNS.P50ms,
+			res.Node.Server, res.Node.QPS, res.Node.P50ms, res.CoreDNS.QPS/res.Node.QPS)
+		b.ReportMetric(res.CoreDNS.QPS, "coredns-qps")
+		b.ReportMetric(res.Node.QPS, "node-resolver-qps")
 		if err := l.Down(); err != nil {
 			b.Fatal(err)
 		}

@@ -15,7 +15,8 @@ import (
 )
 
 // The smoke test through Kubernetes: a Deployment of the test image spread
-// over the workers and a ClusterIP Service in front of it. Each pod serves
+// over the workers, a ClusterIP and a NodePort Service in front of it, and
+// a Secret (encrypted at rest, kthw.go). Each pod serves
 // /whoami (the caller's address as it arrived) and /fetch (the pod itself
 // asks another address), so a request from a node to pod A can make A call
 // pod B or the Service.
@@ -68,6 +69,26 @@ spec:
   ports:
     - port: 80
       targetPort: %[4]d
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: %[1]s-nodeport
+  namespace: default
+spec:
+  type: NodePort
+  selector: {app: %[1]s}
+  ports:
+    - port: 80
+      targetPort: %[4]d
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: %[1]s
+  namespace: default
+stringData:
+  mykey: mydata
 `, smokeName, replicas, PodRef, smokePort)
 }
 

@@ -18,6 +18,7 @@ include:
 {%- if me.role == 'master' %}
   - kubernetes.etcd
   - kubernetes.control-plane
+  - kubernetes.dns
 {%- elif me.role == 'worker' %}
   - kubernetes.worker
 {%- endif %}

@@ -29,6 +29,7 @@ FORMULA_SLS = [
     "kubernetes.control-plane",
     "kubernetes.worker",
     "kubernetes.network",
+    "kubernetes.dns",
 ]
 
 

@@ -91,6 +91,21 @@ def test_ca_sls_and_smoke_render(make_cluster):
 
 
 @pytest.mark.render
+def test_dns_applied_from_the_first_master_only(make_cluster):
+    """The cluster DNS add-on goes through the API once, from the first
+    master, by `kubesalt addons apply` with the admin kubeconfig; the other
+    nodes render a no-op."""
+    cluster = make_cluster("example")
+    rendered = states_by_id(cluster.minion("master-0").show_sls("kubernetes.dns"))
+    mod, fun, args = state_args(rendered["kubernetes-dns"])
+    assert (mod, fun) == ("kubesalt_addons", "applied")
+    assert args["kubeconfig"].endswith("/admin.kubeconfig") and args["kubectl"].endswith("/kubectl")
+    assert "get --raw /readyz" in args["onlyif"]
+    for other in ("master-1", "worker-0"):
+        assert "kubernetes-dns-elsewhere" in states_by_id(cluster.minion(other).show_sls("kubernetes.dns"))
+
+
+@pytest.mark.render
 def test_ca_host_gets_its_pki_from_init(make_cluster):
     """`salt '*' state.apply kubernetes` reaches the CA host (the master's own
     minion, kubernetes:ca:minion) too: there it issues and renews the

@@ -167,6 +167,7 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
             "kubernetes-control-plane",
             "kubernetes-workers",
             "kubernetes-network",
+            "kubernetes-dns",
             "kubernetes-smoke",
         ]
 

@@ -1,8 +1,9 @@
 {#- salt-run state.orchestrate orch.kubernetes.bootstrap
     A new cluster in the order it needs: PKI on the CA host, every node's
     pillar (its pod CIDR and certificates), binaries, certificates and the
-    API load balancer everywhere, etcd on all masters together, the control plane, the
-    workers, routes on every node (and Node podCIDRs), a smoke check.
+    API load balancer everywhere, etcd on all masters together, the control
+    plane, the workers, routes on every node (and Node podCIDRs), the cluster
+    DNS add-on (from the first master), a smoke check.
     In controller mode the masters report the CIDRs the controller manager
     allocated (the mine) before the workers write their CNI config and
     every node routes. Targets come from each minion's kubesalt pillar (its
@@ -103,6 +104,15 @@ kubernetes-network:
     - require:
       - salt: {{ 'kubernetes-workers-cni' if mode == 'controller' else 'kubernetes-workers' }}
 
+kubernetes-dns:
+  salt.state:
+    - tgt: {{ masters }}
+    - tgt_type: compound
+    - sls: kubernetes.dns
+    - queue: True
+    - require:
+      - salt: kubernetes-network
+
 kubernetes-smoke:
   salt.state:
     - tgt: {{ nodes }}
@@ -110,4 +120,4 @@ kubernetes-smoke:
     - sls: kubernetes.smoke
     - queue: True
     - require:
-      - salt: kubernetes-network
+      - salt: kubernetes-dns

@@ -5,6 +5,7 @@ standard input each function hands the binary (the run itself is captured).
 
 import pytest
 
+import saltext.kubesalt.modules.kubesalt_addons as addons
 import saltext.kubesalt.modules.kubesalt_net as net
 import saltext.kubesalt.modules.kubesalt_pki as pki
 import saltext.kubesalt.modules.kubesalt_virt as virt
@@ -26,7 +27,7 @@ def configure_loader_modules():
     ctx = {}
     return {
         mod: {"__opts__": opts, "__pillar__": pillar, "__salt__": salt, "__context__": ctx}
-        for mod in (net, pki, virt)
+        for mod in (net, pki, virt, addons)
     }
 
 
@@ -135,6 +136,24 @@ def test_set_cidrs(calls):
     ]  # fmt: skip
     # The planned node list of the ext_pillar goes on stdin; a file does not.
     assert calls[0][2] == NODES and calls[1][2] is None
+
+
+def test_addons_apply(calls):
+    addons.apply("/p/admin.kubeconfig")
+    addons.apply(
+        "/p/admin.kubeconfig",
+        definition="/srv/cluster.yaml",
+        kubectl="/opt/kubectl",
+        test=True,
+        timeout="30s",
+    )
+    assert [c[1] for c in calls] == [
+        ["addons", "apply", "--definition", "-", "--kubeconfig", "/p/admin.kubeconfig"],
+        ["addons", "apply", "--definition", "/srv/cluster.yaml", "--kubectl", "/opt/kubectl",
+         "--kubeconfig", "/p/admin.kubeconfig", "--timeout", "30s", "--test"],
+    ]  # fmt: skip
+    # The kubernetes pillar goes on stdin; a file does not.
+    assert calls[0][2] == DEFINITION and calls[1][2] is None
 
 
 def test_no_definition(calls):

@@ -2,6 +2,7 @@
 
 import pytest
 
+import saltext.kubesalt.states.kubesalt_addons as addons_state
 import saltext.kubesalt.states.kubesalt_net as net_state
 import saltext.kubesalt.states.kubesalt_pki as pki_state
 import saltext.kubesalt.states.kubesalt_virt as virt_state
@@ -25,7 +26,12 @@ def configure_loader_modules():
             "__opts__": opts,
             "__pillar__": pillar,
             "__salt__": {"kubesalt_net.routes_sync": routes_sync, "kubesalt_net.set_cidrs": routes_sync},
-        }
+        },
+        addons_state: {
+            "__opts__": opts,
+            "__pillar__": pillar,
+            "__salt__": {"kubesalt_addons.apply": routes_sync},
+        },
     }
 
 
@@ -126,3 +132,21 @@ def test_other_states_virtual_without_binary(tmp_path):
         mod.__opts__ = {"kubesalt.bin_dir": str(tmp_path)}
         ok, reason = mod.__virtual__()
         assert ok is False and "is not at" in reason
+
+
+def test_addons_applied_test_mode_reports_what_it_would_apply():
+    would = {"dns": {"objects": ["apps.v1.Deployment.kube-system.coredns"], "diff": "..."}}
+    captured["_result"] = {
+        "result": None,
+        "changes": would,
+        "comment": "cluster DNS: would apply apps.v1.Deployment.kube-system.coredns",
+        "data": {"changed": ["apps.v1.Deployment.kube-system.coredns"]},
+    }
+    addons_state.__opts__["test"] = True
+    try:
+        ret = addons_state.applied("dns", kubeconfig="/p/admin.kubeconfig", kubectl="/opt/kubectl")
+    finally:
+        addons_state.__opts__["test"] = False
+    assert ret["result"] is None and ret["changes"] == would and "would apply" in ret["comment"]
+    assert ret["kubesalt"]["command"] == "addons apply" and ret["kubesalt"]["test"] is True
+    assert captured["test"] is True and captured["kubectl"] == "/opt/kubectl"
