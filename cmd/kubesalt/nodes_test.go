@@ -184,7 +184,7 @@ func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxyKC := filepath.Join(dir, "kube-proxy.kubeconfig")
+	proxyKC := filepath.Join(t.TempDir(), "kube-proxy.kubeconfig")
 	os.WriteFile(proxyKC, []byte(strings.Replace(string(raw), "https://127.0.0.1:6444", fmt.Sprintf("https://localhost:%d", apiPort), 1)), 0o600)
 	r, code = set(without, proxyKC)
 	if code != 1 || *r.Result || !strings.Contains(r.Comment, "worker-3: the API refused the patch") || !strings.Contains(r.Comment, "HTTP 403") {
