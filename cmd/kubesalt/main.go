@@ -28,6 +28,7 @@ var commands = []command{
 	{Name: "pki issue", Summary: "issue the CA and every certificate, kubeconfig and key the cluster needs", Run: pkiIssue},
 	{Name: "pki check", Summary: "show every certificate's subject, SANs and expiry; fail when one is due", Run: pkiCheck},
 	{Name: "pki bundle", Summary: "print exactly the PKI material one node needs, for its pillar", Run: pkiBundle},
+	{Name: "supervise", Summary: "keep a daemon running: restart it with a back-off, stop it with the supervisor", Run: runSupervise},
 }
 
 func main() {
