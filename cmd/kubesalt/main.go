@@ -28,6 +28,8 @@ var commands = []command{
 	{Name: "pki issue", Summary: "issue the CA and every certificate, kubeconfig and key the cluster needs", Run: pkiIssue},
 	{Name: "pki check", Summary: "show every certificate's subject, SANs and expiry; fail when one is due", Run: pkiCheck},
 	{Name: "pki bundle", Summary: "print exactly the PKI material one node needs, for its pillar", Run: pkiBundle},
+	{Name: "etcd snapshot", Summary: "take an etcd snapshot into a directory, keep the newest N", Run: runEtcdSnapshot},
+	{Name: "etcd restore", Summary: "restore this etcd member's data directory from a snapshot (etcd stopped)", Run: runEtcdRestore},
 	{Name: "supervise", Summary: "keep a daemon running: restart it with a back-off, stop it with the supervisor", Run: runSupervise},
 }
 
