@@ -27,10 +27,7 @@ const maxBody = 1 << 20
 type Server struct {
 	// Hostname is the pod name reported (the pod's hostname).
 	Hostname string
-	// Client makes the /fetch requests; nil means a new connection for
-	// each (no keep-alive), so that each request to a Service's ClusterIP
-	// is balanced again by kube-proxy instead of following the pooled
-	// connection to the same pod.
+	// Client makes the /fetch requests; nil means http.DefaultTransport's.
 	Client *http.Client
 	// Timeout bounds one /fetch; zero means FetchTimeout.
 	Timeout time.Duration
@@ -61,8 +58,6 @@ type From struct {
 }
 
 // Handler routes the server's endpoints.
-var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /whoami", s.whoami)
@@ -110,7 +105,7 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request) {
 	}
 	client := s.Client
 	if client == nil {
-		client = noKeepAlive
+		client = http.DefaultClient
 	}
 	timeout := s.Timeout
 	if timeout == 0 {
