@@ -9,6 +9,15 @@ define apt_install
 	fi
 endef
 
+# apt_install, with a policy-rc.d (exit 101) that keeps packages from
+# starting their daemons, removed again if it was not there before.
+define apt_install_nostart
+	if [ "$$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && \
+	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi; \
+	$(call apt_install,$(1))
+endef
+
 # Every package a test uses; each mk file adds its own to APT_TEST.
 APT_TEST := iproute2 iputils-ping
 
@@ -24,10 +33,7 @@ deps-apt: deps-apt-pki
 # their own, so a policy-rc.d (exit 101) keeps the package from starting one
 # and is removed again if it was not there before.
 deps-apt-pki:
-	@if [ "$$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
-	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && \
-	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi; \
-	$(call apt_install,$(APT_TEST_PKI))
+	@$(call apt_install_nostart,$(APT_TEST_PKI))
 
 deps-go:
 	go mod download

@@ -1,6 +1,7 @@
 # The lab: a Salt-managed cluster of network-namespace nodes. `make lab`
 # builds it (NODES=6: 3 masters, then workers) and shows the result;
 # lab-add-node / lab-remove-node (NODE=name) change it through the reactors;
+# lab-failover freezes the API server holding the VIP (K8S);
 # lab-down removes everything it made, also after a failure. K8S=1 runs
 # Kubernetes itself (make k8s-binaries, Debian's containerd) and its smoke
 # test; MODE=controller lets the controller manager allocate the pod CIDRs,
@@ -9,21 +10,25 @@ LAB_DIR ?= .lab
 NODES   ?= 6
 K8S     ?=
 MODE    ?= planned
-APT_LAB := iproute2 iputils-ping util-linux procps containernetworking-plugins curl
-APT_K8S := containerd runc iptables conntrack
+APT_LAB := iproute2 iputils-ping util-linux procps containernetworking-plugins
+# haproxy (every node's API load balancer), keepalived and curl (the VIP
+# on the masters and its health check).
+APT_K8S := containerd runc iptables conntrack haproxy keepalived curl
 APT_TEST += $(APT_LAB) $(APT_K8S)
 LAB      = $(BIN)/kubesalt-lab --dir $(LAB_DIR) --salt-bin $(VENV)/bin
 LAB_K8S := $(if $(filter 1 yes true,$(K8S)),k8s-binaries deps-apt-k8s)
 LAB_ENV := KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin
 
 .PHONY: deps-apt-lab deps-apt-k8s build-lab lab lab-show lab-add-node lab-remove-node lab-down \
-        test-lab test-apiserver test-lab-k8s test-lab-restore bench-lab bench-lab-k8s newcomer
+        lab-failover test-lab test-apiserver test-lab-k8s test-lab-restore bench-lab bench-lab-k8s newcomer
 
 deps-apt-lab: deps-apt-pki
 	@$(call apt_install,$(APT_LAB))
 
+# Like etcd's (deps-apt-pki), Debian's haproxy and keepalived would start a
+# system daemon when installed: the formula runs its own.
 deps-apt-k8s: deps-apt-lab
-	@$(call apt_install,$(APT_K8S))
+	@$(call apt_install_nostart,$(APT_K8S))
 
 build-lab: deps-go
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubesalt-lab ./cmd/kubesalt-lab
@@ -39,6 +44,12 @@ lab-add-node: build-lab $(LAB_K8S)
 
 lab-remove-node: build-lab
 	$(LAB) remove-node $(if $(NODE),--node $(NODE))
+
+# A Kubernetes lab: the VIP's holder's API server frozen for 45 s; prints
+# how long until every haproxy and the VIP left it, and how long requests
+# through a worker's node-local endpoint and the VIP failed.
+lab-failover: build-lab
+	$(LAB) failover
 
 lab-down: build-lab
 	$(LAB) down

@@ -40,12 +40,13 @@ formula-lint: venv
 
 # The formula's tests run a real salt-call/salt-run from the venv against the
 # real kubesalt binary; iptables for the masquerade rule, CNI plugins for the
-# local binaries, iproute2 for the namespace the network state is applied in.
-APT_TEST_FORMULA := iproute2 iptables containernetworking-plugins
+# local binaries, iproute2 for the namespace the network state is applied in,
+# haproxy and keepalived to check the configs the formula renders for them.
+APT_TEST_FORMULA := iproute2 iptables containernetworking-plugins haproxy keepalived
 APT_TEST += $(APT_TEST_FORMULA)
 
 deps-apt-formula:
-	@$(call apt_install,$(APT_TEST_FORMULA))
+	@$(call apt_install_nostart,$(APT_TEST_FORMULA))
 
 # Render-only: every SLS rendered with salt-call --local, nothing applied;
 # on two workers, as each salt-call spends a second starting Salt.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -21,7 +22,7 @@ type args struct {
 	options            lab.Options
 }
 
-var commands = map[string]bool{"up": true, "add-node": true, "remove-node": true, "show": true, "down": true}
+var commands = map[string]bool{"up": true, "add-node": true, "remove-node": true, "show": true, "failover": true, "down": true}
 
 // parseArgs reads the subcommand and its flags, which may come before or
 // after it (the Makefile puts them first). A bad command line is an error
@@ -38,7 +39,7 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s from `make k8s-binaries`, containerd, the smoke test)")
 	fs.StringVar(&a.options.Mode, "mode", lab.ModePlanned, "up: pod CIDRs planned by kubesalt, or allocated by the controller manager ("+lab.ModeController+"; needs --k8s)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|show|down [flags]")
+		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|show|failover|down [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(argv); err != nil {
@@ -46,7 +47,7 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	}
 	if fs.NArg() != 1 || !commands[fs.Arg(0)] {
 		fs.Usage()
-		return a, fmt.Errorf("give one command: up, add-node, remove-node, show or down (got %q)", fs.Args())
+		return a, fmt.Errorf("give one command: up, add-node, remove-node, show, failover or down (got %q)", fs.Args())
 	}
 	a.command = fs.Arg(0)
 	if a.nodes < 1 {
@@ -89,6 +90,9 @@ func main() {
 		_, err = l.RemoveNode(name)
 	case "show":
 		_, err = l.Show()
+	case "failover":
+		// A Kubernetes lab: the VIP's holder's API server frozen for 45 s.
+		_, err = l.FreezeAPIServer(45 * time.Second)
 	case "down":
 		err = l.Down()
 	}

@@ -21,9 +21,9 @@ import (
 	"github.com/kubesalt/kubesalt/internal/testenv"
 )
 
-// apiDefinition is a dual-stack cluster whose API is 127.0.0.1:port (the
-// VIP), so the admin kubeconfig `pki issue` writes points at a local API
-// server.
+// apiDefinition is a dual-stack cluster whose API is localhost:port (the
+// load balancer's name), so the admin kubeconfig `pki issue` writes points
+// at a local API server.
 func apiDefinition(port int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `kubernetes:
@@ -32,7 +32,7 @@ func apiDefinition(port int) string {
     node_cidr: [192.168.170.0/24, "fd00:170::/64"]
     cluster_cidr: [10.200.0.0/16, "fd00:10:200::/56"]
     service_cidr: [10.32.0.0/24, "fd00:10:32::/112"]
-  api: {vip: 127.0.0.1, port: %d}
+  api: {name: localhost, port: %d}
   nodes:
     master-0: {role: master, ip: [192.168.170.10, "fd00:170::10"]}
 `, port)
@@ -208,7 +208,15 @@ func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
 	// worker-3 registers. kube-proxy's user may list nodes but not patch
 	// them: the patch is refused, reported, and nothing changes.
 	createNode(t, api, apiPort, "worker-3")
-	r, code = set(without, pki("kube-proxy.kubeconfig"))
+	// Its kubeconfig names a node's local load balancer: here, the API
+	// server itself.
+	raw, err := os.ReadFile(pki("kube-proxy.kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyKC := filepath.Join(dir, "kube-proxy.kubeconfig")
+	os.WriteFile(proxyKC, []byte(strings.Replace(string(raw), "https://127.0.0.1:6444", fmt.Sprintf("https://localhost:%d", apiPort), 1)), 0o600)
+	r, code = set(without, proxyKC)
 	if code != 1 || *r.Result || !strings.Contains(r.Comment, "worker-3: the API refused the patch") || !strings.Contains(r.Comment, "HTTP 403") {
 		t.Fatalf("kube-proxy's user: exit %d %s", code, show(r))
 	}

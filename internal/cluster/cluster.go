@@ -49,8 +49,13 @@ type Network struct {
 // API is how clients reach the API servers.
 type API struct {
 	Port int
-	VIP  netip.Addr // optional load-balancer address
-	Name string     // optional load-balancer DNS name
+	// VIP is the optional virtual address keepalived holds on the masters,
+	// inside the node network.
+	VIP  netip.Addr
+	Name string // optional load-balancer DNS name
+	// LocalPort is where every node's load balancer (haproxy) listens on
+	// 127.0.0.1, in front of every master's API server.
+	LocalPort int
 }
 
 // Node is one host of the cluster.

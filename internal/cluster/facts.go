@@ -66,6 +66,26 @@ type Facts struct {
 	EtcdEndpoints []string `json:"etcd_endpoints"`
 	// EtcdInitialCluster is etcd's --initial-cluster: name=peer-url,...
 	EtcdInitialCluster string `json:"etcd_initial_cluster"`
+	// LocalAPIURL is the load balancer every node runs on loopback
+	// (https://127.0.0.1:<api:local_port>), in front of every master's API
+	// server: the kubelet and kube-proxy dial it, so a dead master costs
+	// them nothing.
+	LocalAPIURL  string `json:"local_api_url"`
+	LocalAPIPort int    `json:"local_api_port"`
+	// APIBackends are that load balancer's backends: every master's API
+	// server, in the masters' order.
+	APIBackends []APIBackend `json:"api_backends"`
+	// APIVIP is the VIP with the node network's length (192.168.170.5/24),
+	// as keepalived adds it to a master's interface; empty without one.
+	APIVIP string `json:"api_vip"`
+}
+
+// APIBackend is one master's API server, host and port apart (haproxy's
+// server line takes host:port, an IPv6 host unbracketed).
+type APIBackend struct {
+	Name string `json:"name"`
+	Host string `json:"host"`
+	Port int    `json:"port"`
 }
 
 // Master is one master and its etcd member's URLs (on its first address).
@@ -78,7 +98,8 @@ type Master struct {
 
 // Facts derives the definition's facts.
 func (d *Definition) Facts() Facts {
-	f := Facts{Masters: []Master{}, EtcdEndpoints: []string{}}
+	f := Facts{Masters: []Master{}, EtcdEndpoints: []string{}, APIBackends: []APIBackend{},
+		LocalAPIURL: HTTPSURL("127.0.0.1", d.API.LocalPort), LocalAPIPort: d.API.LocalPort}
 	var initial []string
 	for _, n := range d.Masters() {
 		m := Master{
@@ -89,9 +110,15 @@ func (d *Definition) Facts() Facts {
 		}
 		f.Masters = append(f.Masters, m)
 		f.EtcdEndpoints = append(f.EtcdEndpoints, m.EtcdClientURL)
+		f.APIBackends = append(f.APIBackends, APIBackend{Name: n.Name, Host: n.IPs[0].String(), Port: d.API.Port})
 		initial = append(initial, m.Name+"="+m.EtcdPeerURL)
 	}
 	f.EtcdInitialCluster = strings.Join(initial, ",")
+	if vip := d.API.VIP; vip.IsValid() {
+		if net, ok := ofFamily(d.Network.NodeCIDRs, vip.Is4()); ok {
+			f.APIVIP = netip.PrefixFrom(vip, net.Bits()).String()
+		}
+	}
 	switch {
 	case d.API.VIP.IsValid():
 		f.APIHost = d.API.VIP.String()

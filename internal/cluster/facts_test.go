@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -28,6 +29,11 @@ func TestFactsIPv4(t *testing.T) {
 			"https://192.168.170.10:2379", "https://192.168.170.11:2379", "https://192.168.170.12:2379",
 		},
 		EtcdInitialCluster: "master-0=https://192.168.170.10:2380,master-1=https://192.168.170.11:2380,master-2=https://192.168.170.12:2380",
+		LocalAPIURL:        "https://127.0.0.1:6444",
+		LocalAPIPort:       6444,
+		APIBackends: []APIBackend{
+			{"master-0", "192.168.170.10", 6443}, {"master-1", "192.168.170.11", 6443}, {"master-2", "192.168.170.12", 6443},
+		},
 	}
 	if got := names(f.Masters); !reflect.DeepEqual(got, []string{"master-0", "master-1", "master-2"}) {
 		t.Errorf("masters %v, want them in name order, workers left out", got)
@@ -80,9 +86,59 @@ kubernetes:
 		t.Errorf("dual-stack: %q %v, want the IPv4 address", f.APIURL, f.EtcdEndpoints)
 	}
 
-	d = mustLoad(t, threeMasters+"  api: {vip: 'fd00:170::5'}\n")
-	if f := d.Facts(); f.APIURL != "https://[fd00:170::5]:6443" {
-		t.Errorf("IPv6 VIP: %q", f.APIURL)
+	d = mustLoad(t, `
+kubernetes:
+  network: {node_cidr: 'fd00:170::/64', cluster_cidr: 'fd00:10:200::/56', service_cidr: 'fd00:10:32::/112'}
+  api: {vip: 'fd00:170::5'}
+  nodes: {master-0: {role: master, ip: 'fd00:170::10'}}
+`)
+	f = d.Facts()
+	if f.APIURL != "https://[fd00:170::5]:6443" || f.APIVIP != "fd00:170::5/64" {
+		t.Errorf("IPv6 VIP: %q %q, want the URL in brackets and the VIP with the node network's /64", f.APIURL, f.APIVIP)
+	}
+	// haproxy's server line takes host:port with the IPv6 host bare; the
+	// local endpoint is on 127.0.0.1 whatever the families.
+	if want := []APIBackend{{"master-0", "fd00:170::10", 6443}}; !reflect.DeepEqual(f.APIBackends, want) || f.LocalAPIURL != "https://127.0.0.1:6444" {
+		t.Errorf("IPv6 backends %+v local %q", f.APIBackends, f.LocalAPIURL)
+	}
+}
+
+// The node-local load balancer: its port from api:local_port, every
+// master (and no worker) a backend on the API port, the VIP with the
+// node network's length.
+func TestFactsLoadBalancer(t *testing.T) {
+	f := mustLoad(t, threeMasters+"  api: {port: 7443, local_port: 16443, vip: 192.168.170.5}\n").Facts()
+	if f.LocalAPIURL != "https://127.0.0.1:16443" || f.LocalAPIPort != 16443 {
+		t.Errorf("local endpoint %q %d, want port 16443", f.LocalAPIURL, f.LocalAPIPort)
+	}
+	want := []APIBackend{{"master-0", "192.168.170.10", 7443}, {"master-1", "192.168.170.11", 7443}, {"master-2", "192.168.170.12", 7443}}
+	if !reflect.DeepEqual(f.APIBackends, want) {
+		t.Errorf("backends %+v, want %+v", f.APIBackends, want)
+	}
+	if f.APIVIP != "192.168.170.5/24" || f.APIURL != "https://192.168.170.5:7443" {
+		t.Errorf("VIP %q, API URL %q: want 192.168.170.5/24 and the VIP's URL", f.APIVIP, f.APIURL)
+	}
+	js, _ := json.Marshal(f)
+	for _, key := range []string{`"local_api_url":"https://127.0.0.1:16443"`, `"api_backends":[{"name":"master-0","host":"192.168.170.10","port":7443}`, `"api_vip":"192.168.170.5/24"`} {
+		if !strings.Contains(string(js), key) {
+			t.Errorf("facts JSON lacks %s: %s", key, js)
+		}
+	}
+}
+
+func TestAPIValidation(t *testing.T) {
+	cases := []struct{ api, want string }{
+		{"{vip: 10.9.9.9}", "kubernetes:api:vip: 10.9.9.9 is outside the node network 192.168.170.0/24"},
+		{"{vip: 192.168.170.11}", "kubernetes:api:vip: 192.168.170.11 is node master-1's address"},
+		{"{vip: nope}", `kubernetes:api:vip: "nope" is not an IP address`},
+		{"{local_port: 6443}", "kubernetes:api:local_port: 6443 is also kubernetes:api:port"},
+		{"{local_port: 2379}", "kubernetes:api:local_port: 2379 is also kubernetes:etcd:client_port"},
+		{"{local_port: 70000}", "kubernetes:api:local_port: 70000 is not a TCP port"},
+		{"{locl_port: 1}", `kubernetes:api:locl_port: unknown field "locl_port"; correct its spelling or remove it (known: port, vip, name, local_port)`},
+	}
+	for _, c := range cases {
+		_, err := Load([]byte(threeMasters + "  api: " + c.api + "\n"))
+		wantProblems(t, err, c.want)
 	}
 }
 
@@ -106,7 +162,8 @@ kubernetes:
   nodes: {worker-0: {role: worker, ip: 192.168.170.20}}
 `).Facts()
 	js, _ := json.Marshal(f)
-	if want := `{"api_host":"","api_url":"","masters":[],"etcd_endpoints":[],"etcd_initial_cluster":""}`; string(js) != want {
+	if want := `{"api_host":"","api_url":"","masters":[],"etcd_endpoints":[],"etcd_initial_cluster":"",` +
+		`"local_api_url":"https://127.0.0.1:6444","local_api_port":6444,"api_backends":[],"api_vip":""}`; string(js) != want {
 		t.Errorf("no master: %s, want %s", js, want)
 	}
 }

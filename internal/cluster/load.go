@@ -36,9 +36,10 @@ type rawNetwork struct {
 }
 
 type rawAPI struct {
-	Port int    `yaml:"port"`
-	VIP  string `yaml:"vip"`
-	Name string `yaml:"name"`
+	Port      int    `yaml:"port"`
+	VIP       string `yaml:"vip"`
+	Name      string `yaml:"name"`
+	LocalPort int    `yaml:"local_port"`
 }
 
 type rawNode struct {
@@ -109,7 +110,7 @@ var unknownField = regexp.MustCompile(`^line \d+: field (\S+) not found in type 
 
 var knownFields = map[string]string{
 	"rawNetwork": "node_cidr, cluster_cidr, service_cidr, node_cidr_mask_size_ipv4, node_cidr_mask_size_ipv6, cluster_dns",
-	"rawAPI":     "port, vip, name",
+	"rawAPI":     "port, vip, name, local_port",
 	"rawNode":    "role, ip, pod_cidr",
 }
 

@@ -15,6 +15,9 @@ const (
 	DefaultNodeMaskV4 = 24
 	DefaultNodeMaskV6 = 64
 	DefaultAPIPort    = 6443
+	// DefaultLocalAPIPort is where each node's load balancer listens on
+	// 127.0.0.1 (beside the API server's 6443 on a master).
+	DefaultLocalAPIPort = 6444
 	// MaxMaskDiff bounds the number of node blocks to 2^16 per family, as
 	// kube-controller-manager's cidrset does.
 	MaxMaskDiff = 16
@@ -124,6 +127,7 @@ func (r *raw) validate() (*Definition, error) {
 	c.nodes(r.Nodes, d)
 	c.pki(&r.PKI, &d.PKI)
 	c.etcd(&r.Etcd, &d.Etcd)
+	c.apiPlacement(d)
 	d.Libvirt = c.libvirt(r.Libvirt, d)
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}
@@ -202,9 +206,16 @@ func (c *checker) api(r *rawAPI, a *API) {
 	if r.VIP != "" {
 		ip, err := netip.ParseAddr(r.VIP)
 		if err != nil {
-			c.add("kubernetes:api:vip", "%q is not an IP address; give the load balancer's address or leave it out", r.VIP)
+			c.add("kubernetes:api:vip", "%q is not an IP address; give a free address of the node network (keepalived holds it on a master) or leave it out", r.VIP)
 		}
 		a.VIP = ip
+	}
+	a.LocalPort = r.LocalPort
+	if a.LocalPort == 0 {
+		a.LocalPort = DefaultLocalAPIPort
+	}
+	if a.LocalPort < 1 || a.LocalPort > 65535 {
+		c.add("kubernetes:api:local_port", "%d is not a TCP port; use 1-65535 (default %d)", a.LocalPort, DefaultLocalAPIPort)
 	}
 	if a.Name != "" && !dnsSubdomain.MatchString(a.Name) {
 		c.add("kubernetes:api:name", "%q is not a DNS name; use lower-case letters, digits, '-' and '.'", a.Name)
@@ -313,4 +324,42 @@ func (c *checker) nodes(raw map[string]rawNode, d *Definition) {
 			c.add("kubernetes:nodes", "%d nodes, but %s holds only %d blocks of /%d; use a larger cluster CIDR or a longer node mask", count[cl.Addr().Is4()], cl, fit, mask)
 		}
 	}
+}
+
+// apiPlacement checks what the API's addresses share with the nodes: the
+// VIP lives on the node network (keepalived adds it to a master's
+// interface there) and is no node's address; the local load balancer's
+// port is none of the ports a master listens on, on 127.0.0.1 too.
+func (c *checker) apiPlacement(d *Definition) {
+	if vip := d.API.VIP; vip.IsValid() && len(d.Network.NodeCIDRs) > 0 {
+		if net, ok := ofFamily(d.Network.NodeCIDRs, vip.Is4()); !ok || !net.Contains(vip) {
+			c.add("kubernetes:api:vip", "%s is outside the node network %s; keepalived holds the VIP on the masters' node network interface: pick a free address inside it", vip, prefixesString(d.Network.NodeCIDRs))
+		}
+		for _, n := range d.Nodes {
+			for _, ip := range n.IPs {
+				if ip == vip {
+					c.add("kubernetes:api:vip", "%s is node %s's address; pick an address no node has", vip, n.Name)
+				}
+			}
+		}
+	}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"kubernetes:api:port", d.API.Port}, {"kubernetes:etcd:client_port", d.Etcd.ClientPort}, {"kubernetes:etcd:peer_port", d.Etcd.PeerPort}} {
+		if d.API.LocalPort == p.port {
+			c.add("kubernetes:api:local_port", "%d is also %s; the node-local load balancer needs a port of its own on 127.0.0.1 (default %d)", p.port, p.name, DefaultLocalAPIPort)
+		}
+	}
+}
+
+func prefixesString(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "(none)"
+	}
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, ", ")
 }

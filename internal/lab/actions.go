@@ -68,6 +68,12 @@ func (l *Lab) showActions(rep *Report) []action {
 		}
 		acts = append(acts,
 			action{"Kubernetes: every master's API server ready; controller manager and scheduler leaders elected", l.CheckControlPlane},
+			action{"API load balancing: every node's haproxy has every master UP, one master holds the VIP " + VIP.String() + ", kubelets and kube-proxy use " + localAPIURL, func() error {
+				err := l.CheckLoadBalancers(2 * time.Minute)
+				rep.LBOK = err == nil
+				return err
+			}},
+			action{"each API server its own identity (each node its own hostname); the leader leases name masters", l.CheckIdentities},
 			action{"Kubernetes: every worker a Ready node with " + source + " pod CIDR in spec.podCIDRs", func() error {
 				err := l.WaitNodesReady(5 * time.Minute)
 				rep.NodesOK = err == nil

@@ -128,6 +128,7 @@ func (l *Lab) writePillar() error {
 	}
 	if l.st.Options.K8S {
 		k["worker"] = l.k8sPillar()
+		k["api"] = map[string]any{"vip": VIP.String()}
 	}
 	if l.st.Options.Controller() {
 		k["mode"] = ModeController

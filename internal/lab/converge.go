@@ -34,7 +34,7 @@ func (l *Lab) applyChangesNothing() error {
 // Report is what the lab shows after converging.
 type Report struct {
 	PodsOK, EtcdOK, StatusOK bool
-	NodesOK, ServiceOK       bool // Kubernetes labs only
+	NodesOK, ServiceOK, LBOK bool // Kubernetes labs only
 	SupervisedOK             bool // Kubernetes labs only: killed daemons came back
 }
 

@@ -2,9 +2,7 @@ package lab
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -17,41 +15,24 @@ import (
 // supervisedGoal is the longest a killed daemon may take to be healthy again.
 const supervisedGoal = 10 * time.Second
 
-// daemonPids lists the pids of processes named name (their comm) in node's
-// namespace.
-func (l *Lab) daemonPids(node, name string) []int {
-	out, _ := run("ip", "netns", "pids", l.NodeNS(node))
-	var pids []int
-	for _, f := range strings.Fields(out) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			continue
-		}
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == name {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // killAndTime kills daemon on node with SIGKILL and returns how long it
 // took until a new one runs and healthy passes.
 func (l *Lab) killAndTime(node, daemon string, healthy func() error, limit time.Duration) (time.Duration, error) {
-	pids := l.daemonPids(node, daemon)
-	if len(pids) != 1 {
-		return 0, fmt.Errorf("%s on %s: %d processes (%v), want 1", daemon, node, len(pids), pids)
+	old, err := l.processIn(node, daemon)
+	if err != nil {
+		return 0, err
 	}
-	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
-		return 0, fmt.Errorf("kill -9 %s (%d) on %s: %v", daemon, pids[0], node, err)
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		return 0, fmt.Errorf("kill -9 %s (%d) on %s: %v", daemon, old, node, err)
 	}
 	start := time.Now()
-	err := poll(limit, 100*time.Millisecond, func() (string, error) {
-		now := l.daemonPids(node, daemon)
-		if len(now) != 1 || now[0] == pids[0] {
-			return fmt.Sprintf("%s not running again (pids %v)", daemon, now), nil
+	err = poll(limit, 100*time.Millisecond, func() (string, error) {
+		pid, err := l.processIn(node, daemon)
+		if err != nil || pid == old {
+			return fmt.Sprintf("%s not running again (%v)", daemon, err), nil
 		}
 		if err := healthy(); err != nil {
-			return fmt.Sprintf("%s pid %d not healthy: %v", daemon, now[0], err), nil
+			return fmt.Sprintf("%s pid %d not healthy: %v", daemon, pid, err), nil
 		}
 		return "", nil
 	})

@@ -22,13 +22,16 @@ import (
 // K8SComponents are the binaries `make k8s-binaries` builds into bin/k8s.
 var K8SComponents = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
 
-// runtimeBinaries are the container runtime's, from Debian's packages
-// (containerd, runc), by the name the formula installs them under.
+// runtimeBinaries are the container runtime's (containerd, runc) and the
+// API load balancing's (haproxy, keepalived), from Debian's packages, by
+// the name the formula installs them under.
 var runtimeBinaries = map[string][]string{
 	"containerd":              {"/usr/bin/containerd"},
 	"containerd-shim-runc-v2": {"/usr/bin/containerd-shim-runc-v2"},
 	"ctr":                     {"/usr/bin/ctr"},
 	"runc":                    {"/usr/sbin/runc", "/usr/bin/runc"},
+	"haproxy":                 {"/usr/sbin/haproxy"},
+	"keepalived":              {"/usr/sbin/keepalived"},
 }
 
 func (l *Lab) k8sBin(name string) string { return filepath.Join(l.Repo, "bin/k8s", name) }
@@ -42,7 +45,7 @@ func (l *Lab) preflightK8S() error {
 	}
 	for name, candidates := range runtimeBinaries {
 		if firstExisting(candidates) == "" {
-			return fmt.Errorf("%s not found (%s): `make lab K8S=1` installs Debian's containerd and runc", name, strings.Join(candidates, ", "))
+			return fmt.Errorf("%s not found (%s): `make lab K8S=1` installs Debian's containerd, runc, haproxy and keepalived", name, strings.Join(candidates, ", "))
 		}
 	}
 	if _, err := os.Stat(filepath.Join(l.Repo, "bin/kubesalt-pod")); err != nil {
@@ -101,7 +104,7 @@ func (l *Lab) k8sPillar() map[string]any {
 }
 
 // kubectl runs bin/k8s/kubectl as the cluster's admin, from the salt-master's
-// namespace (the API server listens on the first master's address).
+// namespace, through the VIP (the admin kubeconfig's server).
 func (l *Lab) kubectl(args ...string) (string, error) {
 	argv := append([]string{l.k8sBin("kubectl"), "--kubeconfig", filepath.Join(l.PKIDir(), "admin.kubeconfig"), "--request-timeout", "20s"}, args...)
 	return l.in(l.masterNS(), argv...)

@@ -14,10 +14,13 @@ import (
 	"github.com/kubesalt/kubesalt/internal/topology"
 )
 
-// The lab's node network: pillar.example's, with the salt-master at .2.
+// The lab's node network: pillar.example's, with the salt-master at .2
+// and, in a Kubernetes lab, the API's VIP (keepalived on the masters) at
+// pillar.example's .5.
 var (
 	NodeNet  = netip.MustParsePrefix("192.168.170.0/24")
 	MasterIP = netip.MustParseAddr("192.168.170.2")
+	VIP      = netip.MustParseAddr("192.168.170.5")
 )
 
 // Lab is one lab on this machine.
@@ -49,6 +52,7 @@ func Open(dir, repo, saltBin string, out io.Writer) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	keepInheritedFDs()
 	return &Lab{Dir: dir, Repo: repo, SaltBin: saltBin, Out: out, st: st}, nil
 }
 

@@ -162,7 +162,9 @@ func BenchmarkLab(b *testing.B) {
 // on each, leader-elected controller manager and scheduler) and two workers
 // (containerd, kubelet, kube-proxy), then a third worker added through the
 // reactors. Nodes Ready with the plan's CIDRs,
-// the Deployment's pods reach each other without NAT, the Service answers.
+// the Deployment's pods reach each other without NAT, the Service answers;
+// every node's haproxy has every master UP, one master holds the VIP, and
+// the VIP's holder frozen costs the nodes nothing (FreezeAPIServer).
 func TestLabKubernetes(t *testing.T) {
 	l := openTestLab(t)
 	if err := l.Up(SmallNodes(3, 2), Options{K8S: true}); err != nil {
@@ -171,11 +173,25 @@ func TestLabKubernetes(t *testing.T) {
 	if err := l.Converge(); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := l.Show(); err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.EtcdOK {
+	if rep, err := l.Show(); err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.EtcdOK || !rep.LBOK {
 		t.Fatalf("%+v %v", rep, err)
 	}
 	if rep, err := l.Supervised(); err != nil || !rep.SupervisedOK {
 		t.Fatalf("killed daemons: %+v %v", rep, err)
+	}
+	// The VIP's holder hangs: the load balancers and the VIP leave it, the
+	// nodes stay Ready, requests through a worker's node-local endpoint
+	// fail for less than the 5 s; thawed, it is a backend again.
+	fo, err := l.FreezeAPIServer(45 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("froze %s's API server: every haproxy marked it DOWN in %.1fs, the VIP moved to %s in %.1fs, "+
+		"longest failing run through the node-local endpoint %.1fs (%d/%d failed), through the VIP %.1fs (%d/%d); UP again %.1fs after the thaw",
+		fo.Master, fo.LBDown.Seconds(), fo.NewHolder, fo.VIPMoved.Seconds(), fo.LocalGap.Seconds(), fo.LocalFailed, fo.LocalTries,
+		fo.VIPGap.Seconds(), fo.VIPFailed, fo.VIPTries, fo.LBUp.Seconds())
+	if fo.LBDown > 5*time.Second || fo.VIPMoved > 10*time.Second || fo.LocalGap > 5*time.Second {
+		t.Errorf("failover too slow: %+v (want every haproxy down within 5 s, the VIP moved within 10 s, the node-local endpoint failing for under 5 s)", fo)
 	}
 	added, took, err := l.AddNode()
 	if err != nil {
@@ -183,7 +199,7 @@ func TestLabKubernetes(t *testing.T) {
 	}
 	t.Logf("%s Ready with its planned CIDR %.1fs after its minion started", added.Name, took.Seconds())
 	rep, err := l.Show()
-	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK {
+	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.LBOK {
 		t.Fatalf("after adding %s: %+v %v", added.Name, rep, err)
 	}
 	checkDown(t, l)
@@ -210,7 +226,7 @@ func TestLabRestore(t *testing.T) {
 		t.Fatalf("killed daemons: %+v %v", rep, err)
 	}
 	rep, took, err := l.RestoreCheck()
-	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.EtcdOK {
+	if err != nil || !rep.NodesOK || !rep.PodsOK || !rep.ServiceOK || !rep.EtcdOK || !rep.LBOK {
 		t.Fatalf("after the restore: %+v %v", rep, err)
 	}
 	// On standard output: go test -v shows it as it happens.

@@ -111,7 +111,7 @@ func (l *Lab) restoreActions(rep *Report, took *time.Duration) []action {
 				if err := os.RemoveAll(filepath.Join(l.nodeDir(m.Name), "root/var/lib/etcd/member")); err != nil {
 					return err
 				}
-				for _, pid := range l.daemonPids(m.Name, "etcd") {
+				if pid, err := l.processIn(m.Name, "etcd"); err == nil {
 					syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}

@@ -65,11 +65,19 @@ func (l *Lab) startDaemon(name, ns, log string, argv ...string) error {
 	return l.st.Save()
 }
 
-// startMinion starts node's salt-minion in its namespace and in a mount
-// namespace of its own with the node's private directories.
+// startMinion starts node's salt-minion in its namespace, in a mount
+// namespace of its own with the node's private directories, and in a UTS
+// namespace of its own whose hostname is the node's name, as a machine
+// has: every daemon the formula starts there inherits both (the API
+// servers' identity leases and the leader leases name their node). The
+// node's /etc/hosts adds its name, so resolving it stays local.
 func (l *Lab) startMinion(n Node) error {
 	root := filepath.Join(l.nodeDir(n.Name), "root")
-	var binds []string
+	hosts, err := l.writeHosts(n)
+	if err != nil {
+		return err
+	}
+	binds := []string{fmt.Sprintf("hostname %q", n.Name), fmt.Sprintf("mount --bind %q /etc/hosts", hosts)}
 	for _, d := range PrivateDirs {
 		if _, err := os.Stat(d); os.IsNotExist(err) {
 			if err := os.MkdirAll(d, 0o755); err != nil {
@@ -85,7 +93,24 @@ func (l *Lab) startMinion(n Node) error {
 	}
 	script := strings.Join(append(cgroupMounts(), binds...), " && ") + fmt.Sprintf(" && exec %q -c %q", filepath.Join(l.SaltBin, "salt-minion"), l.minionConf(n.Name))
 	return l.startDaemon("minion/"+n.Name, l.NodeNS(n.Name), filepath.Join(l.nodeDir(n.Name), "minion.log"),
-		"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script)
+		"unshare", "--mount", "--uts", "--propagation", "private", "--", "sh", "-c", script)
+}
+
+// writeHosts writes node n's /etc/hosts: the host's, and n's name on its
+// address.
+func (l *Lab) writeHosts(n Node) (string, error) {
+	base, err := os.ReadFile("/etc/hosts")
+	if err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	if len(base) > 0 && base[len(base)-1] != '\n' {
+		base = append(base, '\n')
+	}
+	path := filepath.Join(l.nodeDir(n.Name), "hosts")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, append(base, fmt.Sprintf("%s\t%s\n", n.IP, n.Name)...), 0o644)
 }
 
 // cgroupMounts mounts the host's cgroup hierarchies again: `ip netns exec`
@@ -244,3 +269,21 @@ func (l *Lab) saltRoot(name, dir string) (string, error) {
 }
 
 func (l *Lab) linkDir() string { return filepath.Join("/run/ksl", l.st.ID) }
+
+// keepInheritedFDs marks every descriptor this process inherited beyond
+// 0-2 close-on-exec, so the lab's daemons do not keep them: a lock that
+// `flock FILE make lab` holds on an inherited descriptor would otherwise
+// stay held by the lab's daemons after make exits, and `flock FILE make
+// lab-down` would wait for itself. Go opens its own descriptors
+// close-on-exec already.
+func keepInheritedFDs() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}

@@ -202,12 +202,15 @@ func TestOpenSSLVerifiesEveryCertificate(t *testing.T) {
 
 func checkKubeconfigs(t *testing.T, dir string, exp map[string]want) {
 	servers := map[string]string{
+		// The admin through the VIP; the controller manager and the
+		// scheduler to the API server beside them; the kubelet and
+		// kube-proxy to the node's own load balancer (api:local_port).
 		"admin":                   "https://192.168.170.5:8443",
-		"kube-proxy":              "https://192.168.170.5:8443",
+		"kube-proxy":              "https://127.0.0.1:6444",
 		"kube-controller-manager": "https://127.0.0.1:8443",
 		"kube-scheduler":          "https://127.0.0.1:8443",
-		"worker-1/kubelet":        "https://192.168.170.5:8443",
-		"master-2/kubelet":        "https://192.168.170.5:8443",
+		"worker-1/kubelet":        "https://127.0.0.1:6444",
+		"master-2/kubelet":        "https://127.0.0.1:6444",
 	}
 	caPEM := readFileT(t, dir, caCertFile)
 	for name, server := range servers {
@@ -313,13 +316,23 @@ func TestReissueOnlyWhatChanged(t *testing.T) {
 	wantMap(t, "issued", res.Issued, map[string]string{
 		"master-3/kubelet": "new", "master-3/etcd-server": "new", "master-3/etcd-peer": "new", "kube-apiserver": "sans changed"})
 
-	// The API gets a VIP: the API server certificate, and every kubeconfig
-	// that points at the API (not those of the controller manager and the
-	// scheduler, which use the local one).
+	// The API gets a VIP: the API server certificate, and the admin's
+	// kubeconfig (the kubelets and kube-proxy use their node's load
+	// balancer, the controller manager and the scheduler the API server
+	// beside them).
 	src = strings.Replace(src, "  nodes:\n", "  api: {vip: 192.168.170.5}\n  nodes:\n", 1)
 	res = issue(t, load(t, src), Options{Dir: dir})
 	wantMap(t, "issued", res.Issued, map[string]string{"kube-apiserver": "sans changed"})
-	wantKC := map[string]string{"admin": "server changed", "kube-proxy": "server changed"}
+	wantMap(t, "kubeconfigs", res.Kubeconfigs, map[string]string{"admin": "server changed"})
+
+	// The node-local load balancer's port changes: the kubelets' and
+	// kube-proxy's kubeconfigs follow, no certificate is issued.
+	src = strings.Replace(src, "  api: {vip: 192.168.170.5}\n", "  api: {vip: 192.168.170.5, local_port: 7444}\n", 1)
+	res = issue(t, load(t, src), Options{Dir: dir})
+	if len(res.Issued) != 0 {
+		t.Errorf("local_port changed: issued %v, want nothing", res.Issued)
+	}
+	wantKC := map[string]string{"kube-proxy": "server changed"}
 	for _, n := range []string{"master-0", "master-1", "master-2", "master-3", "worker-0", "worker-1"} {
 		wantKC[n+"/kubelet"] = "server changed"
 	}

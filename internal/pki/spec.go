@@ -109,8 +109,13 @@ func certificateSet(d *cluster.Definition) ([]certSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The controller manager and the scheduler run beside an API server.
+	// The controller manager and the scheduler run beside an API server
+	// and use it, as kubeadm's do: when it dies, their leases move to
+	// another master's, whose own API server is up.
 	local := cluster.HTTPSURL("127.0.0.1", d.API.Port)
+	// The kubelet and kube-proxy use the node's own load balancer, in
+	// front of every master's API server.
+	nodeLocal := d.Facts().LocalAPIURL
 
 	client := func(name, cn, org, kcServer string) certSpec {
 		s := certSpec{name: name, cn: cn, orgs: []string{org}, usage: usageClient}
@@ -123,7 +128,7 @@ func certificateSet(d *cluster.Definition) ([]certSpec, error) {
 		client(nameAdmin, "admin", "system:masters", server),
 		client(nameControllerManager, "system:kube-controller-manager", "system:kube-controller-manager", local),
 		client(nameScheduler, "system:kube-scheduler", "system:kube-scheduler", local),
-		client(nameProxy, "system:kube-proxy", "system:node-proxier", server),
+		client(nameProxy, "system:kube-proxy", "system:node-proxier", nodeLocal),
 		client(nameAPIKubeletClient, "kube-apiserver-kubelet-client", "system:masters", ""),
 		client(nameAPIEtcdClient, "kube-apiserver-etcd-client", "system:masters", ""),
 		apiServerSpec(d),
@@ -136,7 +141,7 @@ func certificateSet(d *cluster.Definition) ([]certSpec, error) {
 			dns:        []string{n.Name},
 			ips:        n.IPs,
 			usage:      usageClientServer,
-			kubeconfig: &kubeconfigSpec{user: "system:node:" + n.Name, server: server},
+			kubeconfig: &kubeconfigSpec{user: "system:node:" + n.Name, server: nodeLocal},
 		})
 		if n.Role != cluster.RoleMaster {
 			continue

@@ -119,6 +119,9 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, res)
 		return
 	}
+	// A new connection per fetch: kube-proxy picks a Service's endpoint per
+	// connection, and a kept-alive one would lead every fetch to the first.
+	req.Close = true
 	resp, err := client.Do(req)
 	if err != nil {
 		res.Error = err.Error()

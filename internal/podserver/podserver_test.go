@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -163,5 +164,35 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
 		t.Error("the listener still accepts after shutdown")
+	}
+}
+
+// Each /fetch opens its own connection (a Service's endpoint is chosen per
+// connection), so two fetches of one URL reach the server on two.
+func TestFetchOpensAConnectionEach(t *testing.T) {
+	var conns int
+	var mu sync.Mutex
+	target := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				mu.Lock()
+				conns++
+				mu.Unlock()
+			}
+		}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go target.Serve(l)
+	defer target.Close()
+	a := start(t, "127.0.0.2", &Server{Hostname: "pod-a"})
+	for i := 0; i < 2; i++ {
+		get(t, clientFrom("127.0.0.3"), a+"/fetch?url="+url.QueryEscape("http://"+l.Addr().String()+"/"), nil)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 2 {
+		t.Errorf("two fetches reached the target on %d connections, want 2", conns)
 	}
 }

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -14,13 +15,23 @@ import (
 // returns the status and body. The connection is dialled on the namespace's
 // thread (net/http's transport would dial on another, outside it).
 func HTTPGet(ns, rawURL string, timeout time.Duration) (int, []byte, error) {
+	return HTTPSGet(ns, rawURL, nil, timeout)
+}
+
+// HTTPSGet is HTTPGet over TLS with conf (nil: plain HTTP). Without a
+// ServerName in conf, the URL's host is verified.
+func HTTPSGet(ns, rawURL string, conf *tls.Config, timeout time.Duration) (int, []byte, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return 0, nil, err
 	}
 	host := u.Host
 	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
+		port := "80"
+		if conf != nil {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
 	}
 	var conn net.Conn
 	if err := InNetns(ns, func() error {
@@ -32,6 +43,17 @@ func HTTPGet(ns, rawURL string, timeout time.Duration) (int, []byte, error) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(timeout))
+	if conf != nil {
+		conf = conf.Clone()
+		if conf.ServerName == "" {
+			conf.ServerName = u.Hostname()
+		}
+		tc := tls.Client(conn, conf)
+		if err := tc.Handshake(); err != nil {
+			return 0, nil, fmt.Errorf("GET %s: %w", rawURL, err)
+		}
+		conn = tc
+	}
 	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
 	if err != nil {
 		return 0, nil, err

@@ -1,6 +1,7 @@
 {#- `state.apply kubernetes`: by role (pillar kubernetes:nodes:<node>:role,
-    or the grain kubesalt_role). Masters get etcd and the control plane,
-    workers the node components, every node the network part. The CA host
+    or the grain kubesalt_role). Every node gets the API load balancer
+    (and the masters the VIP), masters etcd and the control plane, workers
+    the node components, every node the network part. The CA host
     (kubernetes:ca:minion, the Salt master's own minion) gets its PKI, so
     that `salt '*' state.apply kubernetes` also renews certificates. -#}
 {%- from "kubernetes/map.jinja" import k, me with context %}
@@ -13,6 +14,7 @@ include:
 include:
   - kubernetes.binaries
   - kubernetes.pki
+  - kubernetes.load-balancer
 {%- if me.role == 'master' %}
   - kubernetes.etcd
   - kubernetes.control-plane

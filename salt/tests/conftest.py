@@ -24,6 +24,7 @@ FORMULA_SLS = [
     "kubernetes",
     "kubernetes.binaries",
     "kubernetes.pki",
+    "kubernetes.load-balancer",
     "kubernetes.etcd",
     "kubernetes.control-plane",
     "kubernetes.worker",
@@ -128,8 +129,16 @@ def single_master(pillar):
     return p
 
 
+def with_vip(pillar):
+    """pillar.example with its commented-out VIP set: keepalived on the masters."""
+    p = copy.deepcopy(pillar)
+    p["kubernetes"]["api"]["vip"] = "192.168.170.5"
+    return p
+
+
 VARIANTS = {
     "example": lambda p: p,
+    "vip": with_vip,
     "dual-stack": dual_stack,
     "controller": controller_mode,
     "single-master": single_master,

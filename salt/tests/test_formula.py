@@ -5,6 +5,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -16,6 +17,7 @@ from conftest import (
     FORMULA_SLS,
     PILLAR_EXAMPLE,
     REPO,
+    example_pillar,
     local_binaries,
     pillar_override,
     run_kubesalt,
@@ -715,3 +717,122 @@ def test_pillar_example_alone_renders_and_says_what_is_missing(make_cluster, tmp
     # remove every route of a running cluster.
     _, fun, routes = state_args(rendered["kubernetes-routes"])
     assert fun == "fail_without_changes" and "kubesalt:nodes" in routes["name"]
+
+
+# --- the node-local API load balancer and the VIP ----------------------------
+
+
+def lb_states(minion, *override):
+    return states_by_id(minion.call("state.show_sls", "kubernetes.load-balancer", *override))
+
+
+def check_with(tool, args, contents, tmp_path, name):
+    """Run Debian's haproxy or keepalived on a rendered config: it must
+    accept it as it is (skipped where the package is not installed)."""
+    found = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
+    if not found:
+        return
+    path = tmp_path / name
+    path.write_text(contents)
+    out = subprocess.run([found, *args, str(path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, f"{tool} refuses the rendered config:\n{out.stdout}{out.stderr}\n{contents}"
+
+
+@pytest.mark.render
+def test_haproxy_config_has_every_master_as_checked_backend(make_cluster, tmp_path):
+    """Every node's haproxy listens on 127.0.0.1:<api:local_port> with each
+    master's API server as a backend (the binary's api_backends), checked on
+    /readyz over TLS against the cluster's CA; real haproxy accepts the
+    config. A config change reloads it (USR2 to its master), and the daemon
+    starts only after the config exists."""
+    cluster = make_cluster("example")
+    facts = cluster.plan["data"]["cluster"]
+    assert facts["local_api_url"] == "https://127.0.0.1:6444"
+    for node in ("master-1", "worker-0"):
+        minion = cluster.minion(node)
+        rendered = lb_states(minion, pillar_override(services={"manager": "process"}))
+        _, _, args = state_args(rendered["kubernetes-haproxy-config"])
+        cfg = args["contents"]
+        assert "bind 127.0.0.1:6444" in cfg
+        servers = [line.split()[1:] for line in cfg.splitlines() if line.strip().startswith("server ")]
+        assert servers == [
+            ["master-0", "192.168.170.10:6443"],
+            ["master-1", "192.168.170.11:6443"],
+            ["master-2", "192.168.170.12:6443"],
+        ]
+        assert "option httpchk GET /readyz" in cfg
+        assert f"check check-ssl verify required ca-file {minion.root}/etc/kubernetes/pki/ca.pem" in cfg
+        assert "on-marked-down shutdown-sessions" in cfg
+        # No VIP in pillar.example: no keepalived anywhere.
+        assert not any(i.startswith("kubernetes-keepalived") or "kube-api-vip" in i for i in rendered), node
+        check_with(
+            "haproxy",
+            ["-c", "-q", "-f"],
+            cfg.replace(str(minion.root / "etc/kubernetes/pki/ca.pem"), str(cluster.pki_dir / "ca.pem")),
+            tmp_path,
+            f"{node}.cfg",
+        )
+        _, _, reload = state_args(rendered["kubernetes-haproxy-reload"])
+        assert "kill -USR2" in reload["name"] and {"file": "kubernetes-haproxy-config"} in reload["onchanges"]
+        _, _, start = state_args(rendered["kubernetes-kube-api-lb-process"])
+        assert {"file": "kubernetes-haproxy-config"} in start["require"]
+        _, _, launch = state_args(rendered["kubernetes-kube-api-lb-launch"])
+        assert "-W -db -f" in launch["contents"]
+
+
+@pytest.mark.render
+def test_haproxy_backends_follow_the_masters(make_cluster):
+    """A master removed from the pillar is no backend on any node once the
+    node's pillar is refreshed (no stale backend), and a master added is."""
+    cluster = make_cluster("example", fresh=True)
+    pillar = example_pillar()
+    del pillar["kubernetes"]["nodes"]["master-2"]
+    pillar["kubernetes"]["nodes"]["master-3"] = {"role": "master", "ip": "192.168.170.13"}
+    cluster.define(pillar)
+    _, _, args = state_args(lb_states(cluster.minion("worker-1"))["kubernetes-haproxy-config"])
+    servers = [line.split()[1] for line in args["contents"].splitlines() if line.strip().startswith("server ")]
+    assert servers == ["master-0", "master-1", "master-3"]
+
+
+@pytest.mark.render
+def test_keepalived_holds_the_vip_on_masters(make_cluster, tmp_path):
+    """With api:vip: keepalived on every master (not on workers), VRRP
+    unicast from the node's address to the other masters, the VIP with the
+    node network's length, tracking the local API server's /readyz; real
+    keepalived accepts the config. The admin kubeconfig uses the VIP."""
+    cluster = make_cluster("vip")
+    assert cluster.plan["data"]["cluster"]["api_vip"] == "192.168.170.5/24"
+    assert cluster.plan["data"]["cluster"]["api_url"] == "https://192.168.170.5:6443"
+    override = pillar_override(services={"manager": "process"}, keepalived={"interface": "eth0"})
+    minion = cluster.minion("master-1")
+    rendered = lb_states(minion, override)
+    _, _, args = state_args(rendered["kubernetes-keepalived-config"])
+    cfg = args["contents"]
+    assert "unicast_src_ip 192.168.170.11" in cfg
+    peers = cfg.split("unicast_peer {")[1].split("}")[0].split()
+    assert peers == ["192.168.170.10", "192.168.170.12"]
+    assert "192.168.170.5/24 dev eth0" in cfg
+    assert "https://127.0.0.1:6443/readyz" in cfg and "nopreempt" in cfg
+    check_with("keepalived", ["-t", "-f"], cfg, tmp_path, "keepalived.conf")
+    _, _, reload = state_args(rendered["kubernetes-keepalived-reload"])
+    assert "kill -HUP" in reload["name"]
+    assert "kubernetes-kube-api-vip-process" in rendered
+    worker = lb_states(cluster.minion("worker-0"), override)
+    assert "kubernetes-kube-api-lb-process" in worker
+    assert not any(i.startswith("kubernetes-keepalived") for i in worker)
+    # A lone master: no peers, so no unicast block (keepalived refuses an
+    # empty one).
+    lone = make_cluster("single-master", fresh=True)
+    pillar = example_pillar()
+    for name in ("master-1", "master-2"):
+        del pillar["kubernetes"]["nodes"][name]
+    pillar["kubernetes"]["api"]["vip"] = "192.168.170.5"
+    lone.define(pillar)
+    _, _, args = state_args(lb_states(lone.minion("master-0"), override)["kubernetes-keepalived-config"])
+    assert "unicast_peer" not in args["contents"]
+    check_with("keepalived", ["-t", "-f"], args["contents"], tmp_path, "lone.conf")
+    # Without a pillar interface, the one holding the node's address (this
+    # host has none holding 192.168.170.11): the state says what to set.
+    rendered = lb_states(minion, pillar_override(services={"manager": "process"}))
+    _, fun, args = state_args(rendered["kubernetes-keepalived-no-interface"])
+    assert fun == "fail_without_changes" and "kubernetes:keepalived:interface" in args["name"]

@@ -141,6 +141,21 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         assert {"parallel": True} in steps["kubernetes-add-node-routes"]
         # Unknown role: the other masters take the new material; a worker: no.
         assert ("kubernetes-add-node-masters" in steps) == ("kubernetes" not in pillar)
+        # A master may come: every other node's API load balancer takes it
+        # as a backend in this same orchestration.
+        if "kubernetes" not in pillar:
+            assert {"sls": ["kubernetes.pki", "kubernetes.control-plane", "kubernetes.load-balancer"]} in steps[
+                "kubernetes-add-node-masters"
+            ]
+            assert {"sls": "kubernetes.load-balancer"} in steps["kubernetes-add-node-load-balancers"]
+            assert {"tgt": "I@kubesalt:role:worker and not L@worker-3"} in steps["kubernetes-add-node-load-balancers"]
+        else:
+            assert "kubernetes-add-node-load-balancers" not in steps
+    if mods.endswith("pillar_changed"):
+        # A master that left is no backend anywhere after it.
+        step = rendered["kubernetes-pillar-changed-routes"]["salt"]
+        assert {"sls": ["kubernetes.network", "kubernetes.load-balancer"]} in step
+        assert {"tgt": "I@kubesalt:node:*"} in step
     if mods.endswith("etcd_restore"):
         # One snapshot sent to every master, then stop+restore, etcd, the
         # control plane, and health waited for.

@@ -84,8 +84,20 @@ kubernetes-add-node-masters:
   salt.state:
     - tgt: I@kubesalt:role:master and not L@{{ node }}
     - tgt_type: compound
-    - sls: [kubernetes.pki, kubernetes.control-plane]
+    - sls: [kubernetes.pki, kubernetes.control-plane, kubernetes.load-balancer]
     - queue: True
+    - require:
+      - salt: kubernetes-add-node-highstate
+
+{#- Every node's API load balancer gets the new master as a backend (and
+    the masters' keepalived a new peer), in this orchestration. #}
+kubernetes-add-node-load-balancers:
+  salt.state:
+    - tgt: I@kubesalt:role:worker and not L@{{ node }}
+    - tgt_type: compound
+    - sls: kubernetes.load-balancer
+    - queue: True
+    - parallel: True
     - require:
       - salt: kubernetes-add-node-highstate
 {%- endif %}

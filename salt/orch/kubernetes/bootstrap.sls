@@ -1,7 +1,7 @@
 {#- salt-run state.orchestrate orch.kubernetes.bootstrap
     A new cluster in the order it needs: PKI on the CA host, every node's
-    pillar (its pod CIDR and certificates), binaries and certificates
-    everywhere, etcd on all masters together, the control plane, the
+    pillar (its pod CIDR and certificates), binaries, certificates and the
+    API load balancer everywhere, etcd on all masters together, the control plane, the
     workers, routes on every node (and Node podCIDRs), a smoke check.
     In controller mode the masters report the CIDRs the controller manager
     allocated (the mine) before the workers write their CNI config and
@@ -35,11 +35,13 @@ kubernetes-pillar:
     - require:
       - kubernetes-pki
 
+{#- The API load balancer (and the masters' VIP) first: the kubelets and
+    kube-proxy dial it, and it marks each API server up once it is ready. #}
 kubernetes-base:
   salt.state:
     - tgt: {{ nodes }}
     - tgt_type: compound
-    - sls: [kubernetes.binaries, kubernetes.pki]
+    - sls: [kubernetes.binaries, kubernetes.pki, kubernetes.load-balancer]
     - queue: True
     - require:
       - salt: kubernetes-pillar

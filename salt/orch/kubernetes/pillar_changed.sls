@@ -3,7 +3,8 @@
     planner's plan and the certificates follow the definition (a removed
     node's CIDR is released and its certificates removed), every minion's
     pillar is refreshed, and the network state on every node adds routes to
-    new nodes and removes those of nodes that left. -#}
+    new nodes and removes those of nodes that left; every node's API load
+    balancer follows the masters. -#}
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
 {%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
 
@@ -28,11 +29,13 @@ kubernetes-pillar-changed-refresh:
     - require:
       - kubernetes-pillar-changed-pki
 
+{#- The API load balancer too: a master that left is no backend anymore
+    (and no keepalived peer), one that came is. #}
 kubernetes-pillar-changed-routes:
   salt.state:
     - tgt: I@kubesalt:node:*
     - tgt_type: compound
-    - sls: kubernetes.network
+    - sls: [kubernetes.network, kubernetes.load-balancer]
     - queue: True
     - require:
       - salt: kubernetes-pillar-changed-refresh

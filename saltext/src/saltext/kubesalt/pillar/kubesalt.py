@@ -30,6 +30,10 @@ A cluster minion gets::
         masters: [{name, ips, etcd_client_url, etcd_peer_url}, ...]   # by name
         etcd_endpoints: [https://192.168.170.10:2379, ...]
         etcd_initial_cluster: master-0=https://192.168.170.10:2380,...
+        local_api_url: https://127.0.0.1:6444      # every node's haproxy (api:local_port)
+        local_api_port: 6444
+        api_backends: [{name, host, port}, ...]    # its backends: every master's API server
+        api_vip: 192.168.170.5/24                  # keepalived's VIP on the masters, or ''
       pki: {node, role, files: {<path>: {contents, mode}}}   # its own only
 
 A minion is a node when its id is the node's name, or the node's name
