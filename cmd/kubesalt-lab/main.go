@@ -71,7 +71,9 @@ func main() {
 	case "up":
 		if err = l.Up(lab.DefaultNodes(a.nodes), a.options); err == nil {
 			if err = l.Converge(); err == nil {
-				_, err = l.Show()
+				if _, err = l.Show(); err == nil {
+					_, err = l.Supervised()
+				}
 			}
 		}
 	case "add-node":

@@ -30,6 +30,9 @@ var commands = []command{
 	{Name: "addons dns", Summary: "print the cluster DNS add-on's manifests (CoreDNS) for the definition", Run: runAddonsDNS},
 	{Name: "addons apply", Summary: "apply the add-ons (cluster DNS) through the API: kubectl diff, then server-side apply", Run: runAddonsApply},
 	{Name: "pki bundle", Summary: "print exactly the PKI material one node needs, for its pillar", Run: pkiBundle},
+	{Name: "etcd snapshot", Summary: "take an etcd snapshot into a directory, keep the newest N", Run: runEtcdSnapshot},
+	{Name: "etcd restore", Summary: "restore this etcd member's data directory from a snapshot (etcd stopped)", Run: runEtcdRestore},
+	{Name: "supervise", Summary: "keep a daemon running: restart it with a back-off, stop it with the supervisor", Run: runSupervise},
 }
 
 func main() {

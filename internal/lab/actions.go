@@ -152,6 +152,19 @@ func (l *Lab) showActions(rep *Report) []action {
 	)
 }
 
+// supervisedActions (K8S): a kubelet, an API server and an etcd killed
+// with SIGKILL, each healthy again by itself.
+func (l *Lab) supervisedActions(rep *Report) []action {
+	if !l.st.Options.K8S {
+		return nil
+	}
+	return []action{{"supervised daemons: a kubelet, an API server and an etcd killed with SIGKILL, each healthy again by itself", func() error {
+		err := l.CheckSupervised()
+		rep.SupervisedOK = err == nil
+		return err
+	}}}
+}
+
 // addNodeActions: the node into the pillar and its minion started; the
 // reactors route it everywhere, and (K8S) make it a Ready node. took is
 // the time from the minion's start to the last of these.

@@ -75,6 +75,12 @@ func (l *Lab) stageBinaries() error {
 	if err := os.MkdirAll(filepath.Join(bins, "cni"), 0o755); err != nil {
 		return err
 	}
+	// kubesalt also into the local directory: binaries:source local installs
+	// it from there onto each node, where the process manager runs every
+	// daemon under `kubesalt supervise`.
+	if err := copyFile(filepath.Join(l.Repo, "bin/kubesalt"), filepath.Join(bins, "kubesalt"), 0o755); err != nil {
+		return err
+	}
 	for _, b := range []string{"/usr/bin/etcd", "/usr/bin/etcdctl"} {
 		if err := copyFile(b, filepath.Join(bins, filepath.Base(b)), 0o755); err != nil {
 			return fmt.Errorf("%w (make lab installs etcd-server and etcd-client)", err)

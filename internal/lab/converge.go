@@ -38,6 +38,7 @@ type Report struct {
 	// DNSOK: the cluster DNS answers pods; SmokeOK: the rest of Kubernetes
 	// The Hard Way's smoke test (kthw.go).
 	DNSOK, SmokeOK bool
+	SupervisedOK   bool // Kubernetes labs only: killed daemons came back
 }
 
 // Show prints every node's pod CIDR and routes; checks pod-to-pod traffic
@@ -47,6 +48,16 @@ type Report struct {
 func (l *Lab) Show() (Report, error) {
 	var rep Report
 	err := l.runActions(l.showActions(&rep))
+	return rep, err
+}
+
+// Supervised (K8S) kills a kubelet, an API server and an etcd with SIGKILL
+// and times each until it is healthy again (supervisedActions); a lab
+// without Kubernetes has nothing to kill. Not part of Show: it disturbs
+// the cluster for a few seconds.
+func (l *Lab) Supervised() (Report, error) {
+	var rep Report
+	err := l.runActions(l.supervisedActions(&rep))
 	return rep, err
 }
 

@@ -73,4 +73,36 @@ kubernetes-etcd-data-dir:
 
 {%- set watch = pki_watch(['ca.pem', 'etcd-server.pem', 'etcd-server-key.pem', 'etcd-peer.pem', 'etcd-peer-key.pem']) | load_json %}
 {{ service('etcd', paths.bin_dir ~ '/etcd', args, paths, cluster.manager, watch=watch, runnable=cluster.have.etcd, prelude=prelude) }}
+
+{#- Scheduled snapshots (kubernetes:etcd:backup): the minion's own
+    scheduler runs kubesalt_etcd.snapshot, which keeps the newest and
+    copies the newest to the Salt master. #}
+{%- set backup = e.backup %}
+{%- if backup.enabled and cluster.have.etcdctl %}
+
+kubernetes-etcd-backup-schedule:
+  schedule.present:
+    - name: kubesalt-etcd-backup
+    - function: kubesalt_etcd.snapshot
+    - job_kwargs:
+        dir: {{ paths.root ~ backup.dir }}
+        member: {{ me.name }}
+        keep: {{ backup.keep }}
+        endpoints: https://127.0.0.1:{{ e.client_port }}
+        cacert: {{ pki }}/ca.pem
+        cert: {{ pki }}/etcd-server.pem
+        key: {{ pki }}/etcd-server-key.pem
+        etcdctl: {{ paths.bin_dir }}/etcdctl
+        push: {{ backup.push }}
+    - seconds: {{ backup.interval }}
+    {#- Masterless (salt-call --local): no minion daemon answers the
+        schedule's events; write its file, which the minion reads at start. #}
+    - offline: {{ salt['config.get']('file_client') == 'local' }}
+{%- else %}
+
+kubernetes-etcd-backup-schedule:
+  schedule.absent:
+    - name: kubesalt-etcd-backup
+    - offline: {{ salt['config.get']('file_client') == 'local' }}
+{%- endif %}
 {%- endif %}

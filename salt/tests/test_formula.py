@@ -1,12 +1,15 @@
 """The kubernetes formula, rendered and applied masterless by a real
 salt-call with pillar.example and the kubesalt binary's own plan and PKI."""
 
+import contextlib
 import ipaddress
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -79,6 +82,38 @@ def test_every_sls_renders(make_cluster, variant, node):
     }
     assert ("kube-apiserver-key.pem" in pki_files) == (role == "master")
     assert "ca-key.pem" not in pki_files
+
+
+@pytest.mark.render
+def test_etcd_backup_schedule_and_restore_render(make_cluster):
+    """Masters schedule kubesalt_etcd.snapshot (kubernetes:etcd:backup);
+    the restore SLS stops the control plane and etcd, then restores this
+    member as one of the initial cluster."""
+    minion = make_cluster("example").minion("master-1")
+    rendered = states_by_id(minion.show_sls("kubernetes.etcd"))
+    mod, fun, args = state_args(rendered["kubernetes-etcd-backup-schedule"])
+    assert (mod, fun) == ("schedule", "present")
+    assert args["function"] == "kubesalt_etcd.snapshot" and args["seconds"] == 3600
+    assert args["job_kwargs"]["member"] == "master-1" and args["job_kwargs"]["keep"] == 24
+    off = states_by_id(
+        minion.call("state.show_sls", "kubernetes.etcd", pillar_override(etcd={"backup": {"enabled": False}}))
+    )
+    assert state_args(off["kubernetes-etcd-backup-schedule"])[:2] == ("schedule", "absent")
+
+    override = "pillar=" + json.dumps(
+        {"kubernetes": {"services": {"manager": "process"}}, "etcd_restore": {"snapshot": "/b/restore.db"}}
+    )
+    rendered = states_by_id(minion.call("state.show_sls", "kubernetes.etcd-restore", override))
+    for d in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
+        assert state_args(rendered[f"kubernetes-{d}-stopped"])[:2] == ("cmd", "run")
+    mod, fun, args = state_args(rendered["kubernetes-etcd-restored"])
+    assert (mod, fun) == ("kubesalt_etcd", "restored")
+    assert args["member"] == "master-1" and args["snapshot"] == "/b/restore.db"
+    assert args["peer_url"] == "https://192.168.170.11:2380"
+    assert "master-0=https://192.168.170.10:2380" in args["initial_cluster"]
+    # Without a snapshot it refuses and names what is missing.
+    refused = states_by_id(minion.show_sls("kubernetes.etcd-restore"))
+    assert list(refused) == ["kubernetes-etcd-restore-refused"]
 
 
 @pytest.mark.render
@@ -511,9 +546,75 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
         second = apply()
         changed = {k: v["changes"] for k, v in second.items() if v["changes"]}
         assert not changed, changed
+
+        # Supervised: etcd killed with SIGKILL is started again by its
+        # supervisor (whose pid the pid file holds), without a highstate.
+        pidfile = minion.root / "run/kubesalt/etcd.pid"
+        supervisor = int(pidfile.read_text())
+        etcd = children(supervisor)
+        assert len(etcd) == 1, etcd
+        os.kill(etcd[0], signal.SIGKILL)
+        start = time.monotonic()
+        while time.monotonic() - start < 15:
+            again = children(supervisor)
+            if again and again != etcd and etcdctl_ok(ns, binaries, pki):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(
+                "etcd not back 15 s after kill -9:\n"
+                + (minion.root / "var/log/kubernetes/etcd.log").read_text()[-3000:]
+            )
+        took = time.monotonic() - start
+        print(f"etcd killed with SIGKILL, healthy again after {took:.1f}s")
+        assert "supervise etcd: exited (signal: killed)" in (minion.root / "var/log/kubernetes/etcd.log").read_text()
+
+        # One snapshot taken by the function the backup schedule runs.
+        snap = subprocess.run(
+            ["ip", "netns", "exec", ns, *minion.salt_call_cmd("kubesalt_etcd.snapshot",
+             f"dir={minion.root}/var/lib/kubesalt/etcd-backup", "member=master-0", "keep=1", "push=False",
+             f"cacert={pki}/ca.pem", f"cert={pki}/etcd-server.pem", f"key={pki}/etcd-server-key.pem",
+             f"etcdctl={binaries}/etcdctl")],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        res = json.loads(snap.stdout)["local"]
+        assert res["result"] is True, res
+        assert os.path.getsize(res["changes"]["saved"]) > 0
     finally:
+        supervisor = int(pidfile.read_text()) if (pidfile := minion.root / "run/kubesalt/etcd.pid").exists() else 0
+        etcd = children(supervisor) if supervisor else []
         stop_daemon(minion.root / "run/kubesalt/etcd.pid")
         subprocess.run(["ip", "netns", "del", ns], check=False)
+    # The stop took the daemon along: no etcd left.
+    for pid in etcd:
+        assert not alive(pid), f"etcd {pid} outlived its supervisor"
+
+
+def children(pid):
+    """The child processes of pid (every thread's)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return sorted(out)
+
+
+def alive(pid):
+    """pid runs and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def etcdctl_ok(ns, binaries, pki):
+    cmd = ["ip", "netns", "exec", ns, str(binaries / "etcdctl"), "--endpoints=https://192.168.170.10:2379"]
+    cmd += [f"--cacert={pki}/ca.pem", f"--cert={pki}/etcd-server.pem", f"--key={pki}/etcd-server-key.pem"]
+    return (
+        subprocess.run([*cmd, "--dial-timeout=1s", "endpoint", "health"], capture_output=True, check=False).returncode
+        == 0
+    )
 
 
 @pytest.mark.root

@@ -22,6 +22,8 @@ ORCHESTRATIONS = [
     # A worker, by the definition: the other masters have nothing to take.
     ("orch.kubernetes.add_node", {"node": "worker-3", "kubernetes": {"nodes": {"worker-3": {"role": "worker"}}}}),
     ("orch.kubernetes.pillar_changed", {}),
+    ("orch.kubernetes.etcd_restore", {}),
+    ("orch.kubernetes.etcd_restore", {"snapshot": "/srv/backups/etcd.db"}),
     # Certificates issued outside Salt: no CA minion, the PKI step says so.
     ("orch.kubernetes.bootstrap", {"kubernetes": {"ca": {"minion": ""}}}),
 ]
@@ -154,6 +156,23 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         step = rendered["kubernetes-pillar-changed-routes"]["salt"]
         assert {"sls": ["kubernetes.network", "kubernetes.load-balancer"]} in step
         assert {"tgt": "I@kubesalt:node:*"} in step
+    if mods.endswith("etcd_restore"):
+        # One snapshot sent to every master, then stop+restore, etcd, the
+        # control plane, and health waited for.
+        order = sorted(rendered, key=lambda sid: state_order(rendered[sid]))
+        assert order == [
+            "kubernetes-etcd-restore-send",
+            "kubernetes-etcd-restore-members",
+            "kubernetes-etcd-restore-etcd",
+            "kubernetes-etcd-restore-control-plane",
+            "kubernetes-etcd-restore-healthy",
+        ]
+        send = {
+            k: v for a in rendered["kubernetes-etcd-restore-send"]["salt"] if isinstance(a, dict) for k, v in a.items()
+        }
+        assert send["name"] in loaded["runners"], send
+        assert send["dest"] == "/var/lib/kubesalt/etcd-backup/restore.db"
+        assert send.get("snapshot") == pillar.get("snapshot"), send
     if mods.endswith("bootstrap") and pillar:
         assert "test" in rendered["kubernetes-pki"], rendered["kubernetes-pki"]
     elif mods.endswith("bootstrap"):
