@@ -89,8 +89,9 @@ func main() {
 	case "show":
 		_, err = l.Show()
 	case "failover":
-		// A Kubernetes lab: the VIP's holder's API server frozen for 45 s.
-		_, err = l.FreezeAPIServer(45 * time.Second)
+		// A Kubernetes lab: every Kubernetes process of the controller
+		// manager's leader frozen for 45 s.
+		_, err = l.FreezeMaster(45 * time.Second)
 	case "down":
 		err = l.Down()
 	}

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"crypto/tls"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
@@ -203,152 +200,6 @@ func (l *Lab) CheckIdentities() error {
 	return nil
 }
 
-// FailoverReport is what freezing one master's API server cost.
-type FailoverReport struct {
-	Master, NewHolder string
-	// From the freeze: until every node's haproxy marked it DOWN, and
-	// until another master held the VIP.
-	LBDown, VIPMoved time.Duration
-	// The longest run of failed requests, one every 100 ms (each given
-	// 2 s), from the first one's start to the last one's end: through a
-	// worker's node-local endpoint (its kubelet's identity) and through the
-	// VIP (the admin's); how many requests each made and how many failed.
-	LocalGap, VIPGap       time.Duration
-	LocalTries, VIPTries   int
-	LocalFailed, VIPFailed int
-	// After the thaw: until every node's haproxy marked it UP again.
-	LBUp time.Duration
-}
-
-// FreezeAPIServer freezes (SIGSTOP) the API server of the master that
-// holds the VIP for hold, as a master that hangs, while requests go
-// through a worker's node-local endpoint and through the VIP; every node
-// must stay Ready. Then it thaws it and waits until every load balancer
-// has it back.
-func (l *Lab) FreezeAPIServer(hold time.Duration) (FailoverReport, error) {
-	var rep FailoverReport
-	if !l.st.Options.K8S {
-		return rep, fmt.Errorf("no Kubernetes in this lab: bring one up with `make lab K8S=1`")
-	}
-	if err := poll(time.Minute, time.Second, func() (string, error) {
-		p, _ := l.lbProblems("")
-		return strings.Join(p, "; "), nil
-	}); err != nil {
-		return rep, fmt.Errorf("before the freeze: %w", err)
-	}
-	rep.Master = l.VIPHolders()[0]
-	pid, err := l.processIn(rep.Master, "kube-apiserver")
-	if err != nil {
-		return rep, err
-	}
-	workers := l.workers()
-	if len(workers) == 0 {
-		return rep, fmt.Errorf("no worker: the node-local endpoint is probed from one")
-	}
-	worker := workers[0].Name
-	kubelet, err := nodes.LoadKubeconfig(filepath.Join(l.nodeDir(worker), "root/etc/kubernetes/pki/kubelet.kubeconfig"))
-	if err != nil {
-		return rep, err
-	}
-	admin, err := nodes.LoadKubeconfig(filepath.Join(l.PKIDir(), "admin.kubeconfig"))
-	if err != nil {
-		return rep, err
-	}
-
-	// Each prober's figures are read once it has stopped.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	type probeStats struct {
-		gap           time.Duration
-		tries, failed int
-	}
-	var local, viaVIP probeStats
-	prober := func(ns, url string, conf *tls.Config, st *probeStats) {
-		defer wg.Done()
-		var since time.Time // the first failure of the current run
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			sent := time.Now()
-			code, _, err := probe.HTTPSGet(ns, url, conf, 2*time.Second)
-			st.tries++
-			if err == nil && code == 200 {
-				since = time.Time{}
-				continue
-			}
-			// A run of failures lasts from its first request's start (one
-			// that timed out counts its whole wait).
-			st.failed++
-			if since.IsZero() {
-				since = sent
-			}
-			st.gap = max(st.gap, time.Since(since))
-		}
-	}
-	wg.Add(2)
-	go prober(l.NodeNS(worker), localAPIURL+"/api/v1/nodes/"+worker, kubelet.TLS, &local)
-	go prober(l.masterNS(), admin.Server+"/readyz", admin.TLS, &viaVIP)
-	stopProbes := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer stopProbes()
-
-	l.say("    freezing %s's kube-apiserver (pid %d), the VIP's holder, for %s", rep.Master, pid, hold)
-	start := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		return rep, err
-	}
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			syscall.Kill(pid, syscall.SIGCONT)
-			thawed = true
-		}
-	}
-	defer thaw()
-	err = poll(hold, 100*time.Millisecond, func() (string, error) {
-		problems, _ := l.lbProblems(rep.Master)
-		if rep.LBDown == 0 && !hasPrefixIn(problems, "haproxy still has "+rep.Master) && !hasPrefixIn(problems, "stats") {
-			rep.LBDown = time.Since(start)
-		}
-		if h := l.VIPHolders(); rep.VIPMoved == 0 && len(h) == 1 && h[0] != rep.Master {
-			rep.VIPMoved, rep.NewHolder = time.Since(start), h[0]
-		}
-		if rep.LBDown == 0 || rep.VIPMoved == 0 {
-			return strings.Join(problems, "; "), nil
-		}
-		return "", nil
-	})
-	if err != nil {
-		return rep, fmt.Errorf("with %s's API server frozen: %w", rep.Master, err)
-	}
-	l.say("    every haproxy marked it DOWN after %.1fs; the VIP moved to %s after %.1fs", rep.LBDown.Seconds(), rep.NewHolder, rep.VIPMoved.Seconds())
-	// Frozen for hold in all: longer than a kubelet's lease renewal, so a
-	// kubelet stuck on the frozen master would show.
-	time.Sleep(time.Until(start.Add(hold)))
-	if err := l.workersReady(); err != nil {
-		return rep, fmt.Errorf("with %s's API server frozen for %s: %w", rep.Master, hold, err)
-	}
-	l.say("    every worker still Ready after %s frozen", hold)
-	thaw()
-	start = time.Now()
-	if err := poll(time.Minute, 100*time.Millisecond, func() (string, error) {
-		p, _ := l.lbProblems("")
-		return strings.Join(p, "; "), nil
-	}); err != nil {
-		return rep, fmt.Errorf("after the thaw: %w", err)
-	}
-	rep.LBUp = time.Since(start)
-	stopProbes()
-	rep.LocalGap, rep.LocalTries, rep.LocalFailed = local.gap, local.tries, local.failed
-	rep.VIPGap, rep.VIPTries, rep.VIPFailed = viaVIP.gap, viaVIP.tries, viaVIP.failed
-	l.say("    thawed: every haproxy marked it UP again after %.1fs", rep.LBUp.Seconds())
-	l.say("    requests through %s's node-local endpoint: %d, %d failed, longest failing run %.1fs", worker, rep.LocalTries, rep.LocalFailed, rep.LocalGap.Seconds())
-	l.say("    requests through the VIP: %d, %d failed, longest failing run %.1fs", rep.VIPTries, rep.VIPFailed, rep.VIPGap.Seconds())
-	return rep, nil
-}
-
 func hasPrefixIn(list []string, sub string) bool {
 	for _, s := range list {
 		if strings.Contains(s, sub) {
@@ -379,13 +230,17 @@ func (l *Lab) workersReady() error {
 
 // processIn finds the one process called comm in node's namespace.
 func (l *Lab) processIn(node, comm string) (int, error) {
+	name := comm
+	if len(name) > 15 {
+		name = name[:15] // the kernel keeps 15 bytes of a command's name
+	}
 	var found []int
 	for _, f := range strings.Fields(mustOut("ip", "netns", "pids", l.NodeNS(node))) {
 		pid, err := strconv.Atoi(f)
 		if err != nil {
 			continue
 		}
-		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(c)) == comm {
+		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(c)) == name {
 			found = append(found, pid)
 		}
 	}

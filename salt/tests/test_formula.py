@@ -264,7 +264,8 @@ def test_control_plane_flags(applied, variant):
     facts = cluster.plan["data"]["cluster"]
     assert api["service-account-issuer"] == facts["api_url"] == "https://192.168.170.10:6443"
     assert api["authorization-mode"] == "Node,RBAC"
-    assert api["etcd-servers"].split(",") == [f"https://192.168.170.1{i}:2379" for i in range(3)]
+    # Its own etcd member only (kubeadm's stacked etcd).
+    assert api["etcd-servers"] == "https://192.168.170.10:2379"
     assert api["encryption-provider-config"].endswith("/pki/encryption-config.yaml")
     assert (root / "etc/kubernetes/pki/encryption-config.yaml").exists()
 
