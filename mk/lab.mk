@@ -1,7 +1,8 @@
 # The lab: a Salt-managed cluster of network-namespace nodes. `make lab`
 # builds it (NODES=6: 3 masters, then workers) and shows the result;
-# lab-add-node / lab-remove-node (NODE=name) change it through the reactors;
-# lab-failover freezes a whole master (K8S);
+# lab-add-node (ROLE=master: a master) / lab-remove-node (NODE=name; a
+# worker is drained, a master leaves etcd and every load balancer) change it
+# through the reactors; lab-failover freezes a whole master (K8S);
 # lab-down removes everything it made, also after a failure. K8S=1 runs
 # Kubernetes itself (make k8s-binaries, Debian's containerd) and its smoke
 # test; MODE=controller lets the controller manager allocate the pod CIDRs,
@@ -40,7 +41,7 @@ lab-show: build-lab
 	$(LAB) show
 
 lab-add-node: build-lab $(LAB_K8S)
-	$(LAB) add-node
+	$(LAB) add-node $(if $(ROLE),--role $(ROLE))
 
 lab-remove-node: build-lab
 	$(LAB) remove-node $(if $(NODE),--node $(NODE))

@@ -1,17 +1,23 @@
 package lab
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/csv"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/etcdmembers"
 	"github.com/kubesalt/kubesalt/internal/nodes"
 	"github.com/kubesalt/kubesalt/internal/probe"
 )
@@ -248,4 +254,145 @@ func (l *Lab) processIn(node, comm string) (int, error) {
 		return 0, fmt.Errorf("%d processes called %s in %s's namespace, want one: %v", len(found), comm, node, found)
 	}
 	return found[0], nil
+}
+
+// waitMasters waits until the lab's masters agree with the definition
+// after a master came or went (gone, if one went): etcd's members are
+// exactly them, every node's haproxy has them (all UP) and no other
+// backend, one of them holds the VIP, their API server certificate names
+// every one of them and not gone's address, their keepalived configs name
+// no peer at gone's address. It prints what it found.
+func (l *Lab) waitMasters(gone *Node, limit time.Duration) error {
+	var members []string
+	err := poll(limit, 2*time.Second, func() (string, error) {
+		var problems []string
+		members, problems = l.mastersProblems(gone)
+		return strings.Join(problems, "; "), nil
+	})
+	l.say("    etcd members: %v", members)
+	for _, node := range l.st.Nodes {
+		got, _ := l.Backends(node.Name)
+		l.say("    haproxy on %-10s %v", node.Name, got)
+	}
+	l.say("    VIP %s held by %v", VIP, l.VIPHolders())
+	for _, m := range l.withRole(RoleMaster) {
+		ips, _ := certIPs(filepath.Join(l.nodeDir(m.Name), "root/etc/kubernetes/pki/kube-apiserver.pem"))
+		l.say("    %s's API server certificate: IP SANs %v", m.Name, ips)
+	}
+	if err != nil {
+		return fmt.Errorf("the masters %w (see %s/master/master.log)", err, l.Dir)
+	}
+	return nil
+}
+
+func (l *Lab) mastersProblems(gone *Node) (members []string, problems []string) {
+	masters := l.withRole(RoleMaster)
+	var names []string
+	for _, m := range masters {
+		names = append(names, m.Name)
+	}
+	out, err := l.etcdctl(names[0], names, "member", "list", "-w", "json")
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("etcdctl member list: %v: %s", err, out))
+	} else if list, err := etcdmembers.Parse([]byte(out)); err != nil {
+		problems = append(problems, err.Error())
+	} else {
+		for _, m := range list {
+			members = append(members, m.Name)
+		}
+		if strings.Join(members, ",") != strings.Join(names, ",") {
+			problems = append(problems, fmt.Sprintf("etcd's members are %v, want %v", members, names))
+		}
+	}
+	lb, _ := l.lbProblems("")
+	problems = append(problems, lb...)
+	for _, m := range masters {
+		root := filepath.Join(l.nodeDir(m.Name), "root/etc/kubernetes")
+		ips, err := certIPs(filepath.Join(root, "pki/kube-apiserver.pem"))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s's API server certificate: %v", m.Name, err))
+			continue
+		}
+		for _, o := range masters {
+			if !slices.Contains(ips, o.IP) {
+				problems = append(problems, fmt.Sprintf("%s's API server certificate does not name %s (%s)", m.Name, o.Name, o.IP))
+			}
+		}
+		// What it serves, not only the file: it was restarted and runs.
+		served, err := l.servedIPs(m)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s's API server: %v", m.Name, err))
+		case !slices.Equal(served, ips):
+			problems = append(problems, fmt.Sprintf("%s's API server serves a certificate for %v, its file names %v", m.Name, served, ips))
+		}
+		if gone == nil {
+			continue
+		}
+		if slices.Contains(ips, gone.IP) {
+			problems = append(problems, fmt.Sprintf("%s's API server certificate still names %s (%s)", m.Name, gone.Name, gone.IP))
+		}
+		conf, err := os.ReadFile(filepath.Join(root, "keepalived.conf"))
+		if err != nil || slices.Contains(strings.Fields(string(conf)), gone.IP.String()) {
+			problems = append(problems, fmt.Sprintf("%s's keepalived.conf still names %s as a peer (%v)", m.Name, gone.IP, err))
+		}
+	}
+	return members, problems
+}
+
+// servedIPs asks master m's API server for /readyz (as the admin, from
+// the salt-master's namespace) and returns the IP SANs of the certificate
+// it served.
+func (l *Lab) servedIPs(m Node) ([]netip.Addr, error) {
+	admin, err := nodes.LoadKubeconfig(filepath.Join(l.PKIDir(), "admin.kubeconfig"))
+	if err != nil {
+		return nil, err
+	}
+	conf := admin.TLS.Clone()
+	conf.ServerName = m.IP.String()
+	var ips []netip.Addr
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		ips = nil
+		for _, ip := range cs.PeerCertificates[0].IPAddresses {
+			if a, ok := netip.AddrFromSlice(ip); ok {
+				ips = append(ips, a.Unmap())
+			}
+		}
+		return nil
+	}
+	code, body, err := probe.HTTPSGet(l.masterNS(), cluster.HTTPSURL(m.IP.String(), 6443)+"/readyz", conf, 3*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if code != 200 {
+		return nil, fmt.Errorf("/readyz: HTTP %d: %s", code, body)
+	}
+	sortAddrs(ips)
+	return ips, nil
+}
+
+func sortAddrs(a []netip.Addr) { slices.SortFunc(a, func(x, y netip.Addr) int { return x.Compare(y) }) }
+
+// certIPs reads a PEM certificate's IP SANs.
+func certIPs(path string) ([]netip.Addr, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	var out []netip.Addr
+	for _, ip := range cert.IPAddresses {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, a.Unmap())
+		}
+	}
+	sortAddrs(out)
+	return out, nil
 }

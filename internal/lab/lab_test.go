@@ -164,7 +164,8 @@ func BenchmarkLab(b *testing.B) {
 // reactors. Nodes Ready with the plan's CIDRs,
 // the Deployment's pods reach each other without NAT, the Service answers;
 // every node's haproxy has every master UP, one master holds the VIP, and
-// a master frozen whole costs the nodes nothing (FreezeMaster).
+// a master frozen whole costs the nodes nothing (FreezeMaster); master-2
+// removed and added again.
 func TestLabKubernetes(t *testing.T) {
 	l := openTestLab(t)
 	if err := l.Up(SmallNodes(3, 2), Options{K8S: true}); err != nil {
@@ -193,6 +194,19 @@ func TestLabKubernetes(t *testing.T) {
 	if fo.LBDown > 5*time.Second || fo.LocalGap > 5*time.Second {
 		t.Errorf("failover too slow: %+v (want every haproxy down within 5 s, the node-local endpoint failing for under 5 s)", fo)
 	}
+	// A master replaced: master-2 stopped and taken out of the pillar
+	// leaves etcd's members, every haproxy, the keepalived peers and the
+	// API server certificate; added again, it joins etcd and every load
+	// balancer.
+	gone, err := l.RemoveNode("master-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, took, err := l.AddMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("master-2 removed from etcd, every haproxy and the certificate %.1fs after the event; %s back in %.1fs", gone.Seconds(), back.Name, took.Seconds())
 	added, took, err := l.AddNode()
 	if err != nil {
 		t.Fatal(err)
