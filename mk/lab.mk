@@ -1,7 +1,8 @@
 # The lab: a Salt-managed cluster of network-namespace nodes. `make lab`
 # builds it (NODES=6: 3 masters, then workers) and shows the result;
-# lab-add-node / lab-remove-node (NODE=name) change it through the reactors;
-# lab-failover freezes the API server holding the VIP (K8S);
+# lab-add-node (ROLE=master: a master) / lab-remove-node (NODE=name; a
+# worker is drained, a master leaves etcd and every load balancer) change it
+# through the reactors; lab-failover freezes a whole master (K8S);
 # lab-down removes everything it made, also after a failure. K8S=1 runs
 # Kubernetes itself (make k8s-binaries, Debian's containerd) and its smoke
 # test; MODE=controller lets the controller manager allocate the pod CIDRs,
@@ -40,14 +41,17 @@ lab-show: build-lab
 	$(LAB) show
 
 lab-add-node: build-lab $(LAB_K8S)
-	$(LAB) add-node
+	$(LAB) add-node $(if $(ROLE),--role $(ROLE))
 
 lab-remove-node: build-lab
 	$(LAB) remove-node $(if $(NODE),--node $(NODE))
 
-# A Kubernetes lab: the VIP's holder's API server frozen for 45 s; prints
-# how long until every haproxy and the VIP left it, and how long requests
-# through a worker's node-local endpoint and the VIP failed.
+# A Kubernetes lab: etcd, the API server, the controller manager and the
+# scheduler of the controller manager's leader frozen for 45 s; asserts the
+# nodes stay Ready, the leases move, a Deployment scaled up gets its pods,
+# etcd keeps quorum, and after the thaw etcd 3/3 and every haproxy whole;
+# prints how long each took and how long requests through a worker's
+# node-local endpoint and the VIP failed.
 lab-failover: build-lab
 	$(LAB) failover
 

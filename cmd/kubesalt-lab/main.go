@@ -18,7 +18,7 @@ type args struct {
 	command            string
 	dir, repo, saltBin string
 	nodes              int
-	node               string
+	node, role         string
 	options            lab.Options
 }
 
@@ -35,7 +35,8 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	fs.StringVar(&a.repo, "repo", ".", "the kubesalt checkout (salt/ is served, bin/ holds the binaries)")
 	fs.StringVar(&a.saltBin, "salt-bin", ".venv/bin", "directory of the Salt commands")
 	fs.IntVar(&a.nodes, "nodes", 6, "up: nodes in the lab: the first 3 are masters, the rest workers")
-	fs.StringVar(&a.node, "node", "", "remove-node: the worker to remove (default: the last added)")
+	fs.StringVar(&a.node, "node", "", "remove-node: the node to remove: a worker (drained first), or a master of 3 or more (default: the last worker added)")
+	fs.StringVar(&a.role, "role", lab.RoleWorker, "add-node: a "+lab.RoleWorker+" or a "+lab.RoleMaster+" (the first free of master-0..9)")
 	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s from `make k8s-binaries`, containerd, the smoke test)")
 	fs.StringVar(&a.options.Mode, "mode", lab.ModePlanned, "up: pod CIDRs planned by kubesalt, or allocated by the controller manager ("+lab.ModeController+"; needs --k8s)")
 	fs.Usage = func() {
@@ -50,6 +51,9 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 		return a, fmt.Errorf("give one command: up, add-node, remove-node, show, failover, bench-dns or down (got %q)", fs.Args())
 	}
 	a.command = fs.Arg(0)
+	if a.role != lab.RoleWorker && a.role != lab.RoleMaster {
+		return a, fmt.Errorf("--role %q: give %s or %s", a.role, lab.RoleWorker, lab.RoleMaster)
+	}
 	if a.nodes < 1 {
 		return a, fmt.Errorf("--nodes %d: give at least 1 (the first 3 are masters)", a.nodes)
 	}
@@ -78,7 +82,11 @@ func main() {
 		}
 	case "add-node":
 		var n lab.Node
-		if n, _, err = l.AddNode(); err == nil {
+		add := l.AddNode
+		if a.role == lab.RoleMaster {
+			add = l.AddMaster
+		}
+		if n, _, err = add(); err == nil {
 			_, err = l.Show()
 			fmt.Printf("added %s\n", n.Name)
 		}
@@ -91,8 +99,9 @@ func main() {
 	case "show":
 		_, err = l.Show()
 	case "failover":
-		// A Kubernetes lab: the VIP's holder's API server frozen for 45 s.
-		_, err = l.FreezeAPIServer(45 * time.Second)
+		// A Kubernetes lab: every Kubernetes process of the controller
+		// manager's leader frozen for 45 s.
+		_, err = l.FreezeMaster(45 * time.Second)
 	case "bench-dns":
 		_, err = l.BenchDNS(5*time.Second, 8)
 	case "down":

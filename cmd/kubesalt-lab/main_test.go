@@ -15,10 +15,11 @@ func TestParseArgs(t *testing.T) {
 	}{
 		// The Makefile's order: flags first.
 		{[]string{"--dir", ".lab", "--salt-bin", ".venv/bin", "up", "--nodes", "4", "--k8s", "--mode", "controller"},
-			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 4, options: lab.Options{K8S: true, Mode: lab.ModeController}}},
+			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 4, role: lab.RoleWorker, options: lab.Options{K8S: true, Mode: lab.ModeController}}},
 		{[]string{"remove-node", "--node", "worker-3"},
-			args{command: "remove-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, node: "worker-3", options: lab.Options{Mode: lab.ModePlanned}}},
-		{[]string{"down"}, args{command: "down", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, options: lab.Options{Mode: lab.ModePlanned}}},
+			args{command: "remove-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, node: "worker-3", role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned}}},
+		{[]string{"down"}, args{command: "down", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned}}},
+		{[]string{"add-node", "--role", "master"}, args{command: "add-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleMaster, options: lab.Options{Mode: lab.ModePlanned}}},
 	} {
 		got, err := parseArgs(c.argv, io.Discard)
 		if err != nil || got != c.want {
@@ -36,6 +37,7 @@ func TestParseArgsRefusesBadInput(t *testing.T) {
 		"up --mode controller":     "needs Kubernetes",
 		"up --k8s --mode elsewise": `mode "elsewise"`,
 		"up --frobnicate":          "unknown flag",
+		"add-node --role etcd":     `--role "etcd"`,
 	} {
 		_, err := parseArgs(strings.Fields(argv), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -23,6 +23,7 @@ var commands = []command{
 	{Name: "routes flush", Summary: "remove every route kubesalt owns", Run: runRoutesFlush},
 	{Name: "nodes discover", Summary: "read nodes and pod CIDRs from `kubectl get nodes -o json`", Run: runNodesDiscover},
 	{Name: "nodes set-cidrs", Summary: "set each registered node's empty Node.spec.podCIDRs to the plan", Run: runNodesSetCIDRs},
+	{Name: "etcd prune", Summary: "remove the etcd members whose master left the cluster definition", Run: runEtcdPrune},
 	{Name: "status record", Summary: "record one Salt job return in the status store", Run: runStatusRecord},
 	{Name: "status show", Summary: "show every node: routes converged, last report, certificates, VM", Run: runStatusShow},
 	{Name: "pki issue", Summary: "issue the CA and every certificate, kubeconfig and key the cluster needs", Run: pkiIssue},

@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -185,6 +186,16 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 			return nil
 		}},
 	}
+	if n.Role == RoleMaster {
+		return append(acts, action{fmt.Sprintf("%s in etcd's members, every haproxy and the API server certificate", n.Name), func() error {
+			if err := l.waitMasters(nil, 5*time.Minute); err != nil {
+				return err
+			}
+			*took = time.Since(start)
+			l.say("    %s a member and a backend everywhere %.1fs after its minion started", n.Name, took.Seconds())
+			return nil
+		}})
+	}
 	if l.st.Options.K8S {
 		acts = append(acts, action{fmt.Sprintf("Kubernetes: %s a Ready node with its pod CIDR", n.Name), func() error {
 			if err := l.WaitNodesReady(5 * time.Minute); err != nil {
@@ -198,19 +209,39 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 	return acts
 }
 
-// removeNodeActions: the node out of the pillar and the master told; the
-// reactors remove its routes everywhere; then (K8S) its Node, and its
-// minion, namespaces and key. took is the time from the event to the
-// routes converged.
-func (l *Lab) removeNodeActions(name string, took *time.Duration) []action {
+// removeNodeActions: (K8S) a worker drained, a master stopped; the node
+// out of the pillar and the master told; the reactors remove its routes
+// everywhere (and a master's etcd member, backend, keepalived peer and
+// certificate SAN); then (K8S) its Node, and its minion, namespaces and
+// key. took is the time from the event to the routes converged (a
+// master: to everything above gone).
+func (l *Lab) removeNodeActions(n Node, took *time.Duration) []action {
+	name := n.Name
 	var start time.Time
-	acts := []action{
-		{fmt.Sprintf("remove %s: pillar, kubesalt/pillar/changed event", name), func() error {
+	var acts []action
+	master := n.Role == RoleMaster
+	if l.st.Options.K8S && !master {
+		// As its admin would: its pods go elsewhere before it does.
+		acts = append(acts, action{"Kubernetes: kubectl drain " + name, func() error {
+			out, err := l.kubectl("drain", name, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout", "2m")
+			if err != nil {
+				return fmt.Errorf("kubectl drain %s: %v: %s", name, err, out)
+			}
+			l.say("    %s", strings.ReplaceAll(strings.TrimSpace(out), "\n", "\n    "))
+			return nil
+		}})
+	}
+	if master {
+		// A master being replaced is a dead machine: nothing of it answers.
+		acts = append(acts, action{name + " stopped: its minion, namespaces and key removed", func() error { return l.dropNode(name) }})
+	}
+	acts = append(acts,
+		action{fmt.Sprintf("remove %s: pillar, kubesalt/pillar/changed event", name), func() error {
 			err := l.dropFromPillar(name)
 			start = time.Now()
 			return err
 		}},
-		{"routes: every node's route to " + name + " gone, the others kept", func() error {
+		action{"routes: every node's route to " + name + " gone, the others kept", func() error {
 			if err := l.waitConverged(5 * time.Minute); err != nil {
 				return err
 			}
@@ -218,10 +249,19 @@ func (l *Lab) removeNodeActions(name string, took *time.Duration) []action {
 			l.say("    routes converged on every node %.1fs after the event", took.Seconds())
 			return nil
 		}},
+	)
+	if master {
+		acts = append(acts, action{fmt.Sprintf("%s gone from etcd's members, every haproxy, the masters' keepalived peers and the API server certificate (%s)", name, n.IP), func() error {
+			if err := l.waitMasters(&n, 5*time.Minute); err != nil {
+				return err
+			}
+			*took = time.Since(start)
+			l.say("    %s gone everywhere %.1fs after the event", name, took.Seconds())
+			return nil
+		}})
+		return acts
 	}
 	if l.st.Options.K8S {
-		// As its admin would: the Node goes, and its pods are made again
-		// elsewhere.
 		acts = append(acts, action{"Kubernetes: kubectl delete node " + name, func() error {
 			if out, err := l.kubectl("delete", "node", name, "--ignore-not-found"); err != nil {
 				return fmt.Errorf("kubectl delete node %s: %v: %s", name, err, out)

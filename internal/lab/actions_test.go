@@ -82,11 +82,21 @@ func TestActionsFromOptions(t *testing.T) {
 		[]string{"add worker-2 (192.168.170.22)", "routes: every node routes"}, []string{"Kubernetes:"})
 	wantPhases(t, "add-node K8S", names(k8s.addNodeActions(w, &took)),
 		[]string{"add worker-2", "routes: every node routes", "Kubernetes: worker-2 a Ready node"}, nil)
-	wantPhases(t, "remove-node", names(plain.removeNodeActions("worker-1", &took)),
+	// A master added: it joins etcd and every load balancer.
+	wantPhases(t, "add-node master", names(k8s.addNodeActions(masterNode(3), &took)),
+		[]string{"add master-3 (192.168.170.13)", "routes: every node routes", "master-3 in etcd's members, every haproxy"},
+		[]string{"a Ready node"})
+	w1, m2 := workerNode(1), masterNode(2)
+	wantPhases(t, "remove-node", names(plain.removeNodeActions(w1, &took)),
 		[]string{"remove worker-1", "routes: every node's route to worker-1 gone", "worker-1: its minion, namespaces and key removed"},
-		[]string{"kubectl delete node"})
-	wantPhases(t, "remove-node K8S", names(k8s.removeNodeActions("worker-1", &took)),
-		[]string{"remove worker-1", "routes:", "kubectl delete node worker-1", "worker-1: its minion"}, nil)
+		[]string{"kubectl delete node", "kubectl drain"})
+	// A worker is drained before it leaves.
+	wantPhases(t, "remove-node K8S", names(k8s.removeNodeActions(w1, &took)),
+		[]string{"Kubernetes: kubectl drain worker-1", "remove worker-1", "routes:", "kubectl delete node worker-1", "worker-1: its minion"}, nil)
+	// A master is stopped first (a dead machine), then left everywhere.
+	wantPhases(t, "remove-node master", names(k8s.removeNodeActions(m2, &took)),
+		[]string{"master-2 stopped", "remove master-2", "routes:", "master-2 gone from etcd's members, every haproxy"},
+		[]string{"kubectl drain", "kubectl delete node"})
 }
 
 // A failed action stops the command: later actions do not run, and the

@@ -271,18 +271,11 @@ var routeProto = strconv.Itoa(routes.DefaultProtocol)
 // EtcdHealth asks every master's etcd over TLS with the API server's etcd
 // client certificate that kubesalt issued.
 func (l *Lab) EtcdHealth() (string, error) {
-	var endpoints []string
+	var masters []string
 	for _, n := range l.withRole(RoleMaster) {
-		endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
+		masters = append(masters, n.Name)
 	}
-	first := l.firstMaster()
-	pki := filepath.Join(l.nodeDir(first), "root/etc/kubernetes/pki")
-	out, err := l.in(l.NodeNS(first), "/usr/bin/etcdctl", "--endpoints", strings.Join(endpoints, ","),
-		"--cacert", filepath.Join(pki, "ca.pem"),
-		"--cert", filepath.Join(pki, "kube-apiserver-etcd-client.pem"),
-		"--key", filepath.Join(pki, "kube-apiserver-etcd-client-key.pem"),
-		"endpoint", "health")
-	return strings.TrimSpace(out), err
+	return l.etcdctl(l.firstMaster(), masters, "endpoint", "health")
 }
 
 // Status runs `kubesalt status show` on the returner's store, waiting up

@@ -2,19 +2,22 @@ package lab
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/csv"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/etcdmembers"
 	"github.com/kubesalt/kubesalt/internal/nodes"
 	"github.com/kubesalt/kubesalt/internal/probe"
 )
@@ -203,152 +206,6 @@ func (l *Lab) CheckIdentities() error {
 	return nil
 }
 
-// FailoverReport is what freezing one master's API server cost.
-type FailoverReport struct {
-	Master, NewHolder string
-	// From the freeze: until every node's haproxy marked it DOWN, and
-	// until another master held the VIP.
-	LBDown, VIPMoved time.Duration
-	// The longest run of failed requests, one every 100 ms (each given
-	// 2 s), from the first one's start to the last one's end: through a
-	// worker's node-local endpoint (its kubelet's identity) and through the
-	// VIP (the admin's); how many requests each made and how many failed.
-	LocalGap, VIPGap       time.Duration
-	LocalTries, VIPTries   int
-	LocalFailed, VIPFailed int
-	// After the thaw: until every node's haproxy marked it UP again.
-	LBUp time.Duration
-}
-
-// FreezeAPIServer freezes (SIGSTOP) the API server of the master that
-// holds the VIP for hold, as a master that hangs, while requests go
-// through a worker's node-local endpoint and through the VIP; every node
-// must stay Ready. Then it thaws it and waits until every load balancer
-// has it back.
-func (l *Lab) FreezeAPIServer(hold time.Duration) (FailoverReport, error) {
-	var rep FailoverReport
-	if !l.st.Options.K8S {
-		return rep, fmt.Errorf("no Kubernetes in this lab: bring one up with `make lab K8S=1`")
-	}
-	if err := poll(time.Minute, time.Second, func() (string, error) {
-		p, _ := l.lbProblems("")
-		return strings.Join(p, "; "), nil
-	}); err != nil {
-		return rep, fmt.Errorf("before the freeze: %w", err)
-	}
-	rep.Master = l.VIPHolders()[0]
-	pid, err := l.processIn(rep.Master, "kube-apiserver")
-	if err != nil {
-		return rep, err
-	}
-	workers := l.workers()
-	if len(workers) == 0 {
-		return rep, fmt.Errorf("no worker: the node-local endpoint is probed from one")
-	}
-	worker := workers[0].Name
-	kubelet, err := nodes.LoadKubeconfig(filepath.Join(l.nodeDir(worker), "root/etc/kubernetes/pki/kubelet.kubeconfig"))
-	if err != nil {
-		return rep, err
-	}
-	admin, err := nodes.LoadKubeconfig(filepath.Join(l.PKIDir(), "admin.kubeconfig"))
-	if err != nil {
-		return rep, err
-	}
-
-	// Each prober's figures are read once it has stopped.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	type probeStats struct {
-		gap           time.Duration
-		tries, failed int
-	}
-	var local, viaVIP probeStats
-	prober := func(ns, url string, conf *tls.Config, st *probeStats) {
-		defer wg.Done()
-		var since time.Time // the first failure of the current run
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			sent := time.Now()
-			code, _, err := probe.HTTPSGet(ns, url, conf, 2*time.Second)
-			st.tries++
-			if err == nil && code == 200 {
-				since = time.Time{}
-				continue
-			}
-			// A run of failures lasts from its first request's start (one
-			// that timed out counts its whole wait).
-			st.failed++
-			if since.IsZero() {
-				since = sent
-			}
-			st.gap = max(st.gap, time.Since(since))
-		}
-	}
-	wg.Add(2)
-	go prober(l.NodeNS(worker), localAPIURL+"/api/v1/nodes/"+worker, kubelet.TLS, &local)
-	go prober(l.masterNS(), admin.Server+"/readyz", admin.TLS, &viaVIP)
-	stopProbes := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer stopProbes()
-
-	l.say("    freezing %s's kube-apiserver (pid %d), the VIP's holder, for %s", rep.Master, pid, hold)
-	start := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		return rep, err
-	}
-	thawed := false
-	thaw := func() {
-		if !thawed {
-			syscall.Kill(pid, syscall.SIGCONT)
-			thawed = true
-		}
-	}
-	defer thaw()
-	err = poll(hold, 100*time.Millisecond, func() (string, error) {
-		problems, _ := l.lbProblems(rep.Master)
-		if rep.LBDown == 0 && !hasPrefixIn(problems, "haproxy still has "+rep.Master) && !hasPrefixIn(problems, "stats") {
-			rep.LBDown = time.Since(start)
-		}
-		if h := l.VIPHolders(); rep.VIPMoved == 0 && len(h) == 1 && h[0] != rep.Master {
-			rep.VIPMoved, rep.NewHolder = time.Since(start), h[0]
-		}
-		if rep.LBDown == 0 || rep.VIPMoved == 0 {
-			return strings.Join(problems, "; "), nil
-		}
-		return "", nil
-	})
-	if err != nil {
-		return rep, fmt.Errorf("with %s's API server frozen: %w", rep.Master, err)
-	}
-	l.say("    every haproxy marked it DOWN after %.1fs; the VIP moved to %s after %.1fs", rep.LBDown.Seconds(), rep.NewHolder, rep.VIPMoved.Seconds())
-	// Frozen for hold in all: longer than a kubelet's lease renewal, so a
-	// kubelet stuck on the frozen master would show.
-	time.Sleep(time.Until(start.Add(hold)))
-	if err := l.workersReady(); err != nil {
-		return rep, fmt.Errorf("with %s's API server frozen for %s: %w", rep.Master, hold, err)
-	}
-	l.say("    every worker still Ready after %s frozen", hold)
-	thaw()
-	start = time.Now()
-	if err := poll(time.Minute, 100*time.Millisecond, func() (string, error) {
-		p, _ := l.lbProblems("")
-		return strings.Join(p, "; "), nil
-	}); err != nil {
-		return rep, fmt.Errorf("after the thaw: %w", err)
-	}
-	rep.LBUp = time.Since(start)
-	stopProbes()
-	rep.LocalGap, rep.LocalTries, rep.LocalFailed = local.gap, local.tries, local.failed
-	rep.VIPGap, rep.VIPTries, rep.VIPFailed = viaVIP.gap, viaVIP.tries, viaVIP.failed
-	l.say("    thawed: every haproxy marked it UP again after %.1fs", rep.LBUp.Seconds())
-	l.say("    requests through %s's node-local endpoint: %d, %d failed, longest failing run %.1fs", worker, rep.LocalTries, rep.LocalFailed, rep.LocalGap.Seconds())
-	l.say("    requests through the VIP: %d, %d failed, longest failing run %.1fs", rep.VIPTries, rep.VIPFailed, rep.VIPGap.Seconds())
-	return rep, nil
-}
-
 func hasPrefixIn(list []string, sub string) bool {
 	for _, s := range list {
 		if strings.Contains(s, sub) {
@@ -379,13 +236,17 @@ func (l *Lab) workersReady() error {
 
 // processIn finds the one process called comm in node's namespace.
 func (l *Lab) processIn(node, comm string) (int, error) {
+	name := comm
+	if len(name) > 15 {
+		name = name[:15] // the kernel keeps 15 bytes of a command's name
+	}
 	var found []int
 	for _, f := range strings.Fields(mustOut("ip", "netns", "pids", l.NodeNS(node))) {
 		pid, err := strconv.Atoi(f)
 		if err != nil {
 			continue
 		}
-		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(c)) == comm {
+		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(c)) == name {
 			found = append(found, pid)
 		}
 	}
@@ -393,4 +254,145 @@ func (l *Lab) processIn(node, comm string) (int, error) {
 		return 0, fmt.Errorf("%d processes called %s in %s's namespace, want one: %v", len(found), comm, node, found)
 	}
 	return found[0], nil
+}
+
+// waitMasters waits until the lab's masters agree with the definition
+// after a master came or went (gone, if one went): etcd's members are
+// exactly them, every node's haproxy has them (all UP) and no other
+// backend, one of them holds the VIP, their API server certificate names
+// every one of them and not gone's address, their keepalived configs name
+// no peer at gone's address. It prints what it found.
+func (l *Lab) waitMasters(gone *Node, limit time.Duration) error {
+	var members []string
+	err := poll(limit, 2*time.Second, func() (string, error) {
+		var problems []string
+		members, problems = l.mastersProblems(gone)
+		return strings.Join(problems, "; "), nil
+	})
+	l.say("    etcd members: %v", members)
+	for _, node := range l.st.Nodes {
+		got, _ := l.Backends(node.Name)
+		l.say("    haproxy on %-10s %v", node.Name, got)
+	}
+	l.say("    VIP %s held by %v", VIP, l.VIPHolders())
+	for _, m := range l.withRole(RoleMaster) {
+		ips, _ := certIPs(filepath.Join(l.nodeDir(m.Name), "root/etc/kubernetes/pki/kube-apiserver.pem"))
+		l.say("    %s's API server certificate: IP SANs %v", m.Name, ips)
+	}
+	if err != nil {
+		return fmt.Errorf("the masters %w (see %s/master/master.log)", err, l.Dir)
+	}
+	return nil
+}
+
+func (l *Lab) mastersProblems(gone *Node) (members []string, problems []string) {
+	masters := l.withRole(RoleMaster)
+	var names []string
+	for _, m := range masters {
+		names = append(names, m.Name)
+	}
+	out, err := l.etcdctl(names[0], names, "member", "list", "-w", "json")
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("etcdctl member list: %v: %s", err, out))
+	} else if list, err := etcdmembers.Parse([]byte(out)); err != nil {
+		problems = append(problems, err.Error())
+	} else {
+		for _, m := range list {
+			members = append(members, m.Name)
+		}
+		if strings.Join(members, ",") != strings.Join(names, ",") {
+			problems = append(problems, fmt.Sprintf("etcd's members are %v, want %v", members, names))
+		}
+	}
+	lb, _ := l.lbProblems("")
+	problems = append(problems, lb...)
+	for _, m := range masters {
+		root := filepath.Join(l.nodeDir(m.Name), "root/etc/kubernetes")
+		ips, err := certIPs(filepath.Join(root, "pki/kube-apiserver.pem"))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s's API server certificate: %v", m.Name, err))
+			continue
+		}
+		for _, o := range masters {
+			if !slices.Contains(ips, o.IP) {
+				problems = append(problems, fmt.Sprintf("%s's API server certificate does not name %s (%s)", m.Name, o.Name, o.IP))
+			}
+		}
+		// What it serves, not only the file: it was restarted and runs.
+		served, err := l.servedIPs(m)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s's API server: %v", m.Name, err))
+		case !slices.Equal(served, ips):
+			problems = append(problems, fmt.Sprintf("%s's API server serves a certificate for %v, its file names %v", m.Name, served, ips))
+		}
+		if gone == nil {
+			continue
+		}
+		if slices.Contains(ips, gone.IP) {
+			problems = append(problems, fmt.Sprintf("%s's API server certificate still names %s (%s)", m.Name, gone.Name, gone.IP))
+		}
+		conf, err := os.ReadFile(filepath.Join(root, "keepalived.conf"))
+		if err != nil || slices.Contains(strings.Fields(string(conf)), gone.IP.String()) {
+			problems = append(problems, fmt.Sprintf("%s's keepalived.conf still names %s as a peer (%v)", m.Name, gone.IP, err))
+		}
+	}
+	return members, problems
+}
+
+// servedIPs asks master m's API server for /readyz (as the admin, from
+// the salt-master's namespace) and returns the IP SANs of the certificate
+// it served.
+func (l *Lab) servedIPs(m Node) ([]netip.Addr, error) {
+	admin, err := nodes.LoadKubeconfig(filepath.Join(l.PKIDir(), "admin.kubeconfig"))
+	if err != nil {
+		return nil, err
+	}
+	conf := admin.TLS.Clone()
+	conf.ServerName = m.IP.String()
+	var ips []netip.Addr
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		ips = nil
+		for _, ip := range cs.PeerCertificates[0].IPAddresses {
+			if a, ok := netip.AddrFromSlice(ip); ok {
+				ips = append(ips, a.Unmap())
+			}
+		}
+		return nil
+	}
+	code, body, err := probe.HTTPSGet(l.masterNS(), cluster.HTTPSURL(m.IP.String(), 6443)+"/readyz", conf, 3*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if code != 200 {
+		return nil, fmt.Errorf("/readyz: HTTP %d: %s", code, body)
+	}
+	sortAddrs(ips)
+	return ips, nil
+}
+
+func sortAddrs(a []netip.Addr) { slices.SortFunc(a, func(x, y netip.Addr) int { return x.Compare(y) }) }
+
+// certIPs reads a PEM certificate's IP SANs.
+func certIPs(path string) ([]netip.Addr, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	var out []netip.Addr
+	for _, ip := range cert.IPAddresses {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, a.Unmap())
+		}
+	}
+	sortAddrs(out)
+	return out, nil
 }

@@ -109,7 +109,14 @@ func (l *Lab) k8sPillar() map[string]any {
 // kubectl runs bin/k8s/kubectl as the cluster's admin, from the salt-master's
 // namespace, through the VIP (the admin kubeconfig's server).
 func (l *Lab) kubectl(args ...string) (string, error) {
-	argv := append([]string{l.k8sBin("kubectl"), "--kubeconfig", filepath.Join(l.PKIDir(), "admin.kubeconfig"), "--request-timeout", "20s"}, args...)
+	return l.kubectlWithin(20*time.Second, args...)
+}
+
+// kubectlWithin is kubectl giving up after limit: the failover's watchers
+// poll with short requests, so one stuck on a frozen API server does not
+// hide the moment the API answers again.
+func (l *Lab) kubectlWithin(limit time.Duration, args ...string) (string, error) {
+	argv := append([]string{l.k8sBin("kubectl"), "--kubeconfig", filepath.Join(l.PKIDir(), "admin.kubeconfig"), "--request-timeout", limit.String()}, args...)
 	return l.in(l.masterNS(), argv...)
 }
 
@@ -139,8 +146,10 @@ func (n kubeNode) ready() (bool, string) {
 }
 
 // KubeNodes returns the API's nodes by name.
-func (l *Lab) KubeNodes() (map[string]kubeNode, error) {
-	out, err := l.kubectl("get", "nodes", "-o", "json")
+func (l *Lab) KubeNodes() (map[string]kubeNode, error) { return l.kubeNodesWithin(20 * time.Second) }
+
+func (l *Lab) kubeNodesWithin(limit time.Duration) (map[string]kubeNode, error) {
+	out, err := l.kubectlWithin(limit, "get", "nodes", "-o", "json")
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -22,6 +23,29 @@ func (l *Lab) hasNode(name string) bool {
 	return ok
 }
 
+// nextMaster names the next master (master-0 to master-9) and its address.
+func (l *Lab) nextMaster() (Node, error) {
+	for i := 0; i < 10; i++ {
+		if n := masterNode(i); !l.hasNode(n.Name) {
+			return n, nil
+		}
+	}
+	return Node{}, fmt.Errorf("the lab has 10 masters, its most")
+}
+
+// AddMaster adds a master as AddNode adds a worker: orch.kubernetes.add_node
+// gives it certificates, etcd (it joins the running cluster) and the
+// control plane, and every other node's load balancer a backend.
+func (l *Lab) AddMaster() (Node, time.Duration, error) {
+	n, err := l.nextMaster()
+	if err != nil {
+		return n, 0, err
+	}
+	var took time.Duration
+	err = l.runActions(l.addNodeActions(n, &took))
+	return n, took, err
+}
+
 // AddNode adds a worker to the lab's pillar and starts its minion; the
 // reactor (salt/minion/*/start) and orch.kubernetes.add_node do the rest:
 // its CIDR, certificates and routes, and every other node's route to it
@@ -36,6 +60,13 @@ func (l *Lab) AddNode() (Node, time.Duration, error) {
 // addNode records n, writes the pillar with it, and starts its namespace
 // and minion.
 func (l *Lab) addNode(n Node) error {
+	if n.Role == RoleMaster {
+		// A master added under a removed one's name is a new machine: no
+		// etcd data of the member that was removed.
+		if err := os.RemoveAll(l.nodeDir(n.Name)); err != nil {
+			return err
+		}
+	}
 	l.st.Nodes = append(l.st.Nodes, n)
 	if err := l.st.Save(); err != nil {
 		return err
@@ -52,16 +83,22 @@ func (l *Lab) addNode(n Node) error {
 	return l.startMinion(n)
 }
 
-// RemoveNode takes a worker out of the pillar and tells the master
-// (kubesalt/pillar/changed): every other node's route to it goes. Then the
-// node's minion, namespace and key go (removeNodeActions).
+// RemoveNode takes a node out of the pillar and tells the master
+// (kubesalt/pillar/changed): every other node's route to it goes. A worker
+// (K8S) is drained first; then the node's minion, namespace and key go. A
+// master is stopped first, as a dead machine, and the orchestration removes
+// its etcd member, its backend from every load balancer, its keepalived
+// peer and its IP from the API server certificate (removeNodeActions).
 func (l *Lab) RemoveNode(name string) (time.Duration, error) {
 	n, ok := l.st.Node(name)
-	if !ok || n.Role != RoleWorker {
-		return 0, fmt.Errorf("%s is not a worker of the lab; remove a worker (nodes: %s)", name, strings.Join(l.nodeNames(), ", "))
+	if !ok {
+		return 0, fmt.Errorf("%s is not a node of the lab (nodes: %s)", name, strings.Join(l.nodeNames(), ", "))
+	}
+	if n.Role == RoleMaster && len(l.withRole(RoleMaster)) < 3 {
+		return 0, fmt.Errorf("%s: the lab has %d masters; removing one needs 3 or more, so that etcd keeps its quorum without it", name, len(l.withRole(RoleMaster)))
 	}
 	var took time.Duration
-	err := l.runActions(l.removeNodeActions(name, &took))
+	err := l.runActions(l.removeNodeActions(n, &took))
 	return took, err
 }
 

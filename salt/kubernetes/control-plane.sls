@@ -28,7 +28,12 @@ kubernetes-control-plane-no-cluster-facts:
         refresh this minion's pillar once the ext_pillar works
 {%- else %}
 
-{#- kube-apiserver #}
+{#- kube-apiserver. Its etcd is the member beside it (kubeadm's stacked
+    etcd does the same): a client of every member keeps requests on a hung
+    member's connection until gRPC's keepalive gives up (about 40 s in the
+    lab, with one master frozen), during which leases cannot be renewed;
+    an API server whose own member fails fails /readyz and leaves every
+    load balancer instead. #}
 {%- set apiserver = {
   'advertise-address': me.ip,
   'allow-privileged': true,
@@ -40,7 +45,7 @@ kubernetes-control-plane-no-cluster-facts:
   'etcd-cafile': pki ~ '/ca.pem',
   'etcd-certfile': pki ~ '/kube-apiserver-etcd-client.pem',
   'etcd-keyfile': pki ~ '/kube-apiserver-etcd-client-key.pem',
-  'etcd-servers': cluster.etcd_endpoints,
+  'etcd-servers': [me.etcd_client_url] if me.etcd_client_url else cluster.etcd_endpoints,
   'encryption-provider-config': pki ~ '/encryption-config.yaml',
   'kubelet-certificate-authority': pki ~ '/ca.pem',
   'kubelet-client-certificate': pki ~ '/kube-apiserver-kubelet-client.pem',

@@ -26,6 +26,7 @@ FORMULA_SLS = [
     "kubernetes.pki",
     "kubernetes.load-balancer",
     "kubernetes.etcd",
+    "kubernetes.etcd-members",
     "kubernetes.control-plane",
     "kubernetes.worker",
     "kubernetes.network",

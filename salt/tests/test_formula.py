@@ -65,8 +65,15 @@ def test_every_sls_renders(make_cluster, variant, node):
     seen = {s["__sls__"] for s in rendered.values()}
     for sls in FORMULA_SLS[1:]:
         assert sls in seen, f"{sls} rendered no state for {node} ({variant})"
-    role = make_cluster(variant).nodes[node]["role"]
+    nodes = make_cluster(variant).nodes
+    role = nodes[node]["role"]
     ids = set(rendered)
+    # The first master keeps etcd's members to the definition's masters.
+    masters = sorted(n for n, v in nodes.items() if v["role"] == "master")
+    assert ("kubernetes-etcd-members" in ids) == (node == masters[0])
+    if node == masters[0]:
+        _, _, args = state_args(rendered["kubernetes-etcd-members"])
+        assert args["keep"] == masters and len(args["endpoints"]) == len(masters)
     if role == "master":
         assert {"kubernetes-etcd-launch", "kubernetes-kube-apiserver-launch"} <= ids
         assert "kubernetes-kubelet-config" not in ids
@@ -314,7 +321,8 @@ def test_control_plane_flags(applied, variant):
     facts = cluster.plan["data"]["cluster"]
     assert api["service-account-issuer"] == facts["api_url"] == "https://192.168.170.10:6443"
     assert api["authorization-mode"] == "Node,RBAC"
-    assert api["etcd-servers"].split(",") == [f"https://192.168.170.1{i}:2379" for i in range(3)]
+    # Its own etcd member only (kubeadm's stacked etcd).
+    assert api["etcd-servers"] == "https://192.168.170.10:2379"
     assert api["encryption-provider-config"].endswith("/pki/encryption-config.yaml")
     assert (root / "etc/kubernetes/pki/encryption-config.yaml").exists()
 

@@ -156,6 +156,12 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         step = rendered["kubernetes-pillar-changed-routes"]["salt"]
         assert {"sls": ["kubernetes.network", "kubernetes.load-balancer"]} in step
         assert {"tgt": "I@kubesalt:node:*"} in step
+        # A master that left: its etcd member goes, the masters take the
+        # certificate without its IP, one at a time.
+        assert {"sls": "kubernetes.etcd-members"} in rendered["kubernetes-pillar-changed-etcd-members"]["salt"]
+        step = rendered["kubernetes-pillar-changed-masters"]["salt"]
+        assert {"sls": ["kubernetes.pki", "kubernetes.control-plane"]} in step
+        assert {"batch": 1} in step
     if mods.endswith("etcd_restore"):
         # One snapshot sent to every master, then stop+restore, etcd, the
         # control plane, and health waited for.

@@ -4,7 +4,9 @@
     node's CIDR is released and its certificates removed), every minion's
     pillar is refreshed, and the network state on every node adds routes to
     new nodes and removes those of nodes that left; every node's API load
-    balancer follows the masters. -#}
+    balancer follows the masters. A master that left is removed from etcd's
+    members, and the masters that stay take the API server certificate
+    without its IP, one at a time. -#}
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
 {%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
 
@@ -39,3 +41,25 @@ kubernetes-pillar-changed-routes:
     - queue: True
     - require:
       - salt: kubernetes-pillar-changed-refresh
+
+{#- A master that left: its etcd member goes (the first master asks the
+    others), and the API server certificate, re-issued without its IP, is
+    taken by each master in turn (batch: one API server restarts at a
+    time). Nothing changes when no master left. #}
+kubernetes-pillar-changed-etcd-members:
+  salt.state:
+    - tgt: I@kubesalt:role:master
+    - tgt_type: compound
+    - sls: kubernetes.etcd-members
+    - queue: True
+    - require:
+      - salt: kubernetes-pillar-changed-refresh
+
+kubernetes-pillar-changed-masters:
+  salt.state:
+    - tgt: I@kubesalt:role:master
+    - tgt_type: compound
+    - sls: [kubernetes.pki, kubernetes.control-plane]
+    - batch: 1
+    - require:
+      - salt: kubernetes-pillar-changed-etcd-members

@@ -6,6 +6,7 @@ standard input each function hands the binary (the run itself is captured).
 import pytest
 
 import saltext.kubesalt.modules.kubesalt_addons as addons
+import saltext.kubesalt.modules.kubesalt_etcd as etcd
 import saltext.kubesalt.modules.kubesalt_net as net
 import saltext.kubesalt.modules.kubesalt_pki as pki
 import saltext.kubesalt.modules.kubesalt_virt as virt
@@ -27,7 +28,7 @@ def configure_loader_modules():
     ctx = {}
     return {
         mod: {"__opts__": opts, "__pillar__": pillar, "__salt__": salt, "__context__": ctx}
-        for mod in (net, pki, virt, addons)
+        for mod in (addons, etcd, net, pki, virt)
     }
 
 
@@ -154,6 +155,27 @@ def test_addons_apply(calls):
     ]  # fmt: skip
     # The kubernetes pillar goes on stdin; a file does not.
     assert calls[0][2] == DEFINITION and calls[1][2] is None
+
+
+def test_etcd_prune(calls):
+    etcd.prune(["master-0", "master-1"], ["https://10.0.0.10:2379"], "/p/ca.pem", "/p/s.pem", "/p/s-key.pem")
+    etcd.prune(
+        ("master-0",),
+        ("https://10.0.0.10:2379",),
+        "/p/ca.pem",
+        "/p/s.pem",
+        "/p/s-key.pem",
+        etcdctl="/opt/ks/etcdctl",
+        timeout="5s",
+        test=True,
+    )
+    assert [c[1] for c in calls] == [
+        ["etcd", "prune", "--keep", "master-0", "--keep", "master-1", "--endpoints", "https://10.0.0.10:2379",
+         "--cacert", "/p/ca.pem", "--cert", "/p/s.pem", "--key", "/p/s-key.pem"],
+        ["etcd", "prune", "--keep", "master-0", "--endpoints", "https://10.0.0.10:2379",
+         "--cacert", "/p/ca.pem", "--cert", "/p/s.pem", "--key", "/p/s-key.pem",
+         "--etcdctl", "/opt/ks/etcdctl", "--timeout", "5s", "--test"],
+    ]  # fmt: skip
 
 
 def test_no_definition(calls):

@@ -1,5 +1,7 @@
 """
-An etcd member restored from a snapshot (``orch.kubernetes.etcd_restore``).
+An etcd member restored from a snapshot (``orch.kubernetes.etcd_restore``),
+and etcd's members kept to the definition's masters: a master that left is
+removed from etcd by ``kubesalt etcd prune``.
 
 .. code-block:: yaml
 
@@ -11,6 +13,14 @@ An etcd member restored from a snapshot (``orch.kubernetes.etcd_restore``).
         - peer_url: https://192.168.170.10:2380
         - initial_cluster: master-0=https://192.168.170.10:2380,...
         - token: kubesalt-etcd
+
+    etcd-members:
+      kubesalt_etcd.members_pruned:
+        - keep: [master-0, master-1]
+        - endpoints: [https://192.168.170.10:2379, https://192.168.170.11:2379]
+        - cacert: /etc/kubernetes/pki/ca.pem
+        - cert: /etc/kubernetes/pki/etcd-server.pem
+        - key: /etc/kubernetes/pki/etcd-server-key.pem
 """
 
 __virtualname__ = "kubesalt_etcd"
@@ -46,5 +56,27 @@ def restored(name, snapshot, member, peer_url, initial_cluster, token, etcdctl=N
         token=token,
         etcdctl=etcdctl,
         etcdutl=etcdutl,
+        test=test,
+    )
+
+
+def members_pruned(name, keep, endpoints, cacert, cert, key, etcdctl=None, timeout=None):
+    """
+    Every etcd member is one of ``keep``: the others (masters that left the
+    definition) are removed with ``etcdctl member remove``.
+    """
+    test = bool(__opts__.get("test"))
+    return ks.call(
+        name,
+        "etcd prune",
+        test,
+        __salt__["kubesalt_etcd.prune"],
+        keep=keep,
+        endpoints=endpoints,
+        cacert=cacert,
+        cert=cert,
+        key=key,
+        etcdctl=etcdctl,
+        timeout=timeout,
         test=test,
     )
