@@ -128,37 +128,13 @@ func (l *Lab) smokePods(want int) ([]KubePod, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	var list struct {
-		Items []struct {
-			Metadata struct {
-				Name              string  `json:"name"`
-				DeletionTimestamp *string `json:"deletionTimestamp"`
-			} `json:"metadata"`
-			Spec struct {
-				NodeName string `json:"nodeName"`
-			} `json:"spec"`
-			Status struct {
-				PodIP      string `json:"podIP"`
-				Conditions []struct{ Type, Status string }
-			} `json:"status"`
-		}
+	pods, problem := readyPods(out)
+	if problem != "" {
+		return nil, problem
 	}
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return nil, err.Error()
-	}
-	var pods []KubePod
 	perNode := map[string]int{}
-	for _, p := range list.Items {
-		ready := false
-		for _, c := range p.Status.Conditions {
-			ready = ready || c.Type == "Ready" && c.Status == "True"
-		}
-		ip, err := netip.ParseAddr(p.Status.PodIP)
-		if p.Metadata.DeletionTimestamp != nil || !ready || err != nil {
-			continue
-		}
-		pods = append(pods, KubePod{Name: p.Metadata.Name, Node: p.Spec.NodeName, IP: ip})
-		perNode[p.Spec.NodeName]++
+	for _, p := range pods {
+		perNode[p.Node]++
 	}
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Node+pods[i].Name < pods[j].Node+pods[j].Name })
 	if len(pods) < want {
