@@ -46,6 +46,11 @@ def test_each_minion_its_own_cidr_and_every_node(tmp_path, pillar):
         ],
         "etcd_endpoints": ["https://192.168.170.10:2379"],
         "etcd_initial_cluster": "master-0=https://192.168.170.10:2380",
+        # The node-local load balancer's endpoint and backends; no VIP.
+        "local_api_url": "https://127.0.0.1:6444",
+        "local_api_port": 6444,
+        "api_backends": [{"name": "master-0", "host": "192.168.170.10", "port": 6443}],
+        "api_vip": "",
     }
     # Stable: planning again (a refresh) gives the same blocks.
     assert ext.ext_pillar("worker-0", pillar, plan_file=plan)["kubesalt"]["pod_cidrs"] == w0["pod_cidrs"]
