@@ -23,36 +23,30 @@ const (
 	CoreDNSRef = "docker.io/coredns/coredns:1.14.7"
 )
 
+// imageKinds: each kind's default reference, the path of its one file and
+// its default arguments.
+var imageKinds = map[string]struct {
+	ref, path string
+	cmd       []string
+}{
+	"pause":   {PauseRef, "/pause", nil},
+	"coredns": {CoreDNSRef, "/coredns", nil},
+	"serve":   {ServeRef, "/kubesalt-pod", []string{"serve", "--port", "8080"}},
+}
+
 // images builds the image of kind with bin as its only file.
 func images(kind, ref string, bin []byte) (ociimage.Image, error) {
-	switch kind {
-	case "pause":
-		if ref == "" {
-			ref = PauseRef
-		}
-		return ociimage.Image{
-			Ref: ref, Files: []ociimage.File{{Path: "/pause", Mode: 0o755, Data: bin}},
-			Entrypoint: []string{"/pause"}, Architecture: runtime.GOARCH,
-		}, nil
-	case "coredns":
-		if ref == "" {
-			ref = CoreDNSRef
-		}
-		return ociimage.Image{
-			Ref: ref, Files: []ociimage.File{{Path: "/coredns", Mode: 0o755, Data: bin}},
-			Entrypoint: []string{"/coredns"}, Architecture: runtime.GOARCH,
-		}, nil
-	case "serve":
-		if ref == "" {
-			ref = ServeRef
-		}
-		return ociimage.Image{
-			Ref: ref, Files: []ociimage.File{{Path: "/kubesalt-pod", Mode: 0o755, Data: bin}},
-			Entrypoint: []string{"/kubesalt-pod"}, Cmd: []string{"serve", "--port", "8080"},
-			Architecture: runtime.GOARCH,
-		}, nil
+	k, ok := imageKinds[kind]
+	if !ok {
+		return ociimage.Image{}, fmt.Errorf("--kind %q: use pause, serve or coredns", kind)
 	}
-	return ociimage.Image{}, fmt.Errorf("--kind %q: use pause, serve or coredns", kind)
+	if ref == "" {
+		ref = k.ref
+	}
+	return ociimage.Image{
+		Ref: ref, Files: []ociimage.File{{Path: k.path, Mode: 0o755, Data: bin}},
+		Entrypoint: []string{k.path}, Cmd: k.cmd, Architecture: runtime.GOARCH,
+	}, nil
 }
 
 func runImage(s *cli.Streams, args []string) int {
