@@ -33,6 +33,8 @@ var commands = []command{
 	{Name: "pki bundle", Summary: "print exactly the PKI material one node needs, for its pillar", Run: pkiBundle},
 	{Name: "etcd snapshot", Summary: "take an etcd snapshot into a directory, keep the newest N", Run: runEtcdSnapshot},
 	{Name: "etcd restore", Summary: "restore this etcd member's data directory from a snapshot (etcd stopped)", Run: runEtcdRestore},
+	{Name: "upgrade plan", Summary: "refuse or order a Kubernetes upgrade: skew policy, reachability, etcd health, masters then worker batches", Run: runUpgradePlan},
+	{Name: "upgrade node", Summary: "the versions this node's Kubernetes components run; --target --wait: until it runs it, ready", Run: runUpgradeNode},
 	{Name: "supervise", Summary: "keep a daemon running: restart it with a back-off, stop it with the supervisor", Run: runSupervise},
 }
 

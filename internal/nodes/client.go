@@ -36,6 +36,11 @@ func (c *Client) ListNodes(ctx context.Context) ([]byte, error) {
 	return c.do(ctx, http.MethodGet, "/api/v1/nodes", "", nil)
 }
 
+// Get returns the answer to a GET of path (/version, /readyz, an object).
+func (c *Client) Get(ctx context.Context, path string) ([]byte, error) {
+	return c.do(ctx, http.MethodGet, path, "", nil)
+}
+
 // PatchNode applies a JSON merge patch to the named node.
 func (c *Client) PatchNode(ctx context.Context, name string, patch []byte) error {
 	_, err := c.do(ctx, http.MethodPatch, "/api/v1/nodes/"+url.PathEscape(name), "application/merge-patch+json", patch)
