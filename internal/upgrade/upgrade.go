@@ -115,8 +115,14 @@ type Plan struct {
 	// From is every version the nodes run now, oldest first.
 	From []string `json:"from"`
 	// Done: the nodes already at the target (skipped).
-	Done  []string `json:"done"`
-	Steps []Step   `json:"steps"`
+	Done []string `json:"done"`
+	// Unknown: nodes whose version is not known (not answering, not
+	// started), when nothing else needs upgrading.
+	Unknown []string `json:"unknown"`
+	// Coordinator: the master that takes the snapshot and drains and
+	// uncordons the workers (the first by name).
+	Coordinator string `json:"coordinator"`
+	Steps       []Step `json:"steps"`
 }
 
 // Refusal is an upgrade the skew policy or the cluster's state forbids:
@@ -170,22 +176,39 @@ func Decide(in Input) (*Plan, error) {
 	nodes := append([]Node(nil), in.Nodes...)
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 
-	var reasons []string
+	// What each node runs; the nodes whose version is not known (no
+	// answer, components not running yet) are kept apart.
 	versions := map[string]Version{}
+	var unknown []Node
+	work := false
 	for _, n := range nodes {
-		switch {
-		case !n.Reachable:
-			reasons = append(reasons, fmt.Sprintf("%s (%s) does not answer: bring its minion back (or remove it from the pillar) before upgrading", n.Name, n.Role))
-			continue
-		case n.Role == RoleMaster && (n.EtcdHealthy == nil || !*n.EtcdHealthy):
-			reasons = append(reasons, fmt.Sprintf("etcd on %s is not healthy%s: an upgrade restarts one member at a time and needs every member healthy first", n.Name, detail(n.Problem)))
-		}
 		v, err := ParseVersion(n.Version)
-		if err != nil {
-			reasons = append(reasons, fmt.Sprintf("%s (%s): its running version is unknown%s: start its components (highstate) before upgrading", n.Name, n.Role, detail(n.Problem)))
+		if !n.Reachable || err != nil {
+			unknown = append(unknown, n)
 			continue
 		}
 		versions[n.Name] = v
+		work = work || v.Compare(target) != 0
+	}
+	// Nothing that answered is behind: nothing to upgrade (pillar_changed
+	// runs this on every change; a node that is down or not built yet
+	// takes the pillar's version at its next highstate).
+	if !work {
+		return plan(nodes, versions, unknown, target, in.WorkerBatch), nil
+	}
+
+	var reasons []string
+	for _, n := range unknown {
+		if !n.Reachable {
+			reasons = append(reasons, fmt.Sprintf("%s (%s) does not answer: bring its minion back (or remove it from the pillar) before upgrading", n.Name, n.Role))
+		} else {
+			reasons = append(reasons, fmt.Sprintf("%s (%s): its running version is unknown%s: start its components (highstate) before upgrading", n.Name, n.Role, detail(n.Problem)))
+		}
+	}
+	for _, n := range nodes {
+		if n.Reachable && n.Role == RoleMaster && (n.EtcdHealthy == nil || !*n.EtcdHealthy) {
+			reasons = append(reasons, fmt.Sprintf("etcd on %s is not healthy%s: an upgrade restarts one master at a time and needs every member healthy first", n.Name, detail(n.Problem)))
+		}
 	}
 
 	// The control plane's version is its oldest API server: the workers may
@@ -228,7 +251,7 @@ func Decide(in Input) (*Plan, error) {
 	if len(reasons) > 0 {
 		return nil, &Refusal{Reasons: reasons}
 	}
-	return plan(nodes, versions, target, in.WorkerBatch), nil
+	return plan(nodes, versions, nil, target, in.WorkerBatch), nil
 }
 
 func detail(problem string) string {
@@ -252,13 +275,22 @@ func skipped(from, to Version) string {
 
 // plan orders what is left: nodes sorted by name; a snapshot first when
 // anything changes; each master not at the target alone; the workers not
-// at the target in batches of batch.
-func plan(nodes []Node, versions map[string]Version, target Version, batch int) *Plan {
-	p := &Plan{Target: target.String(), From: []string{}, Done: []string{}, Steps: []Step{}}
+// at the target in batches of batch. The nodes of unknown are left out.
+func plan(nodes []Node, versions map[string]Version, unknown []Node, target Version, batch int) *Plan {
+	p := &Plan{Target: target.String(), From: []string{}, Done: []string{}, Unknown: []string{}, Steps: []Step{}}
+	for _, n := range unknown {
+		p.Unknown = append(p.Unknown, n.Name)
+	}
 	from := map[Version]bool{}
 	var masters, workers []string
 	for _, n := range nodes {
-		v := versions[n.Name]
+		v, ok := versions[n.Name]
+		if !ok {
+			continue
+		}
+		if n.Role == RoleMaster && p.Coordinator == "" {
+			p.Coordinator = n.Name
+		}
 		from[v] = true
 		switch {
 		case v.Compare(target) == 0:
@@ -295,6 +327,9 @@ func plan(nodes []Node, versions map[string]Version, target Version, batch int) 
 
 // Summary says in one line what the plan does.
 func (p *Plan) Summary() string {
+	if len(p.Steps) == 0 && len(p.Unknown) > 0 {
+		return fmt.Sprintf("every node that answered runs %s: nothing to upgrade; not known: %s (each takes the pillar's version at its next highstate)", p.Target, strings.Join(p.Unknown, ", "))
+	}
 	if len(p.Steps) == 0 {
 		return fmt.Sprintf("every node runs %s: nothing to upgrade", p.Target)
 	}

@@ -202,3 +202,24 @@ func TestParseVersion(t *testing.T) {
 		}
 	}
 }
+
+// Every node that answers runs the target: nothing to upgrade, and a node
+// down or not started yet is no refusal (pillar_changed asks on every
+// change; such a node takes the version at its next highstate).
+func TestNothingKnownToUpgrade(t *testing.T) {
+	ns := cluster("v1.36.3", 2)
+	set(ns, "worker-1", func(n *Node) { n.Reachable = false; n.Version = "" })
+	ns = append(ns, Node{Name: "worker-9", Role: RoleWorker, Reachable: true, Problem: "kubelet: connection refused"})
+	p, err := Decide(Input{Target: "v1.36.3", WorkerBatch: 1, Nodes: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Steps) != 0 || !reflect.DeepEqual(p.Unknown, []string{"worker-1", "worker-9"}) ||
+		!strings.Contains(p.Summary(), "not known: worker-1, worker-9") {
+		t.Errorf("plan %+v: %s", p, p.Summary())
+	}
+	// The coordinator is the first master by name.
+	if p.Coordinator != "master-0" {
+		t.Errorf("coordinator %q", p.Coordinator)
+	}
+}
