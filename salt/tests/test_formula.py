@@ -124,6 +124,45 @@ def test_etcd_backup_schedule_and_restore_render(make_cluster):
 
 
 @pytest.mark.render
+def test_upgrade_steps_render(make_cluster):
+    """kubernetes.upgrade, one step of orch.kubernetes.upgrade per run: the
+    new binaries and the role's daemons stopped after them (the role's
+    state starts them again), the snapshot, drain and uncordon on the
+    coordinating master; no step given is a failure that says so."""
+
+    def step(minion, **s):
+        pillar = {"kubernetes": {"services": {"manager": "process"}}, "upgrade_step": s}
+        return states_by_id(minion.call("state.show_sls", "kubernetes.upgrade", "pillar=" + json.dumps(pillar)))
+
+    cluster = make_cluster("example")
+    for node, daemons in [
+        ("master-1", ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]),
+        ("worker-0", ["kubelet", "kube-proxy"]),
+    ]:
+        rendered = step(cluster.minion(node), action="replace")
+        stopped = sorted(
+            i.removeprefix("kubernetes-").removesuffix("-stopped") for i in rendered if i.endswith("-stopped")
+        )
+        assert stopped == sorted(daemons), (node, sorted(rendered))
+        for d in daemons:
+            mod, fun, args = state_args(rendered[f"kubernetes-{d}-stopped"])
+            assert (mod, fun) == ("cmd", "run") and {"sls": "kubernetes.binaries"} in args["require"]
+        assert any(i.startswith("kubernetes-bin-") for i in rendered), "the new binaries are in the same run"
+    master = cluster.minion("master-0")
+    mod, fun, args = state_args(step(master, action="snapshot")["kubernetes-upgrade-snapshot"])
+    assert (mod, fun) == ("module", "run")
+    assert args["kubesalt_etcd.snapshot"][1] == {"member": "master-0"}
+    _, _, args = state_args(step(master, action="drain", nodes=["worker-0", "worker-1"])["kubernetes-upgrade-drain"])
+    assert (
+        args["name"].endswith("drain worker-0 worker-1 --ignore-daemonsets --delete-emptydir-data --timeout=5m")
+        and "admin.kubeconfig" in args["name"]
+    )
+    _, _, args = state_args(step(master, action="uncordon", nodes=["worker-0"])["kubernetes-upgrade-uncordon"])
+    assert args["name"].endswith("uncordon worker-0")
+    assert list(step(master)) == ["kubernetes-upgrade-no-step"]
+
+
+@pytest.mark.render
 def test_ca_sls_and_smoke_render(make_cluster):
     minion = make_cluster("example").minion("master-0")
     rendered = states_by_id(minion.show_sls("kubernetes.ca", "kubernetes.smoke"))

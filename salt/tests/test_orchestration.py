@@ -255,3 +255,166 @@ def test_master_config_snippet(loaded):
     # The formula's own states exist in the minion's loader.
     for fun in ("kubesalt_net.routes_synced", "kubesalt_pki.certificates_issued"):
         assert fun in loaded["states"], f"{fun} not loaded: install saltext-kubesalt into the venv"
+
+
+def upgrade_states(version, workers=2, **changed):
+    """What every node runs, as `kubesalt upgrade node` reports it (the
+    upgrade orchestration's pillar upgrade_states, instead of asking)."""
+    nodes = [
+        {"name": f"master-{i}", "role": "master", "version": version, "reachable": True, "etcd_healthy": True}
+        for i in range(3)
+    ]
+    nodes += [{"name": f"worker-{i}", "role": "worker", "version": version, "reachable": True} for i in range(workers)]
+    for n in nodes:
+        n.update(changed.get(n["name"], {}))
+    return nodes
+
+
+def upgrade_pillar(states, target="v1.36.3", batch=1):
+    return {
+        "upgrade_states": states,
+        "kubernetes": {
+            "versions": {"kubernetes": target},
+            "upgrade": {"worker_batch": batch},
+            "nodes": {n["name"]: {"role": n["role"]} for n in states},
+        },
+    }
+
+
+def upgrade_steps(rendered):
+    """The rendered states in order: (id, function, keywords)."""
+    out = []
+    for sid in sorted(rendered, key=lambda s: state_order(rendered[s])):
+        ((mod, args),) = ((k, v) for k, v in rendered[sid].items() if not k.startswith("__"))
+        fun = next(a for a in args if isinstance(a, str))
+        out.append((sid, f"{mod}.{fun}", {k: v for a in args if isinstance(a, dict) for k, v in a.items()}))
+    return out
+
+
+def test_upgrade_orchestration_order(master, loaded):
+    """The masters one at a time after a snapshot, then the workers in
+    batches: drain, new binaries and daemons stopped, started, wait for
+    the version and readiness, uncordon; every step failhard; a node at the
+    target (master-0) skipped."""
+    states = upgrade_states("v1.35.4", workers=3, **{"master-0": {"version": "v1.36.3"}})
+    out = master.run(
+        "state.orchestrate_show_sls", "orch.kubernetes.upgrade", "pillar=" + json.dumps(upgrade_pillar(states, batch=2))
+    )
+    rendered = next(iter(out.values()))
+    problems = []
+    check_names(rendered, loaded, problems)
+    assert not problems, problems
+    steps = upgrade_steps(rendered)
+    ids = [s[0] for s in steps]
+    assert ids[0] == "kubernetes-upgrade-preflight" and "1 node(s) already done" in steps[0][2]["comment"]
+    assert ids[1] == "kubernetes-upgrade 1/5 etcd snapshot: etcd snapshot"
+    assert [i for i in ids if "master-0" in i] == []
+    masters = [i for i in ids if " master master-" in i]
+    assert masters == [
+        "kubernetes-upgrade 2/5 master master-1: new binaries, daemons stopped",
+        "kubernetes-upgrade 2/5 master master-1: started",
+        "kubernetes-upgrade 2/5 master master-1: wait for v1.36.3 and ready",
+        "kubernetes-upgrade 3/5 master master-2: new binaries, daemons stopped",
+        "kubernetes-upgrade 3/5 master master-2: started",
+        "kubernetes-upgrade 3/5 master master-2: wait for v1.36.3 and ready",
+    ]
+    batch = [i for i in ids if "workers 1/2" in i]
+    assert [i.split(": ")[1] for i in batch] == [
+        "drain",
+        "new binaries, daemons stopped",
+        "started",
+        "wait for v1.36.3 and ready",
+        "uncordon",
+    ]
+    assert ids[-1] == "kubernetes-upgrade 5/5 workers 2/2 (worker-2): uncordon"
+    kw = {s[0]: s[2] for s in steps}
+    drain = kw["kubernetes-upgrade 4/5 workers 1/2 (worker-0, worker-1): drain"]
+    assert drain["tgt"] == "master-0" and drain["pillar"] == {
+        "upgrade_step": {"action": "drain", "nodes": ["worker-0", "worker-1"]}
+    }
+    started = kw["kubernetes-upgrade 2/5 master master-1: started"]
+    assert started["sls"] == ["kubernetes.etcd", "kubernetes.control-plane"] and started["tgt"] == "master-1"
+    assert kw["kubernetes-upgrade 4/5 workers 1/2 (worker-0, worker-1): started"]["sls"] == ["kubernetes.worker"]
+    wait = kw["kubernetes-upgrade 5/5 workers 2/2 (worker-2): wait for v1.36.3 and ready"]
+    assert wait["name"] == "kubesalt_upgrade.node" and wait["kwarg"] == {"target": "v1.36.3", "wait": 300}
+    assert all(s[2].get("failhard") for s in steps[1:]), [s[0] for s in steps if not s[2].get("failhard")]
+
+
+@pytest.mark.parametrize(
+    "states,target,says",
+    [
+        (upgrade_states("v1.34.2"), "v1.36.3", "skips v1.35"),
+        (upgrade_states("v1.36.3"), "v1.35.4", "does not support downgrades"),
+        (
+            upgrade_states("v1.35.4", **{"worker-1": {"version": "v1.36.3"}}),
+            "v1.36.3",
+            "newer than the control plane",
+        ),
+        (
+            upgrade_states("v1.35.4", **{"worker-0": {"reachable": False}}),
+            "v1.36.3",
+            "worker-0 (worker) does not answer",
+        ),
+        (
+            upgrade_states("v1.35.4", **{"master-1": {"etcd_healthy": False}}),
+            "v1.36.3",
+            "etcd on master-1 is not healthy",
+        ),
+    ],
+)
+def test_upgrade_orchestration_refuses(master, states, target, says):
+    """A refused preflight is the only state: it fails, says why, and
+    stops the run before anything changes."""
+    out = master.run(
+        "state.orchestrate_show_sls", "orch.kubernetes.upgrade", "pillar=" + json.dumps(upgrade_pillar(states, target))
+    )
+    rendered = next(iter(out.values()))
+    assert list(rendered) == ["kubernetes-upgrade-preflight"], rendered
+    ((_, _, kw),) = upgrade_steps(rendered)
+    assert says in kw["comment"] and kw["failhard"] is True, kw
+
+
+def test_upgrade_orchestration_test_mode_prints_the_plan(master):
+    """test=True: the plan, step by step, and nothing run on a minion."""
+    out = master.run(
+        "state.orchestrate",
+        "orch.kubernetes.upgrade",
+        "test=True",
+        "pillar=" + json.dumps(upgrade_pillar(upgrade_states("v1.35.4", workers=1))),
+    )
+    assert out["retcode"] == 0, out
+    states = sorted(next(iter(out["data"].values())).values(), key=lambda s: s["__run_num__"])
+    assert all(s["result"] is True and not s["changes"] for s in states), states
+    assert "upgrade from v1.35.4 to v1.36.3: etcd snapshot, 3 master(s) one at a time" in states[0]["comment"]
+    assert "drain (PodDisruptionBudgets respected, 5m)" in states[-1]["comment"]
+    assert [s["__id__"] for s in states] == [
+        "kubernetes-upgrade-plan",
+        "kubernetes-upgrade 1/5 etcd snapshot",
+        "kubernetes-upgrade 2/5 master master-0",
+        "kubernetes-upgrade 3/5 master master-1",
+        "kubernetes-upgrade 4/5 master master-2",
+        "kubernetes-upgrade 5/5 workers 1/1 (worker-0)",
+    ]
+
+
+def test_upgrade_nothing_to_do(master):
+    out = master.run(
+        "state.orchestrate_show_sls",
+        "orch.kubernetes.upgrade",
+        "pillar=" + json.dumps(upgrade_pillar(upgrade_states("v1.36.3"))),
+    )
+    rendered = next(iter(out.values()))
+    assert list(rendered) == ["kubernetes-upgrade-plan"], rendered
+    assert "nothing to upgrade" in upgrade_steps(rendered)[0][2]["comment"]
+
+
+def test_pillar_changed_upgrades_first(master):
+    """A changed versions:kubernetes is upgraded in order before the steps
+    that install the pillar's binaries (the load balancer's state includes
+    kubernetes.binaries)."""
+    out = master.run("state.orchestrate_show_sls", "orch.kubernetes.pillar_changed")
+    rendered = next(iter(out.values()))
+    step = rendered["kubernetes-pillar-changed-upgrade"]["salt"]
+    assert "runner" in step and {"name": "state.orchestrate"} in step and {"mods": "orch.kubernetes.upgrade"} in step
+    for later in ("kubernetes-pillar-changed-routes", "kubernetes-pillar-changed-etcd-members"):
+        assert {"require": [{"salt": "kubernetes-pillar-changed-upgrade"}]} in rendered[later]["salt"], later

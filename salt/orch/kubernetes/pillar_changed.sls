@@ -6,7 +6,9 @@
     new nodes and removes those of nodes that left; every node's API load
     balancer follows the masters. A master that left is removed from etcd's
     members, and the masters that stay take the API server certificate
-    without its IP, one at a time. -#}
+    without its IP, one at a time. A changed versions:kubernetes is an
+    upgrade (orch.kubernetes.upgrade), done first and in order: the other
+    steps here install the pillar's binaries too. -#}
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
 {%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
 
@@ -31,6 +33,14 @@ kubernetes-pillar-changed-refresh:
     - require:
       - kubernetes-pillar-changed-pki
 
+{#- Nothing when every node that answers runs the pillar's version. #}
+kubernetes-pillar-changed-upgrade:
+  salt.runner:
+    - name: state.orchestrate
+    - mods: orch.kubernetes.upgrade
+    - require:
+      - salt: kubernetes-pillar-changed-refresh
+
 {#- The API load balancer too: a master that left is no backend anymore
     (and no keepalived peer), one that came is. #}
 kubernetes-pillar-changed-routes:
@@ -40,7 +50,7 @@ kubernetes-pillar-changed-routes:
     - sls: [kubernetes.network, kubernetes.load-balancer]
     - queue: True
     - require:
-      - salt: kubernetes-pillar-changed-refresh
+      - salt: kubernetes-pillar-changed-upgrade
 
 {#- A master that left: its etcd member goes (the first master asks the
     others), and the API server certificate, re-issued without its IP, is
@@ -53,7 +63,7 @@ kubernetes-pillar-changed-etcd-members:
     - sls: kubernetes.etcd-members
     - queue: True
     - require:
-      - salt: kubernetes-pillar-changed-refresh
+      - salt: kubernetes-pillar-changed-upgrade
 
 kubernetes-pillar-changed-masters:
   salt.state:

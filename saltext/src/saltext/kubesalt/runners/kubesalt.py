@@ -124,3 +124,59 @@ def etcd_snapshot_send(tgt, dest, snapshot=None, tgt_type="compound", chunk_mb=4
         "dest": dest,
         "received": dict.fromkeys(sorted(received), True),
     }
+
+
+def upgrade_plan(target, nodes, worker_batch=1, states=None, timeout=30):
+    """
+    The preflight and the order of a Kubernetes upgrade to ``target``
+    (``kubesalt upgrade plan``): every node of ``nodes`` (``{name: role}``,
+    the definition's ``kubernetes:nodes``) is asked what it runs
+    (``kubesalt_upgrade.node``); a node that does not answer within
+    ``timeout`` seconds is unreachable. ``states``: those answers given
+    instead of asking (a list as ``kubesalt upgrade node`` prints its data).
+
+    Returns ``result`` (False: refused, with ``comment`` and ``refused``),
+    ``steps`` (kind, nodes, name; in order), ``done``, ``from``, ``target``
+    and ``nodes`` (what each node runs).
+
+    .. code-block:: bash
+
+        salt-run kubesalt.upgrade_plan v1.36.3 '{master-0: master, worker-0: worker}' worker_batch=2
+    """
+    import salt.client  # pylint: disable=import-outside-toplevel
+
+    roles = {name: (spec or {}).get("role", "") for name, spec in nodes.items()}
+    if states is None:
+        client = salt.client.get_local_client(__opts__["conf_file"])
+        ret = client.cmd(
+            sorted(roles), "kubesalt_upgrade.node", tgt_type="list", timeout=timeout, full_return=True
+        )
+        states = []
+        for name in sorted(roles):
+            answer = ret.get(name)
+            if not isinstance(answer, dict) or "ret" not in answer:
+                states.append({"name": name, "role": roles[name], "reachable": False})
+                continue
+            got = answer["ret"]
+            if answer.get("retcode", 0) == 0 and isinstance(got, dict) and isinstance(got.get("data"), dict):
+                states.append(got["data"])
+            else:
+                states.append(
+                    {"name": name, "role": roles[name], "reachable": True, "problem": str(got)[:500]}
+                )
+    args = ["upgrade", "plan", "--target", target, "--worker-batch", int(worker_batch)]
+    try:
+        res = kb.run(__opts__, kb.KUBESALT, args, {"nodes": states})
+    except kb.KubesaltError as exc:
+        refused = (getattr(exc, "result", None) or {}).get("data") or {}
+        if not refused.get("refused"):
+            raise
+        return {
+            "result": False,
+            "comment": exc.result["comment"],
+            "refused": refused["refused"],
+            "nodes": states,
+        }
+    # Flat, no "data" key (see etcd_snapshot_send).
+    plan = res["data"]
+    return {"result": True, "comment": res["comment"], "nodes": states, **plan}
