@@ -1,19 +1,26 @@
-# Kubernetes binaries, built from the Go module proxy. internal/k8sbuild is a
-# module of its own that replaces k8s.io/kubernetes' staging modules with
-# their published versions (its go.sum pins them). The binaries are rebuilt
-# only when that module or this recipe changes.
-K8S_VERSION    := v1.32.13
-K8S_BUILD      := internal/k8sbuild
-K8S_BIN        := $(BIN)/k8s
+# Kubernetes binaries, built from the Go module proxy, one directory per
+# release: `make k8s-binaries K8S_VERSION=v1.35.4` builds into bin/k8s/v1.35.4.
+# internal/k8sbuild/<minor> is a module of its own per minor that replaces
+# k8s.io/kubernetes' staging modules with their published versions (its go.sum
+# pins them; its require names the one patch release it builds). A release is
+# rebuilt only when its module or this recipe changes.
+K8S_VERSION    ?= v1.36.3
+K8S_MAJOR      := $(patsubst v%,%,$(word 1,$(subst ., ,$(K8S_VERSION))))
+K8S_MINOR      := $(word 2,$(subst ., ,$(K8S_VERSION)))
+K8S_BUILD      := internal/k8sbuild/v$(K8S_MAJOR).$(K8S_MINOR)
+K8S_BIN        := $(BIN)/k8s/$(K8S_VERSION)
 K8S_COMPONENTS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
 # Stamp the release, or `/version` says v0.0.0-master.
 K8S_VERSION_VARS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
-  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=32 -X $(p).gitTreeState=clean)
+  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=$(K8S_MAJOR) -X $(p).gitMinor=$(K8S_MINOR) -X $(p).gitTreeState=clean)
 
 .PHONY: k8s-binaries test-apiserver
 k8s-binaries: $(BIN)/.k8s-built-$(K8S_VERSION)
 
-$(BIN)/.k8s-built-$(K8S_VERSION): $(K8S_BUILD)/go.mod $(K8S_BUILD)/go.sum
+$(BIN)/.k8s-built-$(K8S_VERSION): $(wildcard $(K8S_BUILD)/go.mod $(K8S_BUILD)/go.sum)
+	@grep -qx 'require k8s.io/kubernetes $(K8S_VERSION)' $(K8S_BUILD)/go.mod 2>/dev/null || { \
+	  echo "K8S_VERSION=$(K8S_VERSION): no build module $(K8S_BUILD) requiring k8s.io/kubernetes $(K8S_VERSION);" \
+	       "built releases: $$(sed -n 's/^require k8s.io\/kubernetes //p' internal/k8sbuild/*/go.mod | tr '\n' ' ')"; exit 1; }
 	@mkdir -p $(K8S_BIN)
 	cd $(K8S_BUILD) && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $(K8S_VERSION_VARS)' \
 	  -o $(CURDIR)/$(K8S_BIN)/ $(addprefix k8s.io/kubernetes/cmd/,$(K8S_COMPONENTS))

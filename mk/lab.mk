@@ -18,7 +18,7 @@ APT_K8S := containerd runc iptables conntrack haproxy keepalived curl
 APT_TEST += $(APT_LAB) $(APT_K8S)
 LAB      = $(BIN)/kubesalt-lab --dir $(LAB_DIR) --salt-bin $(VENV)/bin
 LAB_K8S := $(if $(filter 1 yes true,$(K8S)),k8s-binaries coredns deps-apt-k8s)
-LAB_ENV := KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin
+LAB_ENV := KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin KUBESALT_LAB_K8S_VERSION=$(K8S_VERSION)
 
 .PHONY: deps-apt-lab deps-apt-k8s build-lab lab lab-show lab-add-node lab-remove-node lab-down \
         lab-failover test-lab test-apiserver test-lab-k8s test-lab-restore bench-lab bench-lab-k8s bench-dns newcomer
@@ -35,7 +35,7 @@ build-lab: deps-go
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubesalt-lab ./cmd/kubesalt-lab
 
 lab: venv build deps-apt-lab $(LAB_K8S)
-	$(LAB) up --nodes $(NODES) $(if $(LAB_K8S),--k8s) --mode $(MODE)
+	$(LAB) up --nodes $(NODES) $(if $(LAB_K8S),--k8s --k8s-version $(K8S_VERSION)) --mode $(MODE)
 
 lab-show: build-lab
 	$(LAB) show

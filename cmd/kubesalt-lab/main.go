@@ -37,7 +37,8 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	fs.IntVar(&a.nodes, "nodes", 6, "up: nodes in the lab: the first 3 are masters, the rest workers")
 	fs.StringVar(&a.node, "node", "", "remove-node: the node to remove: a worker (drained first), or a master of 3 or more (default: the last worker added)")
 	fs.StringVar(&a.role, "role", lab.RoleWorker, "add-node: a "+lab.RoleWorker+" or a "+lab.RoleMaster+" (the first free of master-0..9)")
-	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s from `make k8s-binaries`, containerd, the smoke test)")
+	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s/<version> from `make k8s-binaries`, containerd, the smoke test)")
+	fs.StringVar(&a.options.K8SVersion, "k8s-version", envOr("KUBESALT_LAB_K8S_VERSION", lab.DefaultK8SVersion), "up: the Kubernetes release (bin/k8s/<version>, the formula's versions:kubernetes; env KUBESALT_LAB_K8S_VERSION)")
 	fs.StringVar(&a.options.Mode, "mode", lab.ModePlanned, "up: pod CIDRs planned by kubesalt, or allocated by the controller manager ("+lab.ModeController+"; needs --k8s)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|show|failover|bench-dns|down [flags]")
@@ -58,6 +59,14 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 		return a, fmt.Errorf("--nodes %d: give at least 1 (the first 3 are masters)", a.nodes)
 	}
 	return a, a.options.Validate()
+}
+
+// envOr is the environment variable's value, or def when it is unset.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func main() {

@@ -9,17 +9,20 @@ import (
 )
 
 func TestParseArgs(t *testing.T) {
+	t.Setenv("KUBESALT_LAB_K8S_VERSION", "")
 	for _, c := range []struct {
 		argv []string
 		want args
 	}{
 		// The Makefile's order: flags first.
 		{[]string{"--dir", ".lab", "--salt-bin", ".venv/bin", "up", "--nodes", "4", "--k8s", "--mode", "controller"},
-			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 4, role: lab.RoleWorker, options: lab.Options{K8S: true, Mode: lab.ModeController}}},
+			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 4, role: lab.RoleWorker, options: lab.Options{K8S: true, Mode: lab.ModeController, K8SVersion: lab.DefaultK8SVersion}}},
+		{[]string{"up", "--k8s", "--k8s-version", "v1.35.4"},
+			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{K8S: true, Mode: lab.ModePlanned, K8SVersion: "v1.35.4"}}},
 		{[]string{"remove-node", "--node", "worker-3"},
-			args{command: "remove-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, node: "worker-3", role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned}}},
-		{[]string{"down"}, args{command: "down", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned}}},
-		{[]string{"add-node", "--role", "master"}, args{command: "add-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleMaster, options: lab.Options{Mode: lab.ModePlanned}}},
+			args{command: "remove-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, node: "worker-3", role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}}},
+		{[]string{"down"}, args{command: "down", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}}},
+		{[]string{"add-node", "--role", "master"}, args{command: "add-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleMaster, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}}},
 	} {
 		got, err := parseArgs(c.argv, io.Discard)
 		if err != nil || got != c.want {
@@ -28,16 +31,27 @@ func TestParseArgs(t *testing.T) {
 	}
 }
 
+// The Makefile passes --k8s-version; a bare kubesalt-lab takes the
+// environment's, else the default.
+func TestParseArgsK8SVersionFromEnvironment(t *testing.T) {
+	t.Setenv("KUBESALT_LAB_K8S_VERSION", "v1.35.4")
+	got, err := parseArgs([]string{"up", "--k8s"}, io.Discard)
+	if err != nil || got.options.K8SVersion != "v1.35.4" {
+		t.Errorf("got %+v %v, want K8SVersion v1.35.4", got.options, err)
+	}
+}
+
 func TestParseArgsRefusesBadInput(t *testing.T) {
 	for argv, want := range map[string]string{
-		"":                         "give one command",
-		"up down":                  "give one command",
-		"start":                    "give one command",
-		"up --nodes 0":             "--nodes 0",
-		"up --mode controller":     "needs Kubernetes",
-		"up --k8s --mode elsewise": `mode "elsewise"`,
-		"up --frobnicate":          "unknown flag",
-		"add-node --role etcd":     `--role "etcd"`,
+		"":                            "give one command",
+		"up down":                     "give one command",
+		"start":                       "give one command",
+		"up --nodes 0":                "--nodes 0",
+		"up --mode controller":        "needs Kubernetes",
+		"up --k8s --mode elsewise":    `mode "elsewise"`,
+		"up --frobnicate":             "unknown flag",
+		"add-node --role etcd":        `--role "etcd"`,
+		"up --k8s --k8s-version 1.36": `k8s version "1.36"`,
 	} {
 		_, err := parseArgs(strings.Fields(argv), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -26,7 +26,47 @@ func (l *Lab) PlanFile() string    { return filepath.Join(l.varLib(), "plan.json
 func (l *Lab) PKIDir() string      { return filepath.Join(l.varLib(), "pki") }
 func (l *Lab) StatusDB() string    { return filepath.Join(l.varLib(), "status.db") }
 func (l *Lab) binariesDir() string { return filepath.Join(l.Dir, "binaries") }
-func (l *Lab) distDir() string     { return filepath.Join(l.Dir, "dist") }
+
+// debianBuild names the version directory of a binary the lab takes from
+// Debian's package.
+const debianBuild = "debian"
+
+// versions is the formula's versions: for the binaries the lab stages:
+// the local directory of each is <component>/<version>/.
+func (l *Lab) versions() map[string]string {
+	return map[string]string{
+		"kubernetes": l.k8sVersion(),
+		"etcd":       debianBuild,
+		"containerd": debianBuild,
+		"runc":       debianBuild,
+	}
+}
+
+// componentOf is the versions: key a binary belongs to, as the formula's
+// map.jinja reads it ("" for kubesalt, haproxy, keepalived).
+func componentOf(name string) string {
+	switch {
+	case strings.HasPrefix(name, "kube") && name != "kubesalt":
+		return "kubernetes"
+	case strings.HasPrefix(name, "etcd"):
+		return "etcd"
+	case strings.HasPrefix(name, "containerd"), name == "ctr":
+		return "containerd"
+	case name == "runc":
+		return "runc"
+	}
+	return ""
+}
+
+// localBin is where the formula's local mode takes a binary from.
+func (l *Lab) localBin(name string) string {
+	if c := componentOf(name); c != "" {
+		return filepath.Join(l.binariesDir(), c, l.versions()[c], name)
+	}
+	return filepath.Join(l.binariesDir(), name)
+}
+
+func (l *Lab) distDir() string { return filepath.Join(l.Dir, "dist") }
 
 // masterConfig is the formula's salt/master.d/kubesalt.conf, as the README
 // tells users to install it, with its paths moved into the lab.
@@ -82,7 +122,7 @@ func (l *Lab) stageBinaries() error {
 		return err
 	}
 	for _, b := range []string{"/usr/bin/etcd", "/usr/bin/etcdctl"} {
-		if err := copyFile(b, filepath.Join(bins, filepath.Base(b)), 0o755); err != nil {
+		if err := copyFile(b, l.localBin(filepath.Base(b)), 0o755); err != nil {
 			return fmt.Errorf("%w (make lab installs etcd-server and etcd-client)", err)
 		}
 	}
@@ -98,6 +138,9 @@ func (l *Lab) stageBinaries() error {
 func copyFile(src, dst string, mode os.FileMode) error {
 	b, err := os.ReadFile(src)
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(dst, b, mode)
@@ -123,6 +166,7 @@ func (l *Lab) writePillar() error {
 		},
 		"nodes":    nodes,
 		"binaries": map[string]any{"source": "local", "local_dir": l.binariesDir()},
+		"versions": l.versions(),
 		"services": map[string]any{"manager": "process"},
 		"ca":       map[string]any{"minion": CAMinion, "dir": l.PKIDir()},
 	}

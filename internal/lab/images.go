@@ -27,7 +27,7 @@ func (l *Lab) images() []labImage {
 	return []labImage{
 		{"pause", PauseRef, filepath.Join(dir, "pause.tar"), ""},
 		{"serve", PodRef, filepath.Join(dir, "kubesalt-pod.tar"), ""},
-		{"coredns", CoreDNSRef, filepath.Join(dir, "coredns.tar"), l.k8sBin("coredns")},
+		{"coredns", CoreDNSRef, filepath.Join(dir, "coredns.tar"), l.corednsBin()},
 	}
 }
 

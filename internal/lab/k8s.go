@@ -19,7 +19,8 @@ import (
 // The Kubernetes part of the lab (Options.K8S): the components the formula
 // runs, the images the workers import, and the checks made through the API.
 
-// K8SComponents are the binaries `make k8s-binaries` builds into bin/k8s.
+// K8SComponents are the binaries `make k8s-binaries` builds into
+// bin/k8s/<version>.
 var K8SComponents = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
 
 // runtimeBinaries are the container runtime's (containerd, runc) and the
@@ -34,25 +35,52 @@ var runtimeBinaries = map[string][]string{
 	"keepalived":              {"/usr/sbin/keepalived"},
 }
 
-func (l *Lab) k8sBin(name string) string { return filepath.Join(l.Repo, "bin/k8s", name) }
+// k8sVersion is the Kubernetes release this lab runs.
+func (l *Lab) k8sVersion() string {
+	if v := l.st.Options.K8SVersion; v != "" {
+		return v
+	}
+	return DefaultK8SVersion
+}
+
+// k8sBin is a Kubernetes binary of the lab's release.
+func (l *Lab) k8sBin(name string) string { return K8SBin(l.Repo, l.k8sVersion(), name) }
+
+// K8SBin is where `make k8s-binaries K8S_VERSION=<version>` puts a
+// component: one directory per release.
+func K8SBin(repo, version, name string) string {
+	return filepath.Join(repo, "bin/k8s", version, name)
+}
+
+// corednsBin is the CoreDNS binary `make coredns` builds.
+func (l *Lab) corednsBin() string { return filepath.Join(l.Repo, "bin/k8s/coredns") }
 
 // preflightK8S checks the binaries the Kubernetes lab needs.
 func (l *Lab) preflightK8S() error {
-	for _, c := range K8SComponents {
-		if _, err := os.Stat(l.k8sBin(c)); err != nil {
-			return fmt.Errorf("bin/k8s/%s not found: run `make k8s-binaries` (builds Kubernetes v1.32 from the Go module proxy)", c)
-		}
+	if err := CheckK8SBinaries(l.Repo, l.k8sVersion()); err != nil {
+		return err
 	}
 	for name, candidates := range runtimeBinaries {
 		if firstExisting(candidates) == "" {
 			return fmt.Errorf("%s not found (%s): `make lab K8S=1` installs Debian's containerd, runc, haproxy and keepalived", name, strings.Join(candidates, ", "))
 		}
 	}
-	if _, err := os.Stat(l.k8sBin("coredns")); err != nil {
+	if _, err := os.Stat(l.corednsBin()); err != nil {
 		return fmt.Errorf("bin/k8s/coredns not found (the cluster DNS image is made of it): run `make coredns` (builds CoreDNS from the Go module proxy)")
 	}
 	if _, err := os.Stat(filepath.Join(l.Repo, "bin/kubesalt-pod")); err != nil {
 		return fmt.Errorf("bin/kubesalt-pod not found (the pause and test images are made of it): run `make build`")
+	}
+	return nil
+}
+
+// CheckK8SBinaries says which component of a release is not built, and
+// the command that builds it.
+func CheckK8SBinaries(repo, version string) error {
+	for _, c := range K8SComponents {
+		if _, err := os.Stat(K8SBin(repo, version, c)); err != nil {
+			return fmt.Errorf("bin/k8s/%s/%s not found: run `make k8s-binaries K8S_VERSION=%s` (builds Kubernetes %s from the Go module proxy)", version, c, version, version)
+		}
 	}
 	return nil
 }
@@ -74,17 +102,35 @@ func (l *Lab) stageK8S() error {
 	if err := os.MkdirAll(bins, 0o755); err != nil {
 		return err
 	}
-	for _, c := range K8SComponents {
-		if err := copyFile(l.k8sBin(c), filepath.Join(bins, c), 0o755); err != nil {
-			return err
-		}
+	if err := l.StageK8S(l.k8sVersion()); err != nil {
+		return err
 	}
 	for name, candidates := range runtimeBinaries {
-		if err := copyFile(firstExisting(candidates), filepath.Join(bins, name), 0o755); err != nil {
+		if err := copyFile(firstExisting(candidates), l.localBin(name), 0o755); err != nil {
 			return err
 		}
 	}
 	return l.buildImages()
+}
+
+// StageK8S puts a Kubernetes release's binaries where the formula's local
+// mode takes them from when versions:kubernetes names it
+// (<local_dir>/kubernetes/<version>/): several releases can be staged side
+// by side, and the pillar picks one.
+func (l *Lab) StageK8S(version string) error {
+	if err := CheckK8SBinaries(l.Repo, version); err != nil {
+		return err
+	}
+	dir := filepath.Join(l.binariesDir(), "kubernetes", version)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, c := range K8SComponents {
+		if err := copyFile(K8SBin(l.Repo, version, c), filepath.Join(dir, c), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // k8sPillar is what the Kubernetes lab adds to the cluster definition.

@@ -168,7 +168,7 @@ func BenchmarkLab(b *testing.B) {
 // removed and added again.
 func TestLabKubernetes(t *testing.T) {
 	l := openTestLab(t)
-	if err := l.Up(SmallNodes(3, 2), Options{K8S: true}); err != nil {
+	if err := l.Up(SmallNodes(3, 2), Options{K8S: true, K8SVersion: testK8SVersion()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Converge(); err != nil {
@@ -230,7 +230,7 @@ func TestLabKubernetes(t *testing.T) {
 // passes. `make test-lab-restore`.
 func TestLabRestore(t *testing.T) {
 	l := openTestLab(t)
-	if err := l.Up(SmallNodes(3, 1), Options{K8S: true}); err != nil {
+	if err := l.Up(SmallNodes(3, 1), Options{K8S: true, K8SVersion: testK8SVersion()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Converge(); err != nil {
@@ -256,7 +256,7 @@ func TestLabRestore(t *testing.T) {
 // kubesalt discovers them through the API and routes them.
 func TestLabKubernetesControllerMode(t *testing.T) {
 	l := openTestLab(t)
-	if err := l.Up(SmallNodes(1, 2), Options{K8S: true, Mode: ModeController}); err != nil {
+	if err := l.Up(SmallNodes(1, 2), Options{K8S: true, K8SVersion: testK8SVersion(), Mode: ModeController}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Converge(); err != nil {
@@ -312,7 +312,7 @@ func BenchmarkLabKubernetes(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		l := openTestLab(b)
 		start := time.Now()
-		if err := l.Up(DefaultNodes(6), Options{K8S: true}); err != nil {
+		if err := l.Up(DefaultNodes(6), Options{K8S: true, K8SVersion: testK8SVersion()}); err != nil {
 			b.Fatal(err)
 		}
 		if err := l.Converge(); err != nil {
@@ -351,7 +351,7 @@ func BenchmarkLabKubernetes(b *testing.B) {
 func BenchmarkLabDNS(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		l := openTestLab(b)
-		if err := l.Up(SmallNodes(1, 2), Options{K8S: true}); err != nil {
+		if err := l.Up(SmallNodes(1, 2), Options{K8S: true, K8SVersion: testK8SVersion()}); err != nil {
 			b.Fatal(err)
 		}
 		if err := l.Converge(); err != nil {
@@ -375,4 +375,13 @@ func BenchmarkLabDNS(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// testK8SVersion is the release the lab tests run: the Makefile's
+// K8S_VERSION (KUBESALT_LAB_K8S_VERSION), else the lab's default.
+func testK8SVersion() string {
+	if v := os.Getenv("KUBESALT_LAB_K8S_VERSION"); v != "" {
+		return v
+	}
+	return DefaultK8SVersion
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 
 	"github.com/kubesalt/kubesalt/internal/atomicfile"
@@ -45,7 +46,17 @@ type Options struct {
 	// --allocate-node-cidrs=false) or controller (the controller manager
 	// allocates, kubesalt discovers); controller needs K8S.
 	Mode string `json:"mode"`
+	// K8SVersion is the Kubernetes release the lab runs: bin/k8s/<version>
+	// (`make k8s-binaries K8S_VERSION=<version>`), the formula's
+	// versions:kubernetes.
+	K8SVersion string `json:"k8s_version"`
 }
+
+// DefaultK8SVersion is the release the lab runs unless told otherwise: the
+// Makefile's K8S_VERSION (a test keeps the two the same).
+const DefaultK8SVersion = "v1.36.3"
+
+var releaseRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
 
 // Validate names a bad option and its fix.
 func (o Options) Validate() error {
@@ -57,6 +68,9 @@ func (o Options) Validate() error {
 		}
 	default:
 		return fmt.Errorf("mode %q: use %s or %s", o.Mode, ModePlanned, ModeController)
+	}
+	if o.K8SVersion != "" && !releaseRE.MatchString(o.K8SVersion) {
+		return fmt.Errorf("k8s version %q: give a release as v1.36.3 (bin/k8s/<version>, `make k8s-binaries K8S_VERSION=<version>`)", o.K8SVersion)
 	}
 	return nil
 }

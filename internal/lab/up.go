@@ -60,6 +60,9 @@ func (l *Lab) Up(nodes []Node, opt Options) error {
 	if err := opt.Validate(); err != nil {
 		return err
 	}
+	if opt.K8SVersion == "" {
+		opt.K8SVersion = DefaultK8SVersion
+	}
 	l.st.Options = opt
 	if err := l.Preflight(); err != nil {
 		return err

@@ -15,7 +15,7 @@ kubernetes-bin-dirs:
 {%- if b.source == 'local' %}
 {%- set missing = [] %}
 {%- for name in ['kubesalt'] + wanted %}
-{%-   set src = b.local_dir ~ '/' ~ name %}
+{%-   set src = cluster.local_src[name] %}
 {%-   if salt['file.file_exists'](src) %}
 
 kubernetes-bin-{{ name }}:
@@ -30,7 +30,7 @@ kubernetes-bin-{{ name }}:
     {%- endif %}
     - require:
       - file: kubernetes-bin-dirs
-{%-   else %}{% do missing.append(name) %}
+{%-   else %}{% do missing.append(src[b.local_dir | length + 1:]) %}
 {%-   endif %}
 {%- endfor %}
 {%- if me.role == 'worker' %}

@@ -253,16 +253,30 @@ class Minion:
         return self.call("state.show_sls", ",".join(sls))
 
 
+def default_versions() -> dict:
+    """The formula's versions: (defaults.yaml)."""
+    defaults = yaml.safe_load((SALT_DIR / "kubernetes" / "defaults.yaml").read_text())
+    return defaults["kubernetes"]["versions"]
+
+
+def local_etcd(binaries: Path) -> Path:
+    """Where local mode takes etcd and etcdctl from (etcd/<versions:etcd>/)."""
+    return binaries / "etcd" / default_versions()["etcd"]
+
+
 def local_binaries(directory: Path) -> Path:
-    """A binaries:local_dir as the lab has one: kubesalt, Debian's etcd and
-    CNI plugins when installed; no Kubernetes binaries (their daemons are
-    then skipped)."""
+    """A binaries:local_dir as the lab has one: kubesalt, etcd (Debian's,
+    where it is installed) under etcd/<versions:etcd>/ where local mode looks
+    for it, CNI plugins when installed; no Kubernetes binaries (their daemons
+    are then skipped)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "kubesalt").symlink_to(kubesalt_bin())
+    etcd_dir = local_etcd(directory)
     for name in ("etcd", "etcdctl"):
         found = shutil.which(name)
         if found:
-            (directory / name).symlink_to(found)
+            etcd_dir.mkdir(parents=True, exist_ok=True)
+            (etcd_dir / name).symlink_to(found)
     cni = Path("/usr/lib/cni")
     if cni.is_dir():
         (directory / "cni").mkdir()

@@ -19,6 +19,7 @@ from conftest import (
     REPO,
     example_pillar,
     local_binaries,
+    local_etcd,
     pillar_override,
     run_kubesalt,
     stop_daemon,
@@ -544,7 +545,7 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
     address starts etcd, which answers over mutual TLS on the issued
     certificates; a second highstate changes nothing."""
     binaries = local_binaries(tmp_path / "binaries")
-    if not (binaries / "etcd").exists():
+    if not (local_etcd(binaries) / "etcd").exists():
         pytest.skip("etcd is not installed (Debian etcd-server; make test installs it)")
     cluster = make_cluster("single-master")
     # kubesalt_net loads from where the formula installs kubesalt: not there
@@ -581,7 +582,7 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
         health = None
         for _ in range(30):
             health = subprocess.run(
-                ["ip", "netns", "exec", ns, str(binaries / "etcdctl"), "--endpoints=https://192.168.170.10:2379",
+                ["ip", "netns", "exec", ns, str(local_etcd(binaries) / "etcdctl"), "--endpoints=https://192.168.170.10:2379",
                  f"--cacert={pki}/ca.pem", f"--cert={pki}/etcd-server.pem", f"--key={pki}/etcd-server-key.pem",
                  "endpoint", "health"],
                 capture_output=True, text=True, check=False,
@@ -656,7 +657,7 @@ def alive(pid):
 
 
 def etcdctl_ok(ns, binaries, pki):
-    cmd = ["ip", "netns", "exec", ns, str(binaries / "etcdctl"), "--endpoints=https://192.168.170.10:2379"]
+    cmd = ["ip", "netns", "exec", ns, str(local_etcd(binaries) / "etcdctl"), "--endpoints=https://192.168.170.10:2379"]
     cmd += [f"--cacert={pki}/ca.pem", f"--cert={pki}/etcd-server.pem", f"--key={pki}/etcd-server-key.pem"]
     return (
         subprocess.run([*cmd, "--dial-timeout=1s", "endpoint", "health"], capture_output=True, check=False).returncode
@@ -670,7 +671,7 @@ def test_new_master_joins_the_running_etcd_cluster(make_cluster, tmp_path):
     definition and its etcd state applied: it joins by `member add` and
     --initial-cluster-state existing, so the cluster keeps its ID and data."""
     binaries = local_binaries(tmp_path / "binaries")
-    if not (binaries / "etcd").exists() or not (binaries / "etcdctl").exists():
+    if not (local_etcd(binaries) / "etcd").exists() or not (local_etcd(binaries) / "etcdctl").exists():
         pytest.skip("etcd is not installed (Debian etcd-server and etcd-client; make test installs them)")
     cluster = make_cluster("single-master", fresh=True)
     pid = os.getpid()
@@ -683,7 +684,7 @@ def test_new_master_joins_the_running_etcd_cluster(make_cluster, tmp_path):
     def etcdctl(node, *args):
         ns, ip = nodes[node]
         pki = minions[node].root / "etc/kubernetes/pki"
-        cmd = ["ip", "netns", "exec", ns, str(binaries / "etcdctl"), f"--endpoints=https://{ip}:2379",
+        cmd = ["ip", "netns", "exec", ns, str(local_etcd(binaries) / "etcdctl"), f"--endpoints=https://{ip}:2379",
                f"--cacert={pki}/ca.pem", f"--cert={pki}/etcd-server.pem", f"--key={pki}/etcd-server-key.pem",
                "--dial-timeout=3s", "-w", "json", *args]  # fmt: skip
         for _ in range(40):
