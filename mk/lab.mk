@@ -21,7 +21,7 @@ LAB_K8S := $(if $(filter 1 yes true,$(K8S)),k8s-binaries coredns deps-apt-k8s)
 LAB_ENV := KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin KUBESALT_LAB_K8S_VERSION=$(K8S_VERSION)
 
 .PHONY: deps-apt-lab deps-apt-k8s build-lab lab lab-show lab-add-node lab-remove-node lab-down \
-        lab-failover test-lab test-apiserver test-lab-k8s test-lab-restore bench-lab bench-lab-k8s bench-dns newcomer
+        lab-failover test-lab test-apiserver test-lab-k8s test-lab-restore test-lab-upgrade bench-lab bench-lab-k8s bench-dns newcomer
 
 deps-apt-lab: deps-apt-pki
 	@$(call apt_install,$(APT_LAB))
@@ -79,6 +79,22 @@ test-lab-k8s: venv build deps-apt-k8s k8s-binaries coredns
 # (prints the restore time).
 test-lab-restore: venv build deps-apt-k8s k8s-binaries
 	$(LAB_ENV) go test -count=1 -timeout 40m -run '^TestLabRestore$$' -v ./internal/lab 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
+
+# Opt-in (a 6-node lab of its own, about 20 minutes): built at
+# UPGRADE_FROM, a Deployment (two pods per worker, a PodDisruptionBudget,
+# a NodePort Service) asked every 100 ms from a master's namespace through
+# every worker's NodePort while versions:kubernetes moves to UPGRADE_TO and
+# orch.kubernetes.pillar_changed upgrades the cluster; none may fail, every
+# node must run UPGRADE_TO and the smoke test pass. Prints each step's time
+# (snapshot, each master, each worker batch), requests sent and failed and
+# the longest gap.
+UPGRADE_FROM ?= v1.35.4
+UPGRADE_TO   ?= v1.36.3
+test-lab-upgrade: venv build deps-apt-k8s coredns
+	$(MAKE) k8s-binaries K8S_VERSION=$(UPGRADE_FROM)
+	$(MAKE) k8s-binaries K8S_VERSION=$(UPGRADE_TO)
+	KUBESALT_UPGRADE_FROM=$(UPGRADE_FROM) KUBESALT_UPGRADE_TO=$(UPGRADE_TO) $(LAB_ENV) \
+	  go test -count=1 -timeout 60m -run '^TestLabUpgrade$$' -v ./internal/lab 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
 
 # Time to the first full pod-to-pod success and to a node added and routed
 # everywhere, for 6 and 20 nodes, beside Kubespray's scale.yml.
