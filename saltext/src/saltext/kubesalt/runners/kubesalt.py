@@ -126,7 +126,7 @@ def etcd_snapshot_send(tgt, dest, snapshot=None, tgt_type="compound", chunk_mb=4
     }
 
 
-def upgrade_plan(target, nodes, worker_batch=1, states=None, timeout=30):
+def upgrade_plan(target, nodes, worker_batch=1, states=None, timeout=60):
     """
     The preflight and the order of a Kubernetes upgrade to ``target``
     (``kubesalt upgrade plan``): every node of ``nodes`` (``{name: role}``,
