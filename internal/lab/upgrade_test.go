@@ -3,9 +3,12 @@ package lab
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubesalt/kubesalt/internal/upgrade"
 )
 
 // The steps of orch.kubernetes.upgrade, read from pillar_changed's nested
@@ -34,12 +37,17 @@ func TestUpgradePhases(t *testing.T) {
 // KUBESALT_UPGRADE_TO (v1.36.3) by changing versions:kubernetes, with
 // requests to a Deployment through every worker's NodePort all along:
 // none may fail; after it every node runs the new version and the smoke
-// test passes. Prints the benchmark's figures.
+// test passes. Prints the benchmark's figures. KUBESALT_UPGRADE_NODES: 5
+// or more nodes (3 masters, the rest workers; default 6).
 func TestLabUpgrade(t *testing.T) {
 	from, to := envOr("KUBESALT_UPGRADE_FROM", "v1.35.4"), envOr("KUBESALT_UPGRADE_TO", "v1.36.3")
 	l := openTestLab(t)
 	start := time.Now()
-	if err := l.Up(DefaultNodes(6), Options{K8S: true, K8SVersion: from}); err != nil {
+	nodes := 6
+	if n, err := strconv.Atoi(os.Getenv("KUBESALT_UPGRADE_NODES")); err == nil && n >= 5 {
+		nodes = n
+	}
+	if err := l.Up(DefaultNodes(nodes), Options{K8S: true, K8SVersion: from}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Converge(); err != nil {
@@ -71,4 +79,52 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// The preflight against a real lab, without a second release (opt-in, like
+// TestLabUpgrade): every node's running versions read by
+// kubesalt_upgrade.node, test=True prints the plan to the next minor and
+// changes nothing, a skipped minor is refused.
+func TestLabUpgradePreflight(t *testing.T) {
+	from := envOr("KUBESALT_UPGRADE_FROM", "v1.35.4")
+	v, err := upgrade.ParseVersion(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, skip := fmt.Sprintf("v%d.%d.0", v.Major, v.Minor+1), fmt.Sprintf("v%d.%d.0", v.Major, v.Minor+2)
+	l := openTestLab(t)
+	if err := l.Up(SmallNodes(3, 1), Options{K8S: true, K8SVersion: from}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Converge(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.allAt(from); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.setK8SVersion(next); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.SaltRun("state.orchestrate", "orch.kubernetes.upgrade", "test=True")
+	fmt.Println(out)
+	for _, want := range []string{"upgrade from " + from + " to " + next, "etcd snapshot", "master master-2", "workers 1/1 (worker-0)"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("test=True: %v; the plan does not say %q", err, want)
+		}
+	}
+	if err := l.setK8SVersion(skip); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = l.SaltRun("state.orchestrate", "orch.kubernetes.upgrade")
+	fmt.Println(out)
+	if len(failedStates(out)) == 0 || !strings.Contains(out, "skips") {
+		t.Errorf("a skipped minor: want a failed preflight that says so:\n%s", out)
+	}
+	if err := l.setK8SVersion(from); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.allAt(from); err != nil {
+		t.Errorf("after test=True and a refusal: %v", err)
+	}
+	checkDown(t, l)
 }
