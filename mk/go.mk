@@ -28,7 +28,7 @@ go-unit: deps-go deps-apt-virt-build
 # Everything but the lab and the API server tests, which need the venv's Salt
 # and the Kubernetes binaries (test-lab, test-apiserver, test-lab-k8s).
 go-test: deps-go deps-apt deps-apt-virt-build
-	env -u KUBESALT_LAB_SALT_BIN -u KUBESALT_K8S_BIN_DIR go test -count=1 $(GO_PKGS)
+	env -u KUBESALT_LAB_SALT_BIN -u KUBESALT_K8S_BIN_DIR -u KUBESALT_ETCD_BIN_DIR go test -count=1 $(GO_PKGS)
 
 # Brief fuzzing of the parsers that read outside input.
 fuzz: deps-go

@@ -3,7 +3,7 @@
 # internal/k8sbuild/<minor> is a module of its own per minor that replaces
 # k8s.io/kubernetes' staging modules with their published versions (its go.sum
 # pins them; its require names the one patch release it builds). A release is
-# rebuilt only when its module or this recipe changes.
+# rebuilt only when its build module changes.
 K8S_VERSION    ?= v1.36.3
 K8S_MAJOR      := $(patsubst v%,%,$(word 1,$(subst ., ,$(K8S_VERSION))))
 K8S_MINOR      := $(word 2,$(subst ., ,$(K8S_VERSION)))
@@ -28,10 +28,10 @@ $(BIN)/.k8s-built-$(K8S_VERSION): $(wildcard $(K8S_BUILD)/go.mod $(K8S_BUILD)/go
 	  case "$$v" in *$(K8S_VERSION)*) echo "$$c: $$v";; *) echo "$$c reports '$$v', not $(K8S_VERSION)"; exit 1;; esac; done
 	touch $@
 
-# The tests that need a real kube-apiserver (over Debian's etcd): setting
+# The tests that need a real kube-apiserver (over `make etcd`'s etcd): setting
 # Node.spec.podCIDRs through the API, and the add-ons applied with kubectl.
-test-apiserver: build deps-apt-pki k8s-binaries
-	KUBESALT_K8S_BIN_DIR=$(CURDIR)/$(K8S_BIN) go test -count=1 -run '^(TestNodesSetCIDRs|TestAddonsApply)' ./cmd/kubesalt
+test-apiserver: build k8s-binaries etcd
+	KUBESALT_K8S_BIN_DIR=$(CURDIR)/$(K8S_BIN) KUBESALT_ETCD_BIN_DIR=$(CURDIR)/$(ETCD_BIN) go test -count=1 -run '^(TestNodesSetCIDRs|TestAddonsApply)' ./cmd/kubesalt
 
 # CoreDNS, the cluster DNS add-on, built the same way: internal/corednsbuild
 # is a module of its own (a small main with the add-on's plugins), pinned by

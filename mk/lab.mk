@@ -3,8 +3,9 @@
 # lab-add-node (ROLE=master: a master) / lab-remove-node (NODE=name; a
 # worker is drained, a master leaves etcd and every load balancer) change it
 # through the reactors; lab-failover freezes a whole master (K8S);
-# lab-down removes everything it made, also after a failure. K8S=1 runs
-# Kubernetes itself (make k8s-binaries, Debian's containerd) and its smoke
+# lab-down removes everything it made, also after a failure. Its etcd is
+# `make etcd`'s. K8S=1 runs Kubernetes itself (K8S_VERSION, from make
+# k8s-binaries; containerd and runc from make containerd runc) and its smoke
 # test; MODE=controller lets the controller manager allocate the pod CIDRs,
 # which kubesalt discovers.
 LAB_DIR ?= .lab
@@ -14,10 +15,11 @@ MODE    ?= planned
 APT_LAB := iproute2 iputils-ping util-linux procps containernetworking-plugins
 # haproxy (every node's API load balancer), keepalived and curl (the VIP
 # on the masters and its health check).
-APT_K8S := containerd runc iptables conntrack haproxy keepalived curl
+APT_K8S := iptables conntrack haproxy keepalived curl
 APT_TEST += $(APT_LAB) $(APT_K8S)
 LAB      = $(BIN)/kubesalt-lab --dir $(LAB_DIR) --salt-bin $(VENV)/bin
-LAB_K8S := $(if $(filter 1 yes true,$(K8S)),k8s-binaries coredns deps-apt-k8s)
+K8S_BINS := k8s-binaries coredns containerd runc
+LAB_K8S := $(if $(filter 1 yes true,$(K8S)),$(K8S_BINS) deps-apt-k8s)
 LAB_ENV := KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin KUBESALT_LAB_K8S_VERSION=$(K8S_VERSION)
 
 .PHONY: deps-apt-lab deps-apt-k8s build-lab lab lab-show lab-add-node lab-remove-node lab-down \
@@ -34,13 +36,13 @@ deps-apt-k8s: deps-apt-lab
 build-lab: deps-go
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kubesalt-lab ./cmd/kubesalt-lab
 
-lab: venv build deps-apt-lab $(LAB_K8S)
+lab: venv build deps-apt-lab etcd $(LAB_K8S)
 	$(LAB) up --nodes $(NODES) $(if $(LAB_K8S),--k8s --k8s-version $(K8S_VERSION)) --mode $(MODE)
 
 lab-show: build-lab
 	$(LAB) show
 
-lab-add-node: build-lab $(LAB_K8S)
+lab-add-node: build-lab etcd $(LAB_K8S)
 	$(LAB) add-node $(if $(ROLE),--role $(ROLE))
 
 lab-remove-node: build-lab
@@ -60,16 +62,15 @@ lab-down: build-lab
 
 # The same code path as `make lab`, smaller: 2 nodes, a worker added and
 # removed, second state.apply without changes, nothing left after teardown.
-test-lab: venv build deps-apt-lab
+test-lab: venv build deps-apt-lab etcd
 	$(LAB_ENV) go test -count=1 -timeout 30m -run '^TestLabEndToEnd$$' ./internal/lab
 
 # Kubernetes in the lab: planned mode (3 masters) with a worker added, and
 # controller mode; each checks the control plane, Ready nodes, pod CIDRs,
 # pod-to-pod, a Service, the cluster DNS and the rest of Kubernetes The Hard
-# Way's smoke test. First: a second k8s-binaries or coredns is a no-op.
-test-lab-k8s: venv build deps-apt-k8s k8s-binaries coredns
-	@$(MAKE) -q k8s-binaries || { echo "make k8s-binaries would build again: its second run must be a no-op"; exit 1; }
-	@$(MAKE) -q coredns || { echo "make coredns would build again: its second run must be a no-op"; exit 1; }
+# Way's smoke test. First: a second build of any of its binaries is a no-op.
+test-lab-k8s: venv build deps-apt-k8s etcd $(K8S_BINS)
+	@for t in etcd $(K8S_BINS); do $(MAKE) -q $$t || { echo "make $$t would build again: its second run must be a no-op"; exit 1; }; done
 	$(LAB_ENV) go test -count=1 -timeout 40m -run '^TestLabKubernetes' -v ./internal/lab 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
 
 # Opt-in (a lab of its own, minutes): 3 masters and a worker; daemons
@@ -77,7 +78,7 @@ test-lab-k8s: venv build deps-apt-k8s k8s-binaries coredns
 # the masters' backup schedule, etcd's data destroyed on every master,
 # orch.kubernetes.etcd_restore, the objects back and the smoke test passed
 # (prints the restore time).
-test-lab-restore: venv build deps-apt-k8s k8s-binaries
+test-lab-restore: venv build deps-apt-k8s etcd $(K8S_BINS)
 	$(LAB_ENV) go test -count=1 -timeout 40m -run '^TestLabRestore$$' -v ./internal/lab 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
 
 # Opt-in (a 6-node lab of its own, about 20 minutes): built at
@@ -98,18 +99,18 @@ test-lab-upgrade: venv build deps-apt-k8s coredns
 
 # Time to the first full pod-to-pod success and to a node added and routed
 # everywhere, for 6 and 20 nodes, beside Kubespray's scale.yml.
-bench-lab: venv build deps-apt-lab
+bench-lab: venv build deps-apt-lab etcd
 	$(LAB_ENV) go test -run '^$$' -bench '^BenchmarkLab$$' -benchtime 1x -timeout 60m ./internal/lab
 
 # Time from nothing to Kubernetes Ready and the smoke test passed, per
 # phase, and for an added worker to be Ready and reachable.
-bench-lab-k8s: venv build deps-apt-k8s k8s-binaries coredns
+bench-lab-k8s: venv build deps-apt-k8s etcd $(K8S_BINS)
 	$(LAB_ENV) go test -run '^$$' -bench '^BenchmarkLabKubernetes$$' -benchtime 1x -timeout 60m ./internal/lab
 
 # Queries per second one CoreDNS replica answers to a pod, beside the
 # node's resolver (a lab of 1 master and 2 workers; `bin/kubesalt-lab
 # bench-dns` measures on a lab that is up).
-bench-dns: venv build deps-apt-k8s k8s-binaries coredns
+bench-dns: venv build deps-apt-k8s etcd $(K8S_BINS)
 	$(LAB_ENV) go test -run '^$$' -bench '^BenchmarkLabDNS$$' -benchtime 1x -timeout 30m ./internal/lab
 
 # A newcomer's first hour, checked: a clean clone in a temporary directory,

@@ -53,7 +53,7 @@ deps-apt-formula:
 formula-unit: venv build-kubesalt
 	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(PYTEST) --rootdir=. -m render -n 2 .
 
-test-formula: venv build deps-apt-formula deps-apt-pki
+test-formula: venv build deps-apt-formula deps-apt-pki etcd containerd
 	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(PYTEST) --rootdir=. .
 
 # salt-call --local kubesalt_net.routes_sync vs the binary, no-op of 1,000

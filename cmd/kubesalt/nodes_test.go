@@ -351,7 +351,8 @@ func show(r result) string {
 	return fmt.Sprintf("result %s, changes %s, comment %q", res, changes, r.Comment)
 }
 
-// startAPIServer runs a real kube-apiserver (on Debian's etcd, with the
+// startAPIServer runs a real kube-apiserver (on the etcd of
+// KUBESALT_ETCD_BIN_DIR, `make etcd`'s, else Debian's; with the
 // certificates `pki issue` makes for apiDefinition) for the test, or skips
 // it where there is none; it returns the plan, the PKI directory, the
 // API's port and a client with the admin's certificate.
@@ -360,13 +361,18 @@ func startAPIServer(t *testing.T) (plan, pkiDir string, apiPort int, api *http.C
 	testenv.Root(t, "run etcd and kube-apiserver")
 	binDir := os.Getenv("KUBESALT_K8S_BIN_DIR")
 	if binDir == "" {
-		t.Skip("set KUBESALT_K8S_BIN_DIR to the directory of kube-apiserver (make k8s-binaries builds it into bin/k8s)")
+		t.Skip("set KUBESALT_K8S_BIN_DIR to the directory of kube-apiserver (make k8s-binaries builds it into bin/k8s/<version>)")
 	}
 	apiserver := filepath.Join(binDir, "kube-apiserver")
 	if _, err := os.Stat(apiserver); err != nil {
 		t.Skipf("no kube-apiserver in KUBESALT_K8S_BIN_DIR: %v", err)
 	}
-	testenv.Tools(t, "apt-get install etcd-server", "etcd")
+	etcd := "etcd"
+	if d := os.Getenv("KUBESALT_ETCD_BIN_DIR"); d != "" {
+		etcd = filepath.Join(d, "etcd")
+	} else {
+		testenv.Tools(t, "apt-get install etcd-server, or make etcd and set KUBESALT_ETCD_BIN_DIR", "etcd")
+	}
 
 	dir := t.TempDir()
 	apiPort = freePort(t)
@@ -375,7 +381,7 @@ func startAPIServer(t *testing.T) (plan, pkiDir string, apiPort int, api *http.C
 	pki := func(name string) string { return filepath.Join(pkiDir, name) }
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	start(t, dir, "etcd", "--name", "default", "--data-dir", filepath.Join(dir, "etcd"),
+	start(t, dir, etcd, "--name", "default", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "default="+peerURL)

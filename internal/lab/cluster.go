@@ -27,19 +27,48 @@ func (l *Lab) PKIDir() string      { return filepath.Join(l.varLib(), "pki") }
 func (l *Lab) StatusDB() string    { return filepath.Join(l.varLib(), "status.db") }
 func (l *Lab) binariesDir() string { return filepath.Join(l.Dir, "binaries") }
 
-// debianBuild names the version directory of a binary the lab takes from
-// Debian's package.
-const debianBuild = "debian"
+// The etcd, containerd and runc releases the lab runs: the Makefile's
+// ETCD_VERSION, CONTAINERD_VERSION and RUNC_VERSION (mk/runtime.mk builds
+// them into bin/<component>/<version>/; a test keeps them the same).
+const (
+	EtcdVersion       = "v3.6.16"
+	ContainerdVersion = "2.2.9"
+	RuncVersion       = "v1.4.4"
+)
+
+// runtimeComponents are the binaries mk/runtime.mk builds, by component.
+var runtimeComponents = map[string][]string{
+	"etcd":       {"etcd", "etcdctl", "etcdutl"},
+	"containerd": {"containerd", "containerd-shim-runc-v2", "ctr"},
+	"runc":       {"runc"},
+}
 
 // versions is the formula's versions: for the binaries the lab stages:
 // the local directory of each is <component>/<version>/.
 func (l *Lab) versions() map[string]string {
 	return map[string]string{
 		"kubernetes": l.k8sVersion(),
-		"etcd":       debianBuild,
-		"containerd": debianBuild,
-		"runc":       debianBuild,
+		"etcd":       EtcdVersion,
+		"containerd": ContainerdVersion,
+		"runc":       RuncVersion,
 	}
+}
+
+// builtBin is a binary mk/runtime.mk built (etcd, containerd, runc).
+func (l *Lab) builtBin(name string) string {
+	c := componentOf(name)
+	return filepath.Join(l.Repo, "bin", c, l.versions()[c], name)
+}
+
+// stageRuntime copies a component's built binaries to where the formula
+// takes them from, or says which make target builds them.
+func (l *Lab) stageRuntime(component string) error {
+	for _, name := range runtimeComponents[component] {
+		if err := copyFile(l.builtBin(name), l.localBin(name), 0o755); err != nil {
+			return fmt.Errorf("%w: run `make %s` (builds %s %s from the Go module proxy)", err, component, component, l.versions()[component])
+		}
+	}
+	return nil
 }
 
 // componentOf is the versions: key a binary belongs to, as the formula's
@@ -121,10 +150,8 @@ func (l *Lab) stageBinaries() error {
 	if err := copyFile(filepath.Join(l.Repo, "bin/kubesalt"), filepath.Join(bins, "kubesalt"), 0o755); err != nil {
 		return err
 	}
-	for _, b := range []string{"/usr/bin/etcd", "/usr/bin/etcdctl"} {
-		if err := copyFile(b, l.localBin(filepath.Base(b)), 0o755); err != nil {
-			return fmt.Errorf("%w (make lab installs etcd-server and etcd-client)", err)
-		}
+	if err := l.stageRuntime("etcd"); err != nil {
+		return err
 	}
 	for _, dir := range []string{"/usr/lib/cni", "/opt/cni/bin"} {
 		entries, _ := os.ReadDir(dir)

@@ -75,7 +75,7 @@ func (l *Lab) CheckSupervised() error {
 		}},
 		{etcdMaster, "etcd", func() error {
 			pki := filepath.Join(l.nodeDir(etcdMaster.Name), "root/etc/kubernetes/pki")
-			out, err := l.in(l.NodeNS(etcdMaster.Name), "/usr/bin/etcdctl", "--endpoints", fmt.Sprintf("https://%s:2379", etcdMaster.IP),
+			out, err := l.in(l.NodeNS(etcdMaster.Name), l.builtBin("etcdctl"), "--endpoints", fmt.Sprintf("https://%s:2379", etcdMaster.IP),
 				"--cacert", filepath.Join(pki, "ca.pem"), "--cert", filepath.Join(pki, "kube-apiserver-etcd-client.pem"),
 				"--key", filepath.Join(pki, "kube-apiserver-etcd-client-key.pem"), "--dial-timeout", "1s", "endpoint", "health")
 			if err != nil {

@@ -489,7 +489,7 @@ func (l *Lab) etcdctl(from string, masters []string, args ...string) (string, er
 		endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
 	}
 	pki := filepath.Join(l.nodeDir(from), "root/etc/kubernetes/pki")
-	out, err := l.in(l.NodeNS(from), append([]string{"/usr/bin/etcdctl", "--endpoints", strings.Join(endpoints, ","),
+	out, err := l.in(l.NodeNS(from), append([]string{l.builtBin("etcdctl"), "--endpoints", strings.Join(endpoints, ","),
 		"--cacert", filepath.Join(pki, "ca.pem"),
 		"--cert", filepath.Join(pki, "kube-apiserver-etcd-client.pem"),
 		"--key", filepath.Join(pki, "kube-apiserver-etcd-client-key.pem"),

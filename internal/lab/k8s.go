@@ -23,16 +23,13 @@ import (
 // bin/k8s/<version>.
 var K8SComponents = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
 
-// runtimeBinaries are the container runtime's (containerd, runc) and the
-// API load balancing's (haproxy, keepalived), from Debian's packages, by
-// the name the formula installs them under.
-var runtimeBinaries = map[string][]string{
-	"containerd":              {"/usr/bin/containerd"},
-	"containerd-shim-runc-v2": {"/usr/bin/containerd-shim-runc-v2"},
-	"ctr":                     {"/usr/bin/ctr"},
-	"runc":                    {"/usr/sbin/runc", "/usr/bin/runc"},
-	"haproxy":                 {"/usr/sbin/haproxy"},
-	"keepalived":              {"/usr/sbin/keepalived"},
+// debianBinaries are the API load balancing's (haproxy, keepalived), from
+// Debian's packages, by the name the formula installs them under. The
+// container runtime (containerd, runc) is built (mk/runtime.mk): Debian's is
+// older than what Kubernetes v1.36 supports.
+var debianBinaries = map[string][]string{
+	"haproxy":    {"/usr/sbin/haproxy"},
+	"keepalived": {"/usr/sbin/keepalived"},
 }
 
 // k8sVersion is the Kubernetes release this lab runs.
@@ -60,9 +57,16 @@ func (l *Lab) preflightK8S() error {
 	if err := CheckK8SBinaries(l.Repo, l.k8sVersion()); err != nil {
 		return err
 	}
-	for name, candidates := range runtimeBinaries {
+	for _, c := range []string{"containerd", "runc"} {
+		for _, name := range runtimeComponents[c] {
+			if _, err := os.Stat(l.builtBin(name)); err != nil {
+				return fmt.Errorf("%s not found: run `make %s` (builds %s %s from the Go module proxy)", l.builtBin(name), c, c, l.versions()[c])
+			}
+		}
+	}
+	for name, candidates := range debianBinaries {
 		if firstExisting(candidates) == "" {
-			return fmt.Errorf("%s not found (%s): `make lab K8S=1` installs Debian's containerd, runc, haproxy and keepalived", name, strings.Join(candidates, ", "))
+			return fmt.Errorf("%s not found (%s): `make lab K8S=1` installs Debian's haproxy and keepalived", name, strings.Join(candidates, ", "))
 		}
 	}
 	if _, err := os.Stat(l.corednsBin()); err != nil {
@@ -105,7 +109,12 @@ func (l *Lab) stageK8S() error {
 	if err := l.StageK8S(l.k8sVersion()); err != nil {
 		return err
 	}
-	for name, candidates := range runtimeBinaries {
+	for _, c := range []string{"containerd", "runc"} {
+		if err := l.stageRuntime(c); err != nil {
+			return err
+		}
+	}
+	for name, candidates := range debianBinaries {
 		if err := copyFile(firstExisting(candidates), l.localBin(name), 0o755); err != nil {
 			return err
 		}
@@ -139,11 +148,19 @@ func (l *Lab) k8sPillar() map[string]any {
 	for _, img := range l.images() {
 		images = append(images, map[string]any{"ref": img.Ref, "tarball": img.tarball})
 	}
-	return map[string]any{
-		"images": images,
+	kubelet := map[string]any{
 		// Every kubelet shares the host's cgroup tree: each gets its own
 		// root, named by the lab's id, which Down removes.
-		"kubelet": map[string]any{"cgroup_root": "/" + l.st.ID + "/{node}"},
+		"cgroup_root": "/" + l.st.ID + "/{node}",
+	}
+	if !cgroupV2() {
+		// From v1.35 the kubelet refuses a cgroup v1 host unless told
+		// otherwise (failCgroupV1 defaults to true); this host is one.
+		kubelet["config"] = map[string]any{"failCgroupV1": false}
+	}
+	return map[string]any{
+		"images":  images,
+		"kubelet": kubelet,
 		// The sandbox this lab runs in has no CAP_SYS_RESOURCE: runc may not
 		// lower a container's oom_score_adj (the pod sandbox's -998).
 		"containerd": map[string]any{"restrict_oom_score_adj": true},
@@ -152,7 +169,13 @@ func (l *Lab) k8sPillar() map[string]any {
 	}
 }
 
-// kubectl runs bin/k8s/kubectl as the cluster's admin, from the salt-master's
+// cgroupV2 reports whether the host runs the unified cgroup hierarchy only.
+func cgroupV2() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
+// kubectl runs bin/k8s/<version>/kubectl as the cluster's admin, from the salt-master's
 // namespace, through the VIP (the admin kubeconfig's server).
 func (l *Lab) kubectl(args ...string) (string, error) {
 	return l.kubectlWithin(20*time.Second, args...)

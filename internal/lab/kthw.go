@@ -26,7 +26,7 @@ func (l *Lab) CheckEncryption() error {
 	first := l.firstMaster()
 	pki := l.nodeDir(first) + "/root/etc/kubernetes/pki"
 	key := "/registry/secrets/default/" + smokeName
-	out, err := l.in(l.NodeNS(first), "/usr/bin/etcdctl", "--endpoints", fmt.Sprintf("https://%s:2379", l.nodeIP(first)),
+	out, err := l.in(l.NodeNS(first), l.builtBin("etcdctl"), "--endpoints", fmt.Sprintf("https://%s:2379", l.nodeIP(first)),
 		"--cacert", pki+"/ca.pem", "--cert", pki+"/kube-apiserver-etcd-client.pem", "--key", pki+"/kube-apiserver-etcd-client-key.pem",
 		"get", key, "--print-value-only")
 	if err != nil {

@@ -114,6 +114,11 @@ func (l *Lab) Preflight() error {
 			return fmt.Errorf("bin/%s not found in %s; run `make build`", b, l.Repo)
 		}
 	}
+	for _, name := range runtimeComponents["etcd"] {
+		if _, err := os.Stat(l.builtBin(name)); err != nil {
+			return fmt.Errorf("%s not found: run `make etcd` (builds etcd %s from the Go module proxy)", l.builtBin(name), EtcdVersion)
+		}
+	}
 	if l.st.Options.K8S {
 		return l.preflightK8S()
 	}

@@ -37,3 +37,18 @@ func TestLocalBinByComponentVersion(t *testing.T) {
 		}
 	}
 }
+
+// The etcd, containerd and runc the lab stages are the ones mk/runtime.mk
+// builds.
+func TestRuntimeVersionsAreTheMakefiles(t *testing.T) {
+	mk, err := os.ReadFile("../../mk/runtime.mk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"ETCD_VERSION": EtcdVersion, "CONTAINERD_VERSION": ContainerdVersion, "RUNC_VERSION": RuncVersion} {
+		m := regexp.MustCompile(`(?m)^` + name + `\s*:=\s*(\S+)$`).FindSubmatch(mk)
+		if m == nil || string(m[1]) != want {
+			t.Errorf("mk/runtime.mk %s %q, the lab's %q: keep them the same", name, m, want)
+		}
+	}
+}

@@ -104,7 +104,7 @@ kubernetes-bin-etcd-archive:
     - source_hash: {{ r.sha256 }}
     - source_hash_name: {{ top }}.tar.gz
     - enforce_toplevel: True
-{%-   for name in ['etcd', 'etcdctl'] %}
+{%-   for name in ['etcd', 'etcdctl', 'etcdutl'] if name in wanted %}
 
 kubernetes-bin-{{ name }}:
   file.copy:

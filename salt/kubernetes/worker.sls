@@ -74,13 +74,17 @@ kubernetes-cni-no-pod-cidr:
         ext_pillar's error and refresh this minion's pillar
 {%- endif %}
 
-{#- containerd with runc; cgroup driver matching the kubelet's. #}
+{#- containerd with runc; cgroup driver matching the kubelet's. containerd 2
+    reads config version 3, where the CRI plugin is split in two (images,
+    runtime); containerd 1.x only version 2. #}
+{%- set runc_options = {'BinaryName': paths.bin_dir ~ '/runc', 'SystemdCgroup': cgroup_driver == 'systemd'} %}
 
 kubernetes-containerd-config:
   file.managed:
     - name: {{ paths.containerd_dir }}/config.toml
     - makedirs: True
     - contents: |
+{%- if (k.versions.containerd | string).lstrip('v').startswith('1.') %}
         version = 2
         root = "{{ paths.containerd_root }}"
         state = "{{ paths.containerd_state }}"
@@ -95,11 +99,34 @@ kubernetes-containerd-config:
           [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
             runtime_type = "io.containerd.runc.v2"
           [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-            BinaryName = "{{ paths.bin_dir }}/runc"
-            SystemdCgroup = {{ 'true' if cgroup_driver == 'systemd' else 'false' }}
+            BinaryName = "{{ runc_options.BinaryName }}"
+            SystemdCgroup = {{ runc_options.SystemdCgroup | lower }}
           [plugins."io.containerd.grpc.v1.cri".cni]
             bin_dir = "{{ paths.cni_bin_dir }}"
             conf_dir = "{{ paths.cni_conf_dir }}"
+{%- else %}
+        version = 3
+        root = "{{ paths.containerd_root }}"
+        state = "{{ paths.containerd_state }}"
+        [grpc]
+          address = "{{ containerd_sock }}"
+        [plugins."io.containerd.cri.v1.images"]
+          snapshotter = "overlayfs"
+          [plugins."io.containerd.cri.v1.images".pinned_images]
+            sandbox = "{{ w.containerd.sandbox_image }}"
+        [plugins."io.containerd.cri.v1.runtime"]
+          restrict_oom_score_adj = {{ 'true' if w.containerd.restrict_oom_score_adj else 'false' }}
+          [plugins."io.containerd.cri.v1.runtime".containerd]
+            default_runtime_name = "runc"
+            [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+              runtime_type = "io.containerd.runc.v2"
+              [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+                BinaryName = "{{ runc_options.BinaryName }}"
+                SystemdCgroup = {{ runc_options.SystemdCgroup | lower }}
+          [plugins."io.containerd.cri.v1.runtime".cni]
+            bin_dirs = ["{{ paths.cni_bin_dir }}"]
+            conf_dir = "{{ paths.cni_conf_dir }}"
+{%- endif %}
 {{ service('containerd', paths.bin_dir ~ '/containerd', {'config': paths.containerd_dir ~ '/config.toml'}, paths, cluster.manager,
            watch=['file: kubernetes-containerd-config'], runnable=cluster.have.containerd) }}
 

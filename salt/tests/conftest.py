@@ -265,15 +265,16 @@ def local_etcd(binaries: Path) -> Path:
 
 
 def local_binaries(directory: Path) -> Path:
-    """A binaries:local_dir as the lab has one: kubesalt, etcd (Debian's,
-    where it is installed) under etcd/<versions:etcd>/ where local mode looks
-    for it, CNI plugins when installed; no Kubernetes binaries (their daemons
-    are then skipped)."""
+    """A binaries:local_dir as the lab has one: kubesalt, etcd under
+    etcd/<versions:etcd>/ where local mode looks for it (`make etcd`'s, else
+    Debian's where it is installed), CNI plugins when installed; no
+    Kubernetes binaries (their daemons are then skipped)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "kubesalt").symlink_to(kubesalt_bin())
     etcd_dir = local_etcd(directory)
-    for name in ("etcd", "etcdctl"):
-        found = shutil.which(name)
+    built = REPO / "bin" / "etcd" / default_versions()["etcd"]
+    for name in ("etcd", "etcdctl", "etcdutl"):
+        found = str(built / name) if (built / name).exists() else shutil.which(name)
         if found:
             etcd_dir.mkdir(parents=True, exist_ok=True)
             (etcd_dir / name).symlink_to(found)
