@@ -675,7 +675,7 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
             ["ip", "netns", "exec", ns, *minion.salt_call_cmd("kubesalt_etcd.snapshot",
              f"dir={minion.root}/var/lib/kubesalt/etcd-backup", "member=master-0", "keep=1", "push=False",
              f"cacert={pki}/ca.pem", f"cert={pki}/etcd-server.pem", f"key={pki}/etcd-server-key.pem",
-             f"etcdctl={binaries}/etcdctl")],
+             f"etcdctl={local_etcd(binaries)}/etcdctl")],
             capture_output=True, text=True, check=False, timeout=120,
         )  # fmt: skip
         res = json.loads(snap.stdout)["local"]
