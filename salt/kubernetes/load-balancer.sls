@@ -12,7 +12,7 @@
     kube-api-vip (keepalived), so that the distribution's own haproxy and
     keepalived units stay theirs. -#}
 {%- from "kubernetes/map.jinja" import k, me, cluster, paths, pki_watch with context %}
-{%- from "kubernetes/service.jinja" import service with context %}
+{%- from "kubernetes/service.jinja" import service, stopped with context %}
 {%- set pki = cluster.pki %}
 {%- set local = k.binaries.source == 'local' %}
 {%- set reloads = cluster.manager in ['process', 'systemd'] %}
@@ -210,5 +210,26 @@ kubernetes-keepalived-reload:
            runnable=cluster.have.keepalived,
            require=(['file: kubernetes-keepalived-config'] + (['cmd: kubernetes-keepalived-reload'] if reloads and cluster.have.keepalived else []))) }}
 {%- endif %}
+{%- else %}
+{#- No VIP on this node (api:vip removed, or not a master): a keepalived
+    the formula started before is stopped (it gives the VIP up as it
+    exits) and its files removed. #}
+{%- set vip_files = [paths.config_dir ~ '/keepalived.conf', paths.launch_dir ~ '/kube-api-vip.sh'] %}
+{%- if cluster.manager == 'systemd' %}
+
+kubernetes-kube-api-vip-stopped:
+  service.dead:
+    - name: kube-api-vip
+    - enable: False
+{%-   do vip_files.append(paths.systemd_dir ~ '/kube-api-vip.service') %}
+{%- else %}
+{{ stopped('kube-api-vip', paths, cluster.manager) }}
+{%- endif %}
+
+kubernetes-keepalived-absent:
+  file.absent:
+    - names: {{ vip_files | json }}
+    - require:
+      - kubernetes-kube-api-vip-stopped
 {%- endif %}
 {%- endif %}

@@ -786,8 +786,11 @@ def test_haproxy_config_has_every_master_as_checked_backend(make_cluster, tmp_pa
         assert "option httpchk GET /readyz" in cfg
         assert f"check check-ssl verify required ca-file {minion.root}/etc/kubernetes/pki/ca.pem" in cfg
         assert "on-marked-down shutdown-sessions" in cfg
-        # No VIP in pillar.example: no keepalived anywhere.
-        assert not any(i.startswith("kubernetes-keepalived") or "kube-api-vip" in i for i in rendered), node
+        # No VIP in pillar.example: no keepalived anywhere (one the formula
+        # started before is stopped, its files removed).
+        assert "kubernetes-keepalived-config" not in rendered and "kubernetes-kube-api-vip-process" not in rendered
+        assert state_args(rendered["kubernetes-keepalived-absent"])[:2] == ("file", "absent"), node
+        assert state_args(rendered["kubernetes-kube-api-vip-stopped"])[:2] == ("cmd", "run"), node
         check_with(
             "haproxy",
             ["-c", "-q", "-f"],
@@ -842,7 +845,7 @@ def test_keepalived_holds_the_vip_on_masters(make_cluster, tmp_path):
     assert "kubernetes-kube-api-vip-process" in rendered
     worker = lb_states(cluster.minion("worker-0"), override)
     assert "kubernetes-kube-api-lb-process" in worker
-    assert not any(i.startswith("kubernetes-keepalived") for i in worker)
+    assert "kubernetes-keepalived-config" not in worker and "kubernetes-kube-api-vip-process" not in worker
     # A lone master: no peers, so no unicast block (keepalived refuses an
     # empty one).
     lone = make_cluster("single-master", fresh=True)
@@ -859,3 +862,81 @@ def test_keepalived_holds_the_vip_on_masters(make_cluster, tmp_path):
     rendered = lb_states(minion, pillar_override(services={"manager": "process"}))
     _, fun, args = state_args(rendered["kubernetes-keepalived-no-interface"])
     assert fun == "fail_without_changes" and "kubernetes:keepalived:interface" in args["name"]
+
+
+@pytest.mark.root
+def test_keepalived_stopped_when_the_vip_is_removed(make_cluster, tmp_path):
+    """A master's keepalived runs under its supervisor while api:vip is
+    set (manager process, Debian's keepalived); api:vip removed from the
+    definition, the next kubernetes.load-balancer stops it and removes its
+    config and launch script, and the admin kubeconfig names the first
+    master again. A second run changes nothing."""
+    keepalived = shutil.which("keepalived") or "/usr/sbin/keepalived"
+    if not os.path.exists(keepalived):
+        pytest.skip("keepalived is not installed (Debian keepalived; make test-formula installs it)")
+    binaries = local_binaries(tmp_path / "binaries")
+    (binaries / "keepalived").symlink_to(keepalived)
+    cluster = make_cluster("single-master", fresh=True)
+    pillar = cluster.pillar
+    pillar["kubernetes"]["api"]["vip"] = "192.168.170.5"
+    cluster.define(pillar)
+    minion = cluster.minion("master-0-vip", extra={"id": "master-0"})
+    minion.set_option("kubesalt.bin_dir", str(minion.root / "usr/local/bin"))
+    override = pillar_override(
+        services={"manager": "process"},
+        binaries={"source": "local", "local_dir": str(binaries)},
+        keepalived={"interface": "eth0"},
+    )
+    ns = f"ksf-vip-{os.getpid()}"
+    pidfile = minion.root / "run/kubesalt/kube-api-vip.pid"
+    files = [minion.root / "etc/kubernetes/keepalived.conf", minion.root / "etc/kubernetes/launch/kube-api-vip.sh"]
+
+    def admin_server():
+        conf = yaml.safe_load((cluster.pki_dir / "admin.kubeconfig").read_text())
+        return conf["clusters"][0]["cluster"]["server"]
+
+    def apply():
+        cmd = ["ip", "netns", "exec", ns, *minion.salt_call_cmd("state.sls", "kubernetes.load-balancer", override)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        ret = json.loads(out.stdout)["local"]
+        failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+        assert not failed, failed
+        return {k.split("_|-")[1]: v for k, v in ret.items()}
+
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    supervisor, daemon = 0, []
+    try:
+        for args in (
+            ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"],
+            ["addr", "add", "192.168.170.10/24", "dev", "eth0"],
+            ["link", "set", "eth0", "up"],
+            ["link", "set", "eth0p", "up"],
+            ["link", "set", "lo", "up"],
+        ):
+            subprocess.run(["ip", "-n", ns, *args], check=True)
+        assert admin_server() == "https://192.168.170.5:6443"
+        apply()
+        supervisor = int(pidfile.read_text())
+        for _ in range(25):
+            daemon = children(supervisor)
+            if daemon:
+                break
+            time.sleep(0.2)
+        assert alive(supervisor) and daemon, "keepalived did not start under its supervisor"
+        assert all(f.exists() for f in files)
+
+        del pillar["kubernetes"]["api"]["vip"]
+        cluster.define(pillar)
+        ret = apply()
+        assert ret["kubernetes-kube-api-vip-stopped"]["changes"], ret["kubernetes-kube-api-vip-stopped"]
+        assert not alive(supervisor) and not any(alive(p) for p in daemon), "keepalived still runs"
+        assert not any(f.exists() for f in files), [str(f) for f in files if f.exists()]
+        assert "kubernetes-keepalived-config" not in ret
+        assert admin_server() == "https://192.168.170.10:6443"
+        again = apply()
+        changed = {k: v["changes"] for k, v in again.items() if v["changes"]}
+        assert not changed, changed
+    finally:
+        stop_daemon(pidfile)
+        stop_daemon(minion.root / "run/kubesalt/kube-api-lb.pid")
+        subprocess.run(["ip", "netns", "del", ns], check=False)
