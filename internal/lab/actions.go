@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -171,8 +172,10 @@ func (l *Lab) supervisedActions(rep *Report) []action {
 // the time from the minion's start to the last of these.
 func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 	var start time.Time
+	var holders []string
 	acts := []action{
 		{fmt.Sprintf("add %s (%s): pillar, namespace, minion; the reactor does the rest", n.Name, n.IP), func() error {
+			holders = l.VIPHolders()
 			err := l.addNode(n)
 			start = time.Now()
 			return err
@@ -187,12 +190,18 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 		}},
 	}
 	if n.Role == RoleMaster {
-		return append(acts, action{fmt.Sprintf("%s in etcd's members, every haproxy and the API server certificate", n.Name), func() error {
+		return append(acts, action{fmt.Sprintf("%s in etcd's members, every haproxy and the API server certificate; the VIP stays where it was", n.Name), func() error {
 			if err := l.waitMasters(nil, 5*time.Minute); err != nil {
 				return err
 			}
 			*took = time.Since(start)
 			l.say("    %s a member and a backend everywhere %.1fs after its minion started", n.Name, took.Seconds())
+			// keepalived's nopreempt: a master that comes takes no VIP
+			// from a live holder.
+			if now := l.VIPHolders(); len(holders) == 1 && !slices.Equal(now, holders) {
+				return fmt.Errorf("the VIP %s moved from %v to %v when %s came (keepalived is nopreempt: logs %s/nodes/<master>/root/var/log/kubernetes/kube-api-vip.log)",
+					VIP, holders, now, n.Name, l.Dir)
+			}
 			return nil
 		}})
 	}

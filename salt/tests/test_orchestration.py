@@ -147,6 +147,9 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
             assert {"sls": ["kubernetes.pki", "kubernetes.control-plane", "kubernetes.load-balancer"]} in steps[
                 "kubernetes-add-node-masters"
             ]
+            # The other masters' keepalived knows the new peer before the
+            # new master's keepalived starts (else it takes the VIP too).
+            assert {"require": [{"salt": "kubernetes-add-node-masters"}]} in steps["kubernetes-add-node-highstate"]
             assert {"sls": "kubernetes.load-balancer"} in steps["kubernetes-add-node-load-balancers"]
             assert {"tgt": "I@kubesalt:role:worker and not L@worker-3"} in steps["kubernetes-add-node-load-balancers"]
         else:

@@ -64,20 +64,14 @@ kubernetes-add-node-pillar:
       - kubernetes-add-node-pki
       - salt: kubernetes-add-node-up
 
-{#- The new node's highstate and the other nodes' routes run side by side:
-    both need only the refreshed pillar. #}
-kubernetes-add-node-highstate:
-  salt.state:
-    - tgt: {{ node }}
-    - sls: kubernetes
-    - queue: True
-    - parallel: True
-    - require:
-      - salt: kubernetes-add-node-pillar
-
-{#- A new master changes the API server's certificate (its IP is a SAN)
-    and the etcd member list: the other masters take the new material. A
-    worker (by the definition in the master's pillar) changes neither. #}
+{#- A new master changes the API server's certificate (its IP is a SAN):
+    the other masters take the new material, and their keepalived the new
+    peer, before the new master runs anything. Its keepalived, started in
+    its highstate, then hears the VIP's holder from its first second; a
+    holder that did not know it yet would send it nothing, it would take
+    the VIP too, and of two holders of equal priority the higher address
+    keeps it, nopreempt or not. A worker (by the definition in the
+    master's pillar) changes neither. #}
 {%- set role = salt['pillar.get']('kubernetes:nodes:' ~ node ~ ':role', '') %}
 {%- if role != 'worker' %}
 kubernetes-add-node-masters:
@@ -87,10 +81,23 @@ kubernetes-add-node-masters:
     - sls: [kubernetes.pki, kubernetes.control-plane, kubernetes.load-balancer]
     - queue: True
     - require:
-      - salt: kubernetes-add-node-highstate
+      - salt: kubernetes-add-node-pillar
+{%- endif %}
 
-{#- Every node's API load balancer gets the new master as a backend (and
-    the masters' keepalived a new peer), in this orchestration. #}
+{#- The new node's highstate and the other nodes' routes run side by side:
+    both need only the refreshed pillar. #}
+kubernetes-add-node-highstate:
+  salt.state:
+    - tgt: {{ node }}
+    - sls: kubernetes
+    - queue: True
+    - parallel: True
+    - require:
+      - salt: {{ 'kubernetes-add-node-pillar' if role == 'worker' else 'kubernetes-add-node-masters' }}
+{%- if role != 'worker' %}
+
+{#- Every worker's API load balancer gets the new master as a backend, in
+    this orchestration (the other masters' got it above). #}
 kubernetes-add-node-load-balancers:
   salt.state:
     - tgt: I@kubesalt:role:worker and not L@{{ node }}
