@@ -141,6 +141,7 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         assert {"parallel": True} in steps["kubernetes-add-node-routes"]
         # Unknown role: the other masters take the new material; a worker: no.
         assert ("kubernetes-add-node-masters" in steps) == ("kubernetes" not in pillar)
+        assert ("kubernetes-add-node-vip-peers" in steps) == ("kubernetes" not in pillar)
         # A master may come: every other node's API load balancer takes it
         # as a backend in this same orchestration.
         if "kubernetes" not in pillar:
@@ -149,7 +150,8 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
             ]
             # The other masters' keepalived knows the new peer before the
             # new master's keepalived starts (else it takes the VIP too).
-            assert {"require": [{"salt": "kubernetes-add-node-masters"}]} in steps["kubernetes-add-node-highstate"]
+            assert {"require": [{"salt": "kubernetes-add-node-vip-peers"}]} in steps["kubernetes-add-node-highstate"]
+            assert {"sls": "kubernetes.vip"} in steps["kubernetes-add-node-vip-peers"]
             assert {"sls": "kubernetes.load-balancer"} in steps["kubernetes-add-node-load-balancers"]
             assert {"tgt": "I@kubesalt:role:worker and not L@worker-3"} in steps["kubernetes-add-node-load-balancers"]
         else:

@@ -64,21 +64,18 @@ kubernetes-add-node-pillar:
       - kubernetes-add-node-pki
       - salt: kubernetes-add-node-up
 
-{#- A new master changes the API server's certificate (its IP is a SAN):
-    the other masters take the new material, and their keepalived the new
-    peer, before the new master runs anything. Its keepalived, started in
-    its highstate, then hears the VIP's holder from its first second; a
-    holder that did not know it yet would send it nothing, it would take
-    the VIP too, and of two holders of equal priority the higher address
-    keeps it, nopreempt or not. A worker (by the definition in the
-    master's pillar) changes neither. #}
 {%- set role = salt['pillar.get']('kubernetes:nodes:' ~ node ~ ':role', '') %}
 {%- if role != 'worker' %}
-kubernetes-add-node-masters:
+{#- A new master's keepalived, started by its highstate, must hear the
+    VIP's holder from its first second: the other masters take it as a
+    peer first (kubernetes.vip alone, a HUP). A holder that does not know
+    it sends it nothing; it would take the VIP too, and of two holders of
+    equal priority the higher address keeps it, nopreempt or not. #}
+kubernetes-add-node-vip-peers:
   salt.state:
     - tgt: I@kubesalt:role:master and not L@{{ node }}
     - tgt_type: compound
-    - sls: [kubernetes.pki, kubernetes.control-plane, kubernetes.load-balancer]
+    - sls: kubernetes.vip
     - queue: True
     - require:
       - salt: kubernetes-add-node-pillar
@@ -93,11 +90,23 @@ kubernetes-add-node-highstate:
     - queue: True
     - parallel: True
     - require:
-      - salt: {{ 'kubernetes-add-node-pillar' if role == 'worker' else 'kubernetes-add-node-masters' }}
+      - salt: {{ 'kubernetes-add-node-pillar' if role == 'worker' else 'kubernetes-add-node-vip-peers' }}
+
+{#- A new master changes the API server's certificate (its IP is a SAN)
+    and the etcd member list: the other masters take the new material. A
+    worker (by the definition in the master's pillar) changes neither. #}
 {%- if role != 'worker' %}
+kubernetes-add-node-masters:
+  salt.state:
+    - tgt: I@kubesalt:role:master and not L@{{ node }}
+    - tgt_type: compound
+    - sls: [kubernetes.pki, kubernetes.control-plane, kubernetes.load-balancer]
+    - queue: True
+    - require:
+      - salt: kubernetes-add-node-highstate
 
 {#- Every worker's API load balancer gets the new master as a backend, in
-    this orchestration (the other masters' got it above). #}
+    this orchestration (the other masters' in the step above). #}
 kubernetes-add-node-load-balancers:
   salt.state:
     - tgt: I@kubesalt:role:worker and not L@{{ node }}
