@@ -165,7 +165,7 @@ func BenchmarkLab(b *testing.B) {
 // the Deployment's pods reach each other without NAT, the Service answers;
 // every node's haproxy has every master UP, one master holds the VIP, and
 // a master frozen whole costs the nodes nothing (FreezeMaster); master-2
-// removed and added again.
+// removed and added again (the VIP stays where it was).
 func TestLabKubernetes(t *testing.T) {
 	l := openTestLab(t)
 	if err := l.Up(SmallNodes(3, 2), Options{K8S: true}); err != nil {
