@@ -154,7 +154,13 @@ func TestStatusShowStale(t *testing.T) {
 	db, plan, _ := plannedExample(t)
 	def := filepath.Join(t.TempDir(), "def.yaml")
 	src, _ := os.ReadFile(filepath.Join("..", "..", "pillar.example"))
-	os.WriteFile(def, []byte(strings.Replace(string(src), "kubernetes:\n", "kubernetes:\n  reconcile: {interval: 600}\n", 1)), 0o644)
+	edit := func(path, old, new string) {
+		if !strings.Contains(string(src), old) {
+			t.Fatalf("pillar.example has no %q", old)
+		}
+		os.WriteFile(path, []byte(strings.Replace(string(src), old, new, 1)), 0o644)
+	}
+	edit(def, "    interval: 3600\n    splay: 300\n", "    interval: 600\n    splay: 300\n")
 	now := time.Now().UTC()
 	for node, ago := range map[string]time.Duration{"worker-0": time.Minute, "worker-1": 30 * time.Minute} {
 		ret := fmt.Sprintf(`{"id": %q, "fun": "state.apply", "fun_args": ["kubernetes"], "jid": "1", "success": true,
@@ -189,7 +195,7 @@ func TestStatusShowStale(t *testing.T) {
 		t.Errorf("--stale-after 1h: %v %s", got, comment)
 	}
 	off := filepath.Join(t.TempDir(), "off.yaml")
-	os.WriteFile(off, []byte(strings.Replace(string(src), "kubernetes:\n", "kubernetes:\n  reconcile: {enabled: false}\n", 1)), 0o644)
+	edit(off, "  reconcile:\n    enabled: true\n", "  reconcile:\n    enabled: false\n")
 	if got, comment = stale("--definition", off); got["master-0"] || strings.Contains(comment, "stale") {
 		t.Errorf("schedule off: %v %s", got, comment)
 	}
