@@ -20,6 +20,7 @@ var commands = []command{
 	{Name: "routes sync", Summary: "program routes to every other node's pod CIDR", Run: runRoutesSync},
 	{Name: "routes diff", Summary: "show what routes sync would change (sync --test)", Run: runRoutesDiff},
 	{Name: "routes list", Summary: "list the routes kubesalt owns", Run: runRoutesList},
+	{Name: "routes watch", Summary: "reconcile the routes on every route and link event, from the last sync's node list", Run: runRoutesWatch},
 	{Name: "routes flush", Summary: "remove every route kubesalt owns", Run: runRoutesFlush},
 	{Name: "nodes discover", Summary: "read nodes and pod CIDRs from `kubectl get nodes -o json`", Run: runNodesDiscover},
 	{Name: "nodes set-cidrs", Summary: "set each registered node's empty Node.spec.podCIDRs to the plan", Run: runNodesSetCIDRs},

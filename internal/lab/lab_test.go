@@ -80,9 +80,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// The path of `make lab`, smaller: a master and a worker, a worker added
-// during the test and then removed, and nothing left behind, on a host
-// where the route protocol name "kubesalt" is not registered.
+// The path of `make lab`, smaller: a master and a worker, a route healed
+// by the watcher and the reconcile schedule run into the status store, a
+// worker added during the test and then removed, and nothing left behind,
+// on a host where the route protocol name "kubesalt" is not registered.
 func TestLabEndToEnd(t *testing.T) {
 	l := openTestLab(t)
 	// The routes are read, and add-node's convergence is checked, without
@@ -95,6 +96,19 @@ func TestLabEndToEnd(t *testing.T) {
 	if err := l.Converge(); err != nil {
 		t.Fatal(err)
 	}
+	// Hands-off: a deleted route heals without a state run; the reconcile
+	// schedule is on every node and its run reaches the status store.
+	worker := l.withRole(RoleWorker)[0].Name
+	healed, err := l.CheckRouteHeals(worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a route deleted on %s was back after %s (goal %s)", worker, healed.Round(time.Millisecond), routeHealGoal)
+	reached, err := l.CheckReconcileSchedule(worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the reconcile schedule's run on %s reached the status store after %.1fs", worker, reached.Seconds())
 	added, took, err := l.AddNode()
 	if err != nil {
 		t.Fatal(err)

@@ -105,6 +105,8 @@ type Facts struct {
 	VMs          []VM
 	VMsRemoved   []string
 	Certificates []Certificate
+	// GoodRun: a state run (not test mode) that succeeded: drift repaired.
+	GoodRun bool
 }
 
 // Minion is the stored record of one minion.
@@ -118,6 +120,8 @@ type Minion struct {
 	PodCIDRs    []string   `json:"pod_cidrs,omitempty"`
 	Routes      *RouteSync `json:"routes,omitempty"`
 	RoutesCheck *RouteSync `json:"routes_check,omitempty"`
+	// LastGoodRun is the last successful state run (not test mode).
+	LastGoodRun *time.Time `json:"last_good_run,omitempty"`
 }
 
 func (m *Minion) merge(f Facts) {
@@ -136,6 +140,10 @@ func (m *Minion) merge(f Facts) {
 	}
 	if f.RoutesCheck != nil {
 		m.RoutesCheck = f.RoutesCheck
+	}
+	if f.GoodRun && (m.LastGoodRun == nil || f.At.After(*m.LastGoodRun)) {
+		t := f.At
+		m.LastGoodRun = &t
 	}
 }
 
@@ -213,9 +221,14 @@ func Extract(jr JobReturn, now time.Time) (Facts, error) {
 				f.add(b.Command, b.Test, b.Result)
 			}
 		}
+		f.GoodRun = stateRuns[jr.Fun] && f.Success != nil && *f.Success && !testArg(jr.FunArgs)
 	}
 	return f, nil
 }
+
+// stateRuns are the functions that apply states (the schedule's
+// state.apply kubernetes among them); state.show_* and the like are not.
+var stateRuns = map[string]bool{"state.apply": true, "state.sls": true, "state.highstate": true}
 
 // blocks reads a state's kubesalt block: one object, or a list when the
 // state ran more than one command.

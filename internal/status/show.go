@@ -31,6 +31,9 @@ type Summary struct {
 	Converged            int `json:"converged"`
 	NotReported          int `json:"not_reported_since_plan"`
 	CertificatesExpiring int `json:"certificates_expiring"`
+	// Stale counts nodes without a successful state run within the
+	// staleness limit (MarkStale).
+	Stale int `json:"stale"`
 }
 
 // NodeView is one node of the cluster with what its minion reported.
@@ -42,6 +45,11 @@ type NodeView struct {
 	Minion   string   `json:"minion,omitempty"`
 	// LastRun is the minion's last recorded run (nil: never reported).
 	LastRun *time.Time `json:"last_run"`
+	// LastGoodRun is its last successful state run (nil: none recorded).
+	LastGoodRun *time.Time `json:"last_good_run"`
+	// Stale: no successful state run within the limit (MarkStale), why.
+	Stale    bool   `json:"stale"`
+	StaleWhy string `json:"stale_why,omitempty"`
 	// ReportedSincePlan: the minion ran after the plan last changed.
 	ReportedSincePlan bool `json:"reported_since_plan"`
 	// ReportedPodCIDRs is the pod CIDR the minion's pillar gave it.
@@ -117,6 +125,7 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 				nv.ReportedPodCIDRs = m.PodCIDRs
 			}
 			nv.Routes.Last = m.Routes
+			nv.LastGoodRun = m.LastGoodRun
 		}
 		nv.Routes.Converged, nv.Routes.Why = converged(nv, planChanged)
 		if vm, ok := snap.VMs[n.Name]; ok {
@@ -149,6 +158,33 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 	}
 	sort.Slice(v.OtherMinions, func(i, j int) bool { return v.OtherMinions[i].ID < v.OtherMinions[j].ID })
 	return v
+}
+
+// MarkStale flags every node whose last successful state run is older
+// than limit at now (two intervals of the formula's periodic state run):
+// its drift is not being repaired. limit 0 flags nothing.
+func MarkStale(v *View, now time.Time, limit time.Duration) {
+	if limit <= 0 {
+		return
+	}
+	for i := range v.Nodes {
+		n := &v.Nodes[i]
+		switch {
+		case n.LastGoodRun == nil && n.LastRun == nil:
+			n.Stale, n.StaleWhy = true, "never reported"
+		case n.LastGoodRun == nil:
+			n.Stale, n.StaleWhy = true, "no successful state run recorded"
+		case now.Sub(*n.LastGoodRun) > limit:
+			n.Stale = true
+			n.StaleWhy = fmt.Sprintf("last successful state run %s ago, more than %s", now.Sub(*n.LastGoodRun).Round(time.Second), limit)
+		}
+		if n.Stale && n.LastRun != nil && (n.LastGoodRun == nil || n.LastRun.After(*n.LastGoodRun)) {
+			n.StaleWhy += fmt.Sprintf("; it last reported at %s", n.LastRun.UTC().Format(time.RFC3339))
+		}
+		if n.Stale {
+			v.Summary.Stale++
+		}
+	}
 }
 
 // converged says whether the node's last applied route sync matches the

@@ -285,3 +285,72 @@ func TestExtractStateWithTwoBlocks(t *testing.T) {
 		t.Errorf("certificate not attached to worker-0 only: %+v", v.Nodes)
 	}
 }
+
+// The scheduled state runs keep each node's last successful run; a node
+// without one within the limit (two reconcile intervals) is flagged stale,
+// whether it stopped reporting, reports only failures, or never reported.
+func TestLastGoodRunAndStaleness(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "status.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run := func(id string, at time.Time, success bool, args string) {
+		t.Helper()
+		jr := jobReturn(t, `{"id": "`+id+`", "fun": "state.apply", "fun_args": `+args+`, "jid": "1",
+		  "return": {"file_|-x_|-/etc/x_|-managed": {"name": "/etc/x", "result": true, "changes": {}, "comment": ""}}}`)
+		jr.Success = &success
+		jr.Stamp = at.Format("2006-01-02T15:04:05.000000")
+		f, err := Extract(jr, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Apply(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sched := `["kubernetes", {"queue": true}]`
+	run("master-0", t0, true, sched)
+	run("worker-0", t0.Add(-3*time.Hour), true, sched)     // then silent
+	run("worker-1", t0.Add(-3*time.Hour), true, sched)     // then failing
+	run("worker-1", t0.Add(-10*time.Minute), false, sched) //
+	run("worker-1", t0.Add(-5*time.Minute), true, `["kubernetes", "test=True"]`)
+	snap, err := st.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := snap.Minions["worker-1"].LastGoodRun; g == nil || !g.Equal(t0.Add(-3*time.Hour)) {
+		t.Errorf("worker-1's last good run %v: a failed or test-mode run counted", g)
+	}
+	nodes := []cluster.Member{{Name: "master-0"}, {Name: "worker-0"}, {Name: "worker-1"}, {Name: "worker-2"}}
+	v := Show(snap, nodes, time.Time{}, DefaultExpiringDays, false)
+	MarkStale(&v, t0.Add(time.Minute), 2*time.Hour)
+	got := map[string]string{}
+	for _, n := range v.Nodes {
+		if n.Stale {
+			got[n.Name] = n.StaleWhy
+		}
+	}
+	if v.Nodes[0].Stale || v.Nodes[0].LastGoodRun == nil || !v.Nodes[0].LastGoodRun.Equal(t0) {
+		t.Errorf("master-0 ran a minute ago: %+v", v.Nodes[0])
+	}
+	want := map[string]string{
+		"worker-0": "last successful state run 3h1m0s ago, more than 2h0m0s",
+		"worker-1": "last successful state run 3h1m0s ago, more than 2h0m0s; it last reported at 2026-11-24T11:55:00Z",
+		"worker-2": "never reported",
+	}
+	if len(got) != len(want) || v.Summary.Stale != 3 {
+		t.Errorf("stale %v (summary %d), want %v", got, v.Summary.Stale, want)
+	}
+	for name, why := range want {
+		if got[name] != why {
+			t.Errorf("%s: %q, want %q", name, got[name], why)
+		}
+	}
+	// No limit (the schedule is off): nothing is flagged.
+	v = Show(snap, nodes, time.Time{}, DefaultExpiringDays, false)
+	MarkStale(&v, t0.Add(time.Minute), 0)
+	if v.Summary.Stale != 0 {
+		t.Errorf("flagged without a limit: %+v", v.Summary)
+	}
+}

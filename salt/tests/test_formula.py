@@ -124,6 +124,81 @@ def test_etcd_backup_schedule_and_restore_render(make_cluster):
 
 
 @pytest.mark.render
+def test_routes_watch_and_reconcile_schedule_render(make_cluster):
+    """Every node runs `kubesalt routes watch` supervised, from the record
+    the route sync keeps (routing:watch, on by default), and schedules
+    `state.apply kubernetes` every reconcile:interval with splay (on by
+    default); each switch turns its part off."""
+    minion = make_cluster("example").minion("worker-0")
+    root = str(minion.root)
+    sls = "kubernetes.routes-watch,kubernetes.reconcile"
+    rendered = states_by_id(minion.call("state.show_sls", sls, pillar_override(services={"manager": "process"})))
+    record = root + "/var/lib/kubesalt/routes.json"
+    _, _, args = state_args(rendered["kubernetes-routes"])
+    assert args["record"] == record
+    _, _, args = state_args(rendered["kubernetes-kubesalt-routes-watch-launch"])
+    assert f"exec {root}/usr/local/bin/kubesalt routes watch \\\n  --record={record}\n" in args["contents"]
+    mod, fun, args = state_args(rendered["kubernetes-kubesalt-routes-watch-process"])
+    assert "kubesalt supervise --name kubesalt-routes-watch" in args["name"]
+    # Restarted when the binary changes.
+    _, _, args = state_args(rendered["kubernetes-kubesalt-routes-watch-stop-changed"])
+    assert {"file": "kubernetes-bin-kubesalt"} in args["onchanges"]
+    mod, fun, args = state_args(rendered["kubernetes-reconcile-schedule"])
+    assert (mod, fun) == ("schedule", "present")
+    assert args["name"] == "kubesalt-reconcile" and args["function"] == "state.apply"
+    assert args["job_args"] == ["kubernetes"] and args["job_kwargs"] == {"queue": True}
+    assert args["seconds"] == 3600 and args["splay"] == 300
+
+    systemd = states_by_id(minion.call("state.show_sls", sls, pillar_override(services={"manager": "systemd"})))
+    _, _, args = state_args(systemd["kubernetes-kubesalt-routes-watch-unit"])
+    assert "Restart=always" in args["contents"]
+
+    changed = states_by_id(
+        minion.call(
+            "state.show_sls",
+            sls,
+            pillar_override(
+                services={"manager": "process"}, routing={"watch": False}, reconcile={"interval": 600, "splay": 30}
+            ),
+        )
+    )
+    assert "kubernetes-kubesalt-routes-watch-process" not in changed
+    assert state_args(changed["kubernetes-kubesalt-routes-watch-stopped"])[:2] == ("cmd", "run")
+    _, _, args = state_args(changed["kubernetes-reconcile-schedule"])
+    assert args["seconds"] == 600 and args["splay"] == 30
+    off = states_by_id(
+        minion.call("state.show_sls", "kubernetes.reconcile", pillar_override(reconcile={"enabled": False}))
+    )
+    assert state_args(off["kubernetes-reconcile-schedule"])[:2] == ("schedule", "absent")
+    # The whole highstate of a node includes both.
+    ids = set(states_by_id(minion.show_sls("kubernetes")))
+    assert {"kubernetes-kubesalt-routes-watch-launch", "kubernetes-reconcile-schedule"} <= ids
+
+
+@pytest.mark.render
+@pytest.mark.parametrize(
+    "reconcile,key",
+    [
+        ({"interval": "hourly"}, "kubernetes:reconcile:interval"),
+        ({"interval": 30}, "kubernetes:reconcile:interval"),
+        ({"interval": True}, "kubernetes:reconcile:interval"),
+        ({"splay": 3600}, "kubernetes:reconcile:splay"),
+        ({"splay": -1}, "kubernetes:reconcile:splay"),
+        ({"enabled": "yes"}, "kubernetes:reconcile:enabled"),
+    ],
+)
+def test_reconcile_pillar_refused_naming_the_key(make_cluster, reconcile, key):
+    """A bad reconcile value renders one failing state that names the key
+    and the fix, and no schedule."""
+    minion = make_cluster("example").minion("worker-0")
+    rendered = states_by_id(minion.call("state.show_sls", "kubernetes.reconcile", pillar_override(reconcile=reconcile)))
+    assert list(rendered) == ["kubernetes-reconcile-invalid"], rendered
+    mod, fun, args = state_args(rendered["kubernetes-reconcile-invalid"])
+    assert (mod, fun) == ("test", "fail_without_changes")
+    assert args["name"].startswith(key + ": ") and "use e.g." in args["name"], args["name"]
+
+
+@pytest.mark.render
 def test_ca_sls_and_smoke_render(make_cluster):
     minion = make_cluster("example").minion("master-0")
     rendered = states_by_id(minion.show_sls("kubernetes.ca", "kubernetes.smoke"))
@@ -463,6 +538,23 @@ def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, s
         if sls == "kubernetes":
             assert (minion.root / "usr/local/bin/kubesalt").exists()
             assert (minion.root / "etc/cni/net.d/10-kubesalt-bridge.conflist").exists()
+            # The routes watcher runs supervised: a route deleted by hand
+            # is back within seconds, without a state run.
+            victim = sorted(n["pod_cidrs"][0] for name, n in cluster.nodes.items() if name != "worker-0")[0]
+            subprocess.run(["ip", "-n", ns, "route", "del", victim], check=True)
+            start = time.monotonic()
+            while (
+                victim
+                not in subprocess.run(
+                    ["ip", "-n", ns, "route", "show", "proto", "201"], capture_output=True, text=True, check=True
+                ).stdout
+            ):
+                log = minion.root / "var/log/kubernetes/kubesalt-routes-watch.log"
+                assert time.monotonic() - start < 3, "deleted route not back: " + (
+                    log.read_text()[-2000:] if log.exists() else "no watcher log"
+                )
+                time.sleep(0.05)
+            print(f"the watcher put a deleted route back after {time.monotonic() - start:.2f}s")
         routes = json.loads(
             subprocess.run(
                 ["ip", "-n", ns, "-j", "route", "show", "proto", "201"], capture_output=True, text=True, check=True
@@ -481,6 +573,7 @@ def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, s
             == "1"
         )
     finally:
+        stop_daemon(minion.root / "run/kubesalt/kubesalt-routes-watch.pid")
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
@@ -592,6 +685,7 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
         supervisor = int(pidfile.read_text()) if (pidfile := minion.root / "run/kubesalt/etcd.pid").exists() else 0
         etcd = children(supervisor) if supervisor else []
         stop_daemon(minion.root / "run/kubesalt/etcd.pid")
+        stop_daemon(minion.root / "run/kubesalt/kubesalt-routes-watch.pid")
         subprocess.run(["ip", "netns", "del", ns], check=False)
     # The stop took the daemon along: no etcd left.
     for pid in etcd:

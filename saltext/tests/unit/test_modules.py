@@ -91,6 +91,14 @@ def test_routes_sync_explicit_nodes_file(calls):
     ]  # fmt: skip
 
 
+def test_routes_sync_record(calls):
+    """record= keeps the node list for the watcher: --record FILE."""
+    net.routes_sync(record="/var/lib/kubesalt/routes.json")
+    assert calls[0][1][-2:] == ["--record", "/var/lib/kubesalt/routes.json"]
+    net.routes_sync()
+    assert "--record" not in calls[1][1]
+
+
 def test_routes_sync_rt_protos_dir_option(calls, tmp_path):
     """kubesalt.rt_protos_dir is passed on (tests point it at a temp dir, so
     nothing registers the name in the host's /etc); unset, no flag."""
