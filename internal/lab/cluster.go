@@ -134,6 +134,13 @@ func (l *Lab) writePillar() error {
 		// only.
 		k["dns"] = map[string]any{"forward": []any{}}
 	}
+	if p := l.st.Options.PKI; len(p) > 0 {
+		k["pki"] = p
+		k["ca"].(map[string]any)["rotation"] = map[string]any{"enabled": false}
+	}
+	if r := l.st.Options.Rotation; len(r) > 0 {
+		k["ca"].(map[string]any)["rotation"] = r
+	}
 	if l.st.Options.Controller() {
 		k["mode"] = ModeController
 		// The masters report the API's nodes through the mine (pillar.example).

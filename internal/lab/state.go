@@ -45,6 +45,12 @@ type Options struct {
 	// --allocate-node-cidrs=false) or controller (the controller manager
 	// allocates, kubesalt discovers); controller needs K8S.
 	Mode string `json:"mode"`
+	// PKI, when set, overrides kubernetes:pki (validity, renew_before):
+	// short lifetimes fast-forward the certificates' rotation. The
+	// rotation schedule is then off until EnableRotation.
+	PKI map[string]string `json:"pki,omitempty"`
+	// Rotation is kubernetes:ca:rotation (EnableRotation sets it).
+	Rotation map[string]any `json:"rotation,omitempty"`
 }
 
 // Validate names a bad option and its fix.
