@@ -134,12 +134,12 @@ func (l *Lab) writePillar() error {
 		// only.
 		k["dns"] = map[string]any{"forward": []any{}}
 	}
-	if p := l.st.Options.PKI; len(p) > 0 {
-		k["pki"] = p
+	if o := l.st.Options; o.PKIValidity != "" {
+		k["pki"] = map[string]any{"validity": o.PKIValidity, "renew_before": o.PKIRenewBefore}
 		k["ca"].(map[string]any)["rotation"] = map[string]any{"enabled": false}
 	}
-	if r := l.st.Options.Rotation; len(r) > 0 {
-		k["ca"].(map[string]any)["rotation"] = r
+	if o := l.st.Options; o.RotationInterval > 0 {
+		k["ca"].(map[string]any)["rotation"] = map[string]any{"enabled": true, "interval": o.RotationInterval, "retry_after": "10m"}
 	}
 	if l.st.Options.Controller() {
 		k["mode"] = ModeController

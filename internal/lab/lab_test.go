@@ -385,7 +385,7 @@ func BenchmarkLabDNS(b *testing.B) {
 // Ready, pod-to-pod and the Service answer. `make test-lab-rotation`.
 func TestLabRotation(t *testing.T) {
 	l := openTestLab(t)
-	if err := l.Up(SmallNodes(3, 3), Options{K8S: true, PKI: map[string]string{"validity": "24m", "renew_before": "18m"}}); err != nil {
+	if err := l.Up(SmallNodes(3, 3), Options{K8S: true, PKIValidity: "24m", PKIRenewBefore: "18m"}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := l.Rotation(20 * time.Second)

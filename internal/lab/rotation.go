@@ -101,12 +101,12 @@ func (l *Lab) servedCert(host string, port int) (certSeen, error) {
 // expired, the nodes Ready, pod-to-pod and the Service.
 func (l *Lab) Rotation(interval time.Duration) (RotationReport, error) {
 	var rep RotationReport
-	if !l.st.Options.K8S || len(l.st.Options.PKI) == 0 {
-		return rep, fmt.Errorf("the rotation needs a Kubernetes lab with short certificate lifetimes (Options.PKI)")
+	if !l.st.Options.K8S || l.st.Options.PKIValidity == "" {
+		return rep, fmt.Errorf("the rotation needs a Kubernetes lab with short certificate lifetimes (Options.PKIValidity)")
 	}
 	var pods []KubePod
 	err := l.runActions([]action{
-		{"bootstrap: salt-run state.orchestrate orch.kubernetes.bootstrap (certificates of " + l.st.Options.PKI["validity"] + ", renewed in their last " + l.st.Options.PKI["renew_before"] + ")",
+		{"bootstrap: salt-run state.orchestrate orch.kubernetes.bootstrap (certificates of " + l.st.Options.PKIValidity + ", renewed in their last " + l.st.Options.PKIRenewBefore + ")",
 			func() error { return l.orchestrate("orch.kubernetes.bootstrap", nil) }},
 		{"Kubernetes: every node Ready, every haproxy with every master UP", func() error {
 			if err := l.WaitNodesReady(5 * time.Minute); err != nil {
@@ -154,7 +154,7 @@ func (l *Lab) Rotation(interval time.Duration) (RotationReport, error) {
 	replaced := map[string]time.Time{}
 	err = l.phase(fmt.Sprintf("rotation: schedule kubesalt-pki-rotate on (every %s); %d certificates (node files, served by the API servers, etcd, the kubelets) replaced, the first expires at %s",
 		interval, len(before), expires.Format("15:04:05")), func() error {
-		l.st.Options.Rotation = map[string]any{"enabled": true, "interval": int(interval.Seconds()), "retry_after": "10m"}
+		l.st.Options.RotationInterval = int(interval.Seconds())
 		if err := l.st.Save(); err != nil {
 			return err
 		}

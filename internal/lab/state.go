@@ -45,12 +45,14 @@ type Options struct {
 	// --allocate-node-cidrs=false) or controller (the controller manager
 	// allocates, kubesalt discovers); controller needs K8S.
 	Mode string `json:"mode"`
-	// PKI, when set, overrides kubernetes:pki (validity, renew_before):
-	// short lifetimes fast-forward the certificates' rotation. The
-	// rotation schedule is then off until EnableRotation.
-	PKI map[string]string `json:"pki,omitempty"`
-	// Rotation is kubernetes:ca:rotation (EnableRotation sets it).
-	Rotation map[string]any `json:"rotation,omitempty"`
+	// PKIValidity and PKIRenewBefore, when set, are kubernetes:pki's
+	// validity and renew_before: short lifetimes fast-forward the
+	// certificates' rotation, whose schedule is then off until
+	// RotationInterval is set (Rotation does).
+	PKIValidity    string `json:"pki_validity,omitempty"`
+	PKIRenewBefore string `json:"pki_renew_before,omitempty"`
+	// RotationInterval (seconds), when set, turns kubernetes:ca:rotation on.
+	RotationInterval int `json:"rotation_interval,omitempty"`
 }
 
 // Validate names a bad option and its fix.
