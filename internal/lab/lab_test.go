@@ -389,6 +389,9 @@ func TestLabRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := l.Rotation(20 * time.Second)
+	if rep.Certificates == 0 {
+		t.Fatal(err) // the cluster never came up
+	}
 	// On standard output: go test -v shows it as it happens.
 	fmt.Printf("certificate rotation (%d masters, %d workers, %d certificates): whole set rotated in %.1fs (CA host's set reissued after %.1fs), "+
 		"least time left on a replaced certificate %s; through %s's node-local endpoint %d requests, %d failed, longest failing run %.1fs\n",
