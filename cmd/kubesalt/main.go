@@ -31,6 +31,8 @@ var commands = []command{
 	{Name: "pki check", Summary: "show every certificate's subject, SANs and expiry; fail when one is due", Run: pkiCheck},
 	{Name: "addons dns", Summary: "print the cluster DNS add-on's manifests (CoreDNS) for the definition", Run: runAddonsDNS},
 	{Name: "addons apply", Summary: "apply the add-ons (cluster DNS) through the API: kubectl diff, then server-side apply", Run: runAddonsApply},
+	{Name: "pki rotate", Summary: "reissue what is due and name the nodes that must take their new bundle (the rotation schedule)", Run: pkiRotate},
+	{Name: "pki distributed", Summary: "record that nodes took the bundle `pki rotate` dispatched to them", Run: pkiDistributed},
 	{Name: "pki bundle", Summary: "print exactly the PKI material one node needs, for its pillar", Run: pkiBundle},
 	{Name: "etcd snapshot", Summary: "take an etcd snapshot into a directory, keep the newest N", Run: runEtcdSnapshot},
 	{Name: "etcd restore", Summary: "restore this etcd member's data directory from a snapshot (etcd stopped)", Run: runEtcdRestore},

@@ -169,13 +169,20 @@ func runStatusShow(s *streams, args []string) int {
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
-	v := status.Show(snap, nodes, planChanged, expiring, discovered)
+	v := status.Show(snap, nodes, planChanged, expiring, discovered, time.Now())
 	status.MarkStale(&v, time.Now(), staleAfter)
 	sum := v.Summary
 	comment := fmt.Sprintf("%d nodes: %d with routes converged, %d not reported since the plan changed, %d certificates expiring within %d days",
 		sum.Nodes, sum.Converged, sum.NotReported, sum.CertificatesExpiring, expiring)
 	if staleAfter > 0 {
 		comment += fmt.Sprintf(", %d stale (no successful state run within %s)", sum.Stale, staleAfter)
+	}
+	if sum.CertificateProblems > 0 {
+		var names []string
+		for _, c := range v.CertificateProblems {
+			names = append(names, c.Name+" "+c.Problem)
+		}
+		comment += fmt.Sprintf("; %d certificates need attention (%s): %s", sum.CertificateProblems, strings.Join(names, "; "), v.CertificateProblems[0].Fix)
 	}
 	res := saltio.Result{Result: saltio.Bool(true), Comment: comment, Data: v}
 	return emit(s, &c, res, func(w io.Writer) {
@@ -211,6 +218,9 @@ func runStatusShow(s *streams, args []string) int {
 		}
 		for _, cert := range v.CertificatesExpiring {
 			row(w, "cert "+cert.Name, "expiring", "-", "-", cert.NotAfter.Format(time.RFC3339), "-", "-", "-", cert.DaysLeft)
+		}
+		for _, cert := range v.CertificateProblems {
+			row(w, "cert "+cert.Name, "PROBLEM", "-", "-", cert.NotAfter.Format(time.RFC3339), "-", cert.Problem, "-", cert.DaysLeft)
 		}
 	})
 }

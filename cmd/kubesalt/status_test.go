@@ -205,3 +205,29 @@ func TestStatusShowStale(t *testing.T) {
 		t.Errorf("table:\n%s", out.String())
 	}
 }
+
+// A certificate that has expired since it was reported is a problem in
+// `kubesalt status show`, with the fix.
+func TestStatusShowsAnExpiredCertificate(t *testing.T) {
+	db, plan, def := plannedExample(t)
+	ret := `{"id": "salt", "fun": "kubesalt_pki.rotate", "fun_args": [], "jid": "1", "success": true,
+	  "return": {"result": true, "changes": {}, "comment": "", "data": {"certificates": [
+	    {"name": "worker-0/kubelet", "sans": ["worker-0"], "not_after": "2020-01-01T00:00:00Z", "days_left": 0},
+	    {"name": "admin", "not_after": "2999-01-01T00:00:00Z", "days_left": 300000}]}}}`
+	if _, code, errs := call(t, ret, "status", "record", "--db", db); code != 0 {
+		t.Fatal(errs)
+	}
+	r, code, _ := call(t, "", "status", "show", "--db", db, "--definition", def, "--plan", plan)
+	var v struct {
+		Problems []struct {
+			Name, Problem, Fix string
+		} `json:"certificate_problems"`
+	}
+	if err := json.Unmarshal(r.Data, &v); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	if len(v.Problems) != 1 || v.Problems[0].Name != "worker-0/kubelet" || !strings.HasPrefix(v.Problems[0].Problem, "expired") ||
+		!strings.Contains(v.Problems[0].Fix, "orch.kubernetes.rotate") || !strings.Contains(r.Comment, "1 certificates need attention (worker-0/kubelet expired") {
+		t.Errorf("expired certificate: %q %+v", r.Comment, v.Problems)
+	}
+}

@@ -134,6 +134,13 @@ func (l *Lab) writePillar() error {
 		// only.
 		k["dns"] = map[string]any{"forward": []any{}}
 	}
+	if o := l.st.Options; o.PKIValidity != "" {
+		k["pki"] = map[string]any{"validity": o.PKIValidity, "renew_before": o.PKIRenewBefore}
+		k["ca"].(map[string]any)["rotation"] = map[string]any{"enabled": false}
+	}
+	if o := l.st.Options; o.RotationInterval > 0 {
+		k["ca"].(map[string]any)["rotation"] = map[string]any{"enabled": true, "interval": o.RotationInterval, "retry_after": "10m"}
+	}
 	if l.st.Options.Controller() {
 		k["mode"] = ModeController
 		// The masters report the API's nodes through the mine (pillar.example).

@@ -45,6 +45,14 @@ type Options struct {
 	// --allocate-node-cidrs=false) or controller (the controller manager
 	// allocates, kubesalt discovers); controller needs K8S.
 	Mode string `json:"mode"`
+	// PKIValidity and PKIRenewBefore, when set, are kubernetes:pki's
+	// validity and renew_before: short lifetimes fast-forward the
+	// certificates' rotation, whose schedule is then off until
+	// RotationInterval is set (Rotation does).
+	PKIValidity    string `json:"pki_validity,omitempty"`
+	PKIRenewBefore string `json:"pki_renew_before,omitempty"`
+	// RotationInterval (seconds), when set, turns kubernetes:ca:rotation on.
+	RotationInterval int `json:"rotation_interval,omitempty"`
 }
 
 // Validate names a bad option and its fix.

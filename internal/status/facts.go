@@ -86,6 +86,10 @@ type Certificate struct {
 	SANs     []string  `json:"sans,omitempty"`
 	NotAfter time.Time `json:"not_after"`
 	DaysLeft int       `json:"days_left"`
+	// Problem and Fix as `kubesalt pki check` gave them, or "expired"
+	// when it has expired since (Show).
+	Problem  string    `json:"problem,omitempty"`
+	Fix      string    `json:"fix,omitempty"`
 	Reporter string    `json:"reporter"`
 	At       time.Time `json:"at"`
 }
@@ -153,6 +157,7 @@ var commandOf = map[string]string{
 	"kubesalt_net.routes_sync":     "routes sync",
 	"kubesalt_net.routes_diff":     "routes diff",
 	"kubesalt_pki.check":           "pki check",
+	"kubesalt_pki.rotate":          "pki rotate",
 	"kubesalt_virt.node_ensure":    "virt node ensure",
 	"kubesalt_virt.node_remove":    "virt node remove",
 	"kubesalt_virt.list":           "virt list",
@@ -266,7 +271,10 @@ func (f *Facts) add(cmd string, test bool, r Result) {
 		} else {
 			f.Routes = rs
 		}
-	case "pki check":
+	case "pki check", "pki rotate":
+		if test {
+			return
+		}
 		var d struct {
 			Certificates []Certificate `json:"certificates"`
 		}

@@ -22,7 +22,9 @@ type View struct {
 	// the hypervisor).
 	OtherMinions         []OtherMinion `json:"other_minions"`
 	CertificatesExpiring []Certificate `json:"certificates_expiring"`
-	Summary              Summary       `json:"summary"`
+	// CertificateProblems: expired (now), or reported with a problem.
+	CertificateProblems []Certificate `json:"certificate_problems"`
+	Summary             Summary       `json:"summary"`
 }
 
 // Summary counts what needs attention.
@@ -33,8 +35,12 @@ type Summary struct {
 	CertificatesExpiring int `json:"certificates_expiring"`
 	// Stale counts nodes without a successful state run within the
 	// staleness limit (MarkStale).
-	Stale int `json:"stale"`
+	Stale               int `json:"stale"`
+	CertificateProblems int `json:"certificate_problems"`
 }
+
+// FixExpired is the fix of a certificate found expired.
+const FixExpired = "renew and distribute: salt-run state.orchestrate orch.kubernetes.rotate"
 
 // NodeView is one node of the cluster with what its minion reported.
 type NodeView struct {
@@ -86,8 +92,9 @@ type OtherMinion struct {
 // nodes); planChanged is when the plan last changed (zero: unknown).
 // discovered says the nodes' pod CIDRs are the API's (controller mode):
 // the CIDR a minion's pillar gave it is then not the cluster's.
-func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiringDays int, discovered bool) View {
-	v := View{Nodes: []NodeView{}, OtherMinions: []OtherMinion{}, CertificatesExpiring: []Certificate{}}
+// now is the clock a certificate's expiry is judged by.
+func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiringDays int, discovered bool, now time.Time) View {
+	v := View{Nodes: []NodeView{}, OtherMinions: []OtherMinion{}, CertificatesExpiring: []Certificate{}, CertificateProblems: []Certificate{}}
 	if !planChanged.IsZero() {
 		t := planChanged.UTC()
 		v.PlanChanged = &t
@@ -149,8 +156,15 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 		if c.DaysLeft <= expiringDays {
 			v.CertificatesExpiring = append(v.CertificatesExpiring, c)
 		}
+		if !now.IsZero() && !c.NotAfter.After(now) && c.Problem != "expired" {
+			c.Problem, c.Fix = fmt.Sprintf("expired (at %s, after %s reported it)", c.NotAfter.Format(time.RFC3339), c.Reporter), FixExpired
+		}
+		if c.Problem != "" {
+			v.CertificateProblems = append(v.CertificateProblems, c)
+		}
 	}
 	v.Summary.CertificatesExpiring = len(v.CertificatesExpiring)
+	v.Summary.CertificateProblems = len(v.CertificateProblems)
 	for id, m := range snap.Minions {
 		if !used[id] {
 			v.OtherMinions = append(v.OtherMinions, OtherMinion{ID: id, LastRun: m.LastRun, LastFun: m.LastFun})

@@ -220,7 +220,7 @@ func TestShow(t *testing.T) {
 			"ca":       {Name: "ca", DaysLeft: 3000},
 		},
 	}
-	v := Show(snap, members(), t0.Add(time.Hour), DefaultExpiringDays, false)
+	v := Show(snap, members(), t0.Add(time.Hour), DefaultExpiringDays, false, time.Time{})
 	if len(v.Nodes) != 3 {
 		t.Fatalf("nodes %d", len(v.Nodes))
 	}
@@ -248,19 +248,19 @@ func TestShow(t *testing.T) {
 	m := snap.Minions["worker-0"]
 	m.PodCIDRs = []string{"10.200.7.0/24"}
 	snap.Minions["worker-0"] = m
-	if v := Show(snap, members(), t0.Add(time.Hour), 30, false); v.Nodes[0].Routes.Converged {
+	if v := Show(snap, members(), t0.Add(time.Hour), 30, false, time.Time{}); v.Nodes[0].Routes.Converged {
 		t.Error("stale pillar pod CIDR counted as converged")
 	}
 	// In controller mode the pillar's CIDR is kubesalt's plan, not the
 	// cluster's: it is not compared.
-	if v := Show(snap, members(), t0.Add(time.Hour), 30, true); !v.Nodes[0].Routes.Converged {
+	if v := Show(snap, members(), t0.Add(time.Hour), 30, true, time.Time{}); !v.Nodes[0].Routes.Converged {
 		t.Errorf("controller mode compared the pillar's pod CIDR: %s", v.Nodes[0].Routes.Why)
 	}
 	// Fewer routes than the plan needs is not converged.
 	m.PodCIDRs = nil
 	m.Routes = sync(t0.Add(2*time.Hour), 1)
 	snap.Minions["worker-0"] = m
-	if v := Show(snap, members(), t0.Add(time.Hour), 30, false); v.Nodes[0].Routes.Converged {
+	if v := Show(snap, members(), t0.Add(time.Hour), 30, false, time.Time{}); v.Nodes[0].Routes.Converged {
 		t.Error("1 of 2 routes counted as converged")
 	}
 }
@@ -280,7 +280,7 @@ func TestExtractStateWithTwoBlocks(t *testing.T) {
 	if len(f.Certificates) != 1 || f.Certificates[0].Name != "worker-0/kubelet" {
 		t.Fatalf("certificates %+v", f.Certificates)
 	}
-	v := Show(Snapshot{Minions: map[string]Minion{}, Certificates: map[string]Certificate{"worker-0/kubelet": f.Certificates[0]}}, members(), time.Time{}, 30, false)
+	v := Show(Snapshot{Minions: map[string]Minion{}, Certificates: map[string]Certificate{"worker-0/kubelet": f.Certificates[0]}}, members(), time.Time{}, 30, false, time.Time{})
 	if len(v.Nodes[0].Certificates) != 1 || v.Nodes[0].Certificates[0].DaysLeft != 364 || len(v.Nodes[1].Certificates) != 0 {
 		t.Errorf("certificate not attached to worker-0 only: %+v", v.Nodes)
 	}
@@ -323,7 +323,7 @@ func TestLastGoodRunAndStaleness(t *testing.T) {
 		t.Errorf("worker-1's last good run %v: a failed or test-mode run counted", g)
 	}
 	nodes := []cluster.Member{{Name: "master-0"}, {Name: "worker-0"}, {Name: "worker-1"}, {Name: "worker-2"}}
-	v := Show(snap, nodes, time.Time{}, DefaultExpiringDays, false)
+	v := Show(snap, nodes, time.Time{}, DefaultExpiringDays, false, time.Time{})
 	MarkStale(&v, t0.Add(time.Minute), 2*time.Hour)
 	got := map[string]string{}
 	for _, n := range v.Nodes {
@@ -348,7 +348,7 @@ func TestLastGoodRunAndStaleness(t *testing.T) {
 		}
 	}
 	// No limit (the schedule is off): nothing is flagged.
-	v = Show(snap, nodes, time.Time{}, DefaultExpiringDays, false)
+	v = Show(snap, nodes, time.Time{}, DefaultExpiringDays, false, time.Time{})
 	MarkStale(&v, t0.Add(time.Minute), 0)
 	if v.Summary.Stale != 0 {
 		t.Errorf("flagged without a limit: %+v", v.Summary)

@@ -4,7 +4,7 @@
     kube-scheduler with leader election, and the RBAC that lets the API
     server reach the kubelets. -#}
 {%- from "kubernetes/map.jinja" import k, me, cluster, paths, pki_watch with context %}
-{%- from "kubernetes/service.jinja" import service with context %}
+{%- from "kubernetes/service.jinja" import service, running with context %}
 {%- set pki = cluster.pki %}
 {%- set cp = k.control_plane %}
 
@@ -68,6 +68,24 @@ kubernetes-control-plane-no-cluster-facts:
                             'kube-apiserver-kubelet-client-key.pem', 'service-account.pub', 'service-account-key.pem',
                             'encryption-config.yaml']) | load_json,
            runnable=cluster.have['kube-apiserver']) }}
+{%- set apiserver_running = running('kube-apiserver', cluster.manager) %}
+{%- if apiserver_running and cluster.have['kube-apiserver'] and cluster.have.kubectl %}
+
+{#- A (re)started API server is ready, and has been long enough for the
+    load balancers' rise (2 checks 1 s apart), before the run goes on: the
+    rotation restarts the masters one at a time, and the next may go only
+    once this one serves again. #}
+{%- set local_readyz = paths.bin_dir ~ '/kubectl --kubeconfig=' ~ pki ~ '/admin.kubeconfig --server=https://127.0.0.1:' ~ k.api.port ~ ' --request-timeout=5s get --raw /readyz' %}
+
+kubernetes-kube-apiserver-ready:
+  cmd.run:
+    - name: {{ (local_readyz ~ ' && sleep 3') | yaml_squote }}
+    - retry:
+        attempts: 60
+        interval: 2
+    - onchanges:
+      - {{ apiserver_running }}
+{%- endif %}
 
 {#- kube-controller-manager: planned mode keeps node CIDR allocation off
     (kubesalt plans); controller mode lets it allocate from the cluster CIDR. #}

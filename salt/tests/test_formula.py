@@ -205,6 +205,16 @@ def test_ca_sls_and_smoke_render(make_cluster):
     mod, fun, args = state_args(rendered["kubernetes-certificates"])
     assert (mod, fun) == ("kubesalt_pki", "certificates_issued")
     assert args["pki_dir"] == "/var/lib/kubesalt/pki"
+    # Rotation (kubernetes:ca:rotation), on by default: the CA minion's
+    # schedule runs kubesalt_pki.rotate; off, the schedule goes.
+    mod, fun, args = state_args(rendered["kubernetes-certificates-rotation-schedule"])
+    assert (mod, fun) == ("schedule", "present")
+    assert args["function"] == "kubesalt_pki.rotate" and args["seconds"] == 3600
+    assert args["job_kwargs"] == {"pki_dir": "/var/lib/kubesalt/pki", "retry_after": "1h", "renew_before": "720h"}
+    off = states_by_id(
+        minion.call("state.show_sls", "kubernetes.ca", pillar_override(ca={"rotation": {"enabled": False}}))
+    )
+    assert state_args(off["kubernetes-certificates-rotation-schedule"])[:2] == ("schedule", "absent")
 
 
 @pytest.mark.render
@@ -585,7 +595,10 @@ def test_systemd_manager_units_watch_certificates(make_cluster):
     rendered = minion.call("state.show_sls", "kubernetes.etcd", pillar_override(services={"manager": "systemd"}))
     _, fun, args = state_args(rendered["kubernetes-etcd-service"])
     assert fun == "running" and args["enable"] is True
-    assert {"file": "kubernetes-pki-etcd-server.pem"} in args["watch"]
+    # etcd reads its certificate again at each connection: a renewed one
+    # needs no restart, a new CA does.
+    assert {"file": "kubernetes-pki-ca.pem"} in args["watch"]
+    assert {"file": "kubernetes-pki-etcd-server.pem"} not in args["watch"]
     assert {"file": "kubernetes-etcd-unit"} in args["watch"]
     _, _, unit = state_args(rendered["kubernetes-etcd-unit"])
     assert "ExecStart=" + str(minion.root) + "/etc/kubernetes/launch/etcd.sh" in unit["contents"]

@@ -15,6 +15,15 @@ from conftest import REPO, SALT_DIR, kubesalt_bin
 # Every test here renders (salt-run, slsutil.renderer); none applies anything.
 pytestmark = pytest.mark.render
 
+ROTATE_NODES = {
+    "nodes": {
+        "master-0": {"role": "master"},
+        "master-1": {"role": "master"},
+        "worker-0": {"role": "worker"},
+        "worker-1": {"role": "worker"},
+    }
+}
+
 ORCHESTRATIONS = [
     ("orch.kubernetes.bootstrap", {}),
     ("orch.kubernetes.add_node", {"node": "worker-3"}),
@@ -26,6 +35,13 @@ ORCHESTRATIONS = [
     ("orch.kubernetes.etcd_restore", {"snapshot": "/srv/backups/etcd.db"}),
     # Certificates issued outside Salt: no CA minion, the PKI step says so.
     ("orch.kubernetes.bootstrap", {"kubernetes": {"ca": {"minion": ""}}}),
+    # The rotation schedule's nodes (from the CA minion); by hand, every node.
+    (
+        "orch.kubernetes.rotate",
+        {"nodes": ["master-1", "worker-0", "master-0"], "sender": "salt", "kubernetes": ROTATE_NODES},
+    ),
+    ("orch.kubernetes.rotate", {"kubernetes": ROTATE_NODES}),
+    ("orch.kubernetes.rotate", {"nodes": ["worker-0"], "sender": "worker-0", "kubernetes": ROTATE_NODES}),
 ]
 
 REACTIONS = [
@@ -33,6 +49,7 @@ REACTIONS = [
     ("node-created.sls", "kubesalt/virt/worker-4/created", {"node": "worker-4", "created": ["domain"]}, "worker-4"),
     ("minion-start.sls", "salt/minion/worker-5/start", {"id": "worker-5"}, "worker-5"),
     ("pillar-changed.sls", "kubesalt/pillar/changed", {}, None),
+    ("pki-rotate.sls", "kubesalt/pki/rotate", {"id": "salt", "data": {"nodes": ["worker-0"]}}, None),
 ]
 
 
@@ -184,6 +201,8 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         assert send["name"] in loaded["runners"], send
         assert send["dest"] == "/var/lib/kubesalt/etcd-backup/restore.db"
         assert send.get("snapshot") == pillar.get("snapshot"), send
+    if mods.endswith("rotate"):
+        check_rotate(rendered, pillar)
     if mods.endswith("bootstrap") and pillar:
         assert "test" in rendered["kubernetes-pki"], rendered["kubernetes-pki"]
     elif mods.endswith("bootstrap"):
@@ -200,6 +219,37 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
             "kubernetes-dns",
             "kubernetes-smoke",
         ]
+
+
+def check_rotate(rendered, pillar):
+    """The masters one at a time (each after the one before), then the
+    workers together, then the CA host records them; by hand, renewed on
+    the CA host first and every node; from another minion than the CA
+    minion, refused."""
+    if pillar.get("sender") == "worker-0":
+        assert list(rendered) == ["kubernetes-rotate-refused"]
+        return
+    order = sorted(rendered, key=lambda sid: state_order(rendered[sid]))
+    steps = {sid: {k: v for a in rendered[sid]["salt"] if isinstance(a, dict) for k, v in a.items()} for sid in order}
+    masters = ["master-1", "master-0"] if pillar.get("nodes") else ["master-0", "master-1"]
+    want = (
+        ["kubernetes-rotate-pillar"]
+        + [f"kubernetes-rotate-master-{m}" for m in masters]
+        + ["kubernetes-rotate-workers"]
+    )
+    if pillar.get("nodes"):
+        want.append("kubernetes-rotate-done")
+        assert steps["kubernetes-rotate-done"]["name"] == "kubesalt_pki.distributed"
+        assert steps["kubernetes-rotate-done"]["arg"] == [["master-1", "master-0", "worker-0"]]
+        assert steps["kubernetes-rotate-workers"]["tgt"] == "worker-0"
+    else:
+        want.insert(0, "kubernetes-rotate-issue")
+        assert steps["kubernetes-rotate-workers"]["tgt"] == "worker-0,worker-1"
+    assert order == want
+    first, second = (f"kubernetes-rotate-master-{m}" for m in masters)
+    assert steps[second]["require"] == [{"salt": first}]
+    assert steps[first]["sls"] == ["kubernetes.pki", "kubernetes.etcd", "kubernetes.control-plane"]
+    assert steps["kubernetes-rotate-workers"]["sls"] == ["kubernetes.pki", "kubernetes.worker"]
 
 
 def test_orchestrations_name_loaded_runners(loaded):
@@ -241,6 +291,8 @@ def test_reactor_renders_an_existing_orchestration(loaded, reactor, tag, data, n
         assert sls_exists(kw["mods"]), kw
         if node:
             assert kw["pillar"]["node"] == node
+        if tag == "kubesalt/pki/rotate":
+            assert kw["pillar"] == {"nodes": ["worker-0"], "sender": "salt"}
 
 
 def test_master_config_snippet(loaded):
@@ -253,6 +305,7 @@ def test_master_config_snippet(loaded):
         "kubesalt/virt/*/created",
         "salt/minion/*/start",
         "kubesalt/pillar/changed",
+        "kubesalt/pki/rotate",
     }
     for files in tags.values():
         for f in files:
