@@ -30,6 +30,7 @@ type Lab struct {
 	SaltBin string    // directory holding salt-master, salt-minion, salt, salt-run
 	Out     io.Writer // progress, for people
 	Phases  []Phase   // the phases run by this process, in order
+	LastAdd AddTiming // the last node added: its time and the floor in it
 	st      *State
 }
 
