@@ -18,8 +18,15 @@ type action struct {
 	run  func() error
 }
 
-// runActions runs each action as a phase, in order.
+// runActions runs each action as a phase, in order; then, also after a
+// failure, the cleanups the actions registered.
 func (l *Lab) runActions(acts []action) error {
+	defer func() {
+		for _, c := range l.cleanups {
+			c()
+		}
+		l.cleanups = nil
+	}()
 	for _, a := range acts {
 		if err := l.phase(a.name, a.run); err != nil {
 			return err
@@ -229,8 +236,25 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 			return nil
 		}})
 	}
+	// The poller and the recorder end also when a step above failed.
+	stop := func() []saltEvent {
+		if stopPing != nil {
+			stopPing()
+			stopPing = nil
+		}
+		if rec == nil {
+			return nil
+		}
+		events := rec.stop()
+		rec = nil
+		return events
+	}
+	l.cleanups = append(l.cleanups, func() { stop() })
 	return append(acts, action{"timeline: orch.kubernetes.add_node's steps from the events, the floor (" + n.Name + "'s first test.ping answer)", func() error {
-		stopPing()
+		if stopPing != nil {
+			stopPing()
+			stopPing = nil
+		}
 		// The orchestration may still run steps the check above does not
 		// wait for (a master's Node podCIDRs): its return has the steps.
 		poll(2*time.Minute, 500*time.Millisecond, func() (string, error) {
@@ -239,7 +263,7 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 			}
 			return "orch.kubernetes.add_node has not returned", nil
 		})
-		events := rec.stop()
+		events := stop()
 		l.LastAdd.Took = *took
 		if at, ok := firstPing(events, n.Name); ok {
 			l.LastAdd.Floor = at.Sub(start)

@@ -130,9 +130,12 @@ func parseEventLine(line string) (saltEvent, bool) {
 	if json.Unmarshal([]byte(data), &d) != nil {
 		return saltEvent{}, false
 	}
-	stamp, err := time.ParseInLocation("2006-01-02T15:04:05.999999", d.Stamp, time.UTC)
+	// Salt 3008 stamps with the zone (+00:00); older ones without (UTC).
+	stamp, err := time.Parse(time.RFC3339Nano, d.Stamp)
 	if err != nil {
-		return saltEvent{}, false
+		if stamp, err = time.ParseInLocation("2006-01-02T15:04:05.999999", d.Stamp, time.UTC); err != nil {
+			return saltEvent{}, false
+		}
 	}
 	return saltEvent{Tag: tag, Stamp: stamp, Data: json.RawMessage(data)}, true
 }
@@ -287,20 +290,23 @@ func (l *Lab) printTimeline(events []saltEvent, t0 time.Time, from string) {
 	}
 }
 
-// pingPoller publishes test.ping to target every quarter second until
-// stopped: with the events recorded, the first return of a minion is
-// when it first answered (the floor no orchestration can beat). A job
-// published before the minion connects is simply lost, as a poll should.
+// pingPoller asks target test.ping, one job at a time (a second's wait,
+// no find_job round), until it first answers: with the events recorded,
+// that return is when the minion first answered, the floor no
+// orchestration can beat. One job at a time: publishes reach every minion
+// and each return loads the master, so a faster poll would load the very
+// lab it measures.
 const pingPoller = `
 import sys, time
 import salt.client
 c = salt.client.LocalClient(c_path=sys.argv[1])
 while True:
     try:
-        c.cmd_async(sys.argv[2], "test.ping")
+        if c.cmd(sys.argv[2], "test.ping", timeout=1, gather_job_timeout=1).get(sys.argv[2]) is True:
+            break
     except Exception as exc:
         print(exc, file=sys.stderr)
-    time.sleep(0.25)
+    time.sleep(0.2)
 `
 
 // pollPing starts the poller; the returned function stops it.

@@ -31,7 +31,9 @@ type Lab struct {
 	Out     io.Writer // progress, for people
 	Phases  []Phase   // the phases run by this process, in order
 	LastAdd AddTiming // the last node added: its time and the floor in it
-	st      *State
+	// cleanups run after the current command's actions, also on failure.
+	cleanups []func()
+	st       *State
 }
 
 // Phase is one step of the lab and how long it took.
