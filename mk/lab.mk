@@ -90,9 +90,13 @@ test-lab-rotation: venv build deps-apt-k8s k8s-binaries coredns
 	$(LAB_ENV) go test -count=1 -timeout 40m -run '^TestLabRotation$$' -v ./internal/lab 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
 
 # Time to the first full pod-to-pod success and to a node added and routed
-# everywhere, for 6 and 20 nodes, beside Kubespray's scale.yml.
+# everywhere, for 6 and 20 nodes (NODES=50: that count alone; NODES="6 50"),
+# each beside its floor (minions answering test.ping), issue 19's baselines
+# and Kubespray's scale.yml; the add's and the bootstrap's orchestration
+# timelines, the planner's runs, and the add time's growth with the nodes.
 bench-lab: venv build deps-apt-lab
-	$(LAB_ENV) go test -run '^$$' -bench '^BenchmarkLab$$' -benchtime 1x -timeout 60m ./internal/lab
+	$(LAB_ENV) $(if $(filter command line,$(origin NODES)),KUBESALT_BENCH_NODES="$(NODES)") \
+	  go test -run '^$$' -bench '^BenchmarkLab$$' -benchtime 1x -timeout 90m ./internal/lab
 
 # Time from nothing to Kubernetes Ready and the smoke test passed, per
 # phase, and for an added worker to be Ready and reachable.

@@ -337,3 +337,13 @@ func (l *Lab) Status(limit time.Duration) (string, error) {
 	}
 	return strings.TrimSpace(string(table)), err
 }
+
+// PlannerCounts reads the ext_pillar's count of its planner's runs and of
+// the plans it served from its cache (saltext pillar/kubesalt.py).
+func (l *Lab) PlannerCounts() (runs, served int) {
+	var c struct{ Runs, Served int }
+	if b, err := os.ReadFile(l.PlanFile() + ".planner.json"); err == nil {
+		json.Unmarshal(b, &c)
+	}
+	return c.Runs, c.Served
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,13 +137,32 @@ func TestLabEndToEnd(t *testing.T) {
 	checkDown(t, l)
 }
 
-// BenchmarkLab measures, for 6 and 20 nodes, the time from nothing to the
-// first full pod-to-pod success, and the time from a new worker's minion
-// start to its routes on every node, beside Kubespray's scale.yml (about
-// 6.5 minutes to add one node, kubespray issue 6794).
+// BenchmarkLab measures, for 6 and 20 nodes (KUBESALT_BENCH_NODES, e.g.
+// "50", for others), the time from nothing to the first full pod-to-pod
+// success, and the time from a new worker's minion start to its routes on
+// every node; each beside its floor (the minions' start to their first
+// test.ping answer, in the same run), the issue's baselines and
+// Kubespray's scale.yml (about 6.5 minutes to add one node, kubespray
+// issue 6794). The add and the bootstrap print their orchestration's
+// timeline.
 func BenchmarkLab(b *testing.B) {
 	const kubesprayAdd = 390 * time.Second
-	for _, n := range []int{6, 20} {
+	// Issue 19's figures, measured with the tree before it (2 shared cores).
+	baseline := map[int]struct{ add, bootstrap float64 }{6: {11.3, 107}, 20: {30.9, 348.8}}
+	counts := []int{6, 20}
+	if env := os.Getenv("KUBESALT_BENCH_NODES"); env != "" {
+		counts = nil
+		for _, f := range strings.Fields(strings.ReplaceAll(env, ",", " ")) {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 2 || n > 200 {
+				b.Fatalf("KUBESALT_BENCH_NODES=%q: want node counts from 2 to 200, e.g. \"6 20\"", env)
+			}
+			counts = append(counts, n)
+		}
+	}
+	var summary []string
+	var points [][2]float64 // nodes after the add, kubesalt's part of it (s)
+	for _, n := range counts {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				l := openTestLab(b)
@@ -150,6 +170,7 @@ func BenchmarkLab(b *testing.B) {
 				if err := l.Up(DefaultNodes(n), Options{}); err != nil {
 					b.Fatal(err)
 				}
+				floor := phaseTook(l, "salt-minions")
 				if err := l.Converge(); err != nil {
 					b.Fatal(err)
 				}
@@ -157,19 +178,83 @@ func BenchmarkLab(b *testing.B) {
 					b.Fatalf("%+v %v", rep, err)
 				}
 				toPods := time.Since(start)
+				runs0, served0 := l.PlannerCounts()
 				_, add, err := l.AddNode()
 				if err != nil {
 					b.Fatal(err)
 				}
+				runs, served := l.PlannerCounts()
+				planner := fmt.Sprintf("the add's pillar compiles: %d, the planner ran %d times (bootstrap: %d compiles, %d runs)",
+					runs-runs0+served-served0, runs-runs0, runs0+served0, runs0)
+				addFloor := l.LastAdd.Floor
 				b.ReportMetric(toPods.Seconds(), "s-to-pod-to-pod")
+				b.ReportMetric(floor.Seconds(), "s-minions-answering")
 				b.ReportMetric(add.Seconds(), "s-node-added-and-routed")
+				b.ReportMetric(addFloor.Seconds(), "s-new-minion-answering")
+				b.ReportMetric((add - addFloor).Seconds(), "s-add-after-floor")
 				b.ReportMetric(kubesprayAdd.Seconds()/add.Seconds(), "x-faster-than-kubespray-scale")
+				line := fmt.Sprintf("%d nodes: bootstrap to pod-to-pod %.1fs = %.2fx its floor (all minions answering test.ping %.1fs)%s; "+
+					"node add %.1fs = floor %.1fs + kubesalt %.1fs%s, %.0fx faster than Kubespray's scale.yml (390 s); %s",
+					n, toPods.Seconds(), toPods.Seconds()/floor.Seconds(), floor.Seconds(), vsBaseline(toPods.Seconds(), baseline[n].bootstrap),
+					add.Seconds(), addFloor.Seconds(), (add - addFloor).Seconds(), vsBaseline(add.Seconds(), baseline[n].add),
+					kubesprayAdd.Seconds()/add.Seconds(), planner)
+				summary = append(summary, line)
+				points = append(points, [2]float64{float64(n + 1), (add - addFloor).Seconds()})
 				if err := l.Down(); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+	// On standard output, together, after every run's log.
+	for _, line := range summary {
+		fmt.Println("bench-lab: " + line)
+	}
+	if a, b, ok := lineFit(points); ok {
+		var curve []string
+		for _, n := range []int{20, 50, 100, 200, 500, 1000} {
+			curve = append(curve, fmt.Sprintf("%d: %.1fs", n, a+b*float64(n)))
+		}
+		fmt.Printf("bench-lab: kubesalt's part of a node add grows by %.3fs per node (fit over %d counts): %s "+
+			"(on this machine, where every minion shares its cores with the master)\n", b, len(points), strings.Join(curve, ", "))
+	}
+}
+
+// lineFit is the least-squares line y = a + b x through points; ok when
+// there are two x values or more.
+func lineFit(points [][2]float64) (a, b float64, ok bool) {
+	var n, sx, sy, sxx, sxy float64
+	for _, p := range points {
+		n++
+		sx += p[0]
+		sy += p[1]
+		sxx += p[0] * p[0]
+		sxy += p[0] * p[1]
+	}
+	d := n*sxx - sx*sx
+	if n < 2 || d == 0 {
+		return 0, 0, false
+	}
+	b = (n*sxy - sx*sy) / d
+	return (sy - b*sx) / n, b, true
+}
+
+// vsBaseline is ", baseline B s: ratio" when there is a baseline.
+func vsBaseline(got, base float64) string {
+	if base == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (issue 19's baseline %.1fs, %.2fx faster)", base, base/got)
+}
+
+// phaseTook is how long the lab's phase whose name starts with prefix took.
+func phaseTook(l *Lab, prefix string) time.Duration {
+	for _, p := range l.Phases {
+		if strings.HasPrefix(p.Name, prefix) {
+			return p.Took
+		}
+	}
+	return 0
 }
 
 // Kubernetes in the lab, planned mode: three masters (etcd, an API server
