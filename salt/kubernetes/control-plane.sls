@@ -33,7 +33,11 @@ kubernetes-control-plane-no-cluster-facts:
     member's connection until gRPC's keepalive gives up (about 40 s in the
     lab, with one master frozen), during which leases cannot be renewed;
     an API server whose own member fails fails /readyz and leaves every
-    load balancer instead. #}
+    load balancer instead. On SIGTERM (a restart for new certificates or
+    binaries) /readyz fails at once while requests are still served for
+    shutdown-delay-duration: every load balancer (checks 500 ms apart once
+    failing, fall 2) takes the server out first, so no request meets a
+    closed listener; within the supervisor's 8 s stop timeout. #}
 {%- set apiserver = {
   'advertise-address': me.ip,
   'allow-privileged': true,
@@ -57,6 +61,7 @@ kubernetes-control-plane-no-cluster-facts:
   'service-account-signing-key-file': pki ~ '/service-account-key.pem',
   'service-cluster-ip-range': cluster.service_cidrs,
   'service-node-port-range': '30000-32767',
+  'shutdown-delay-duration': '5s',
   'tls-cert-file': pki ~ '/kube-apiserver.pem',
   'tls-private-key-file': pki ~ '/kube-apiserver-key.pem',
   'v': 2,
