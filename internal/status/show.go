@@ -34,6 +34,9 @@ type Summary struct {
 	// Stale counts nodes without a successful state run within the
 	// staleness limit (MarkStale).
 	Stale int `json:"stale"`
+	// EverRun counts nodes with a successful state run on record; none
+	// means the cluster has not been built yet (the bootstrap builds it).
+	EverRun int `json:"ever_run"`
 }
 
 // NodeView is one node of the cluster with what its minion reported.
@@ -143,6 +146,9 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 		}
 		if !nv.ReportedSincePlan {
 			v.Summary.NotReported++
+		}
+		if nv.LastGoodRun != nil {
+			v.Summary.EverRun++
 		}
 	}
 	for _, c := range certs {
