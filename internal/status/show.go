@@ -37,6 +37,9 @@ type Summary struct {
 	// staleness limit (MarkStale).
 	Stale               int `json:"stale"`
 	CertificateProblems int `json:"certificate_problems"`
+	// EverRun counts nodes with a successful state run on record; none
+	// means the cluster has not been built yet (the bootstrap builds it).
+	EverRun int `json:"ever_run"`
 }
 
 // FixExpired is the fix of a certificate found expired.
@@ -150,6 +153,9 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 		}
 		if !nv.ReportedSincePlan {
 			v.Summary.NotReported++
+		}
+		if nv.LastGoodRun != nil {
+			v.Summary.EverRun++
 		}
 	}
 	for _, c := range certs {

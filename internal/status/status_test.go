@@ -206,10 +206,11 @@ func TestShow(t *testing.T) {
 	sync := func(at time.Time, desired int) *RouteSync {
 		return &RouteSync{At: at, Result: &ok, Desired: desired, Present: desired}
 	}
+	goodRun := t0.Add(2 * time.Hour)
 	snap := Snapshot{
 		Minions: map[string]Minion{
 			// converged: synced after the plan changed, all routes.
-			"worker-0": {ID: "worker-0", LastRun: t0.Add(2 * time.Hour), PodCIDRs: []string{"10.200.1.0/24"}, Routes: sync(t0.Add(2*time.Hour), 2)},
+			"worker-0": {ID: "worker-0", LastRun: t0.Add(2 * time.Hour), LastGoodRun: &goodRun, PodCIDRs: []string{"10.200.1.0/24"}, Routes: sync(t0.Add(2*time.Hour), 2)},
 			// synced before the plan changed.
 			"worker-1.example.org": {ID: "worker-1.example.org", LastRun: t0, Routes: sync(t0, 1)},
 			"hypervisor":           {ID: "hypervisor", LastRun: t0},
@@ -237,7 +238,7 @@ func TestShow(t *testing.T) {
 	if w2.LastRun != nil || w2.Routes.Converged || w2.Routes.Why != "never reported" || w2.VMState != "shutoff" {
 		t.Errorf("worker-2: %+v", w2)
 	}
-	if v.Summary != (Summary{Nodes: 3, Converged: 1, NotReported: 2, CertificatesExpiring: 1}) {
+	if v.Summary != (Summary{Nodes: 3, Converged: 1, NotReported: 2, CertificatesExpiring: 1, EverRun: 1}) {
 		t.Errorf("summary %+v", v.Summary)
 	}
 	if len(v.OtherMinions) != 1 || v.OtherMinions[0].ID != "hypervisor" {

@@ -285,6 +285,46 @@ def test_add_node_unless_converged_asks_the_status_store(master):
     assert list(rendered) == ["kubernetes-add-node-skipped"], rendered
 
 
+def test_add_node_unless_converged_leaves_a_cluster_not_built_to_the_bootstrap(tmp_path_factory):
+    base = tmp_path_factory.mktemp("unbuilt")
+    master = Master(base)
+    kubesalt = str(kubesalt_bin())
+    plan = ["cidr", "plan", "--definition", str(REPO / "pillar.example"), "--plan", str(base / "plan.json")]
+    subprocess.run([kubesalt, *plan], capture_output=True, check=True)
+
+    def add_node():
+        out = master.run(
+            "state.orchestrate_show_sls",
+            "orch.kubernetes.add_node",
+            'pillar={"node": "worker-0", "unless_converged": true}',
+        )
+        return next(iter(out.values()))
+
+    # Every minion of a new cluster starts before the bootstrap: none gets add_node.
+    rendered = add_node()
+    assert list(rendered) == ["kubernetes-add-node-skipped"], rendered
+    assert "orch.kubernetes.bootstrap" in json.dumps(rendered), rendered
+
+    # Once a node has run a state the cluster is built: a node that has not converged is added.
+    good_run = {
+        "id": "master-0",
+        "fun": "state.apply",
+        "jid": "20261130120000000001",
+        "success": True,
+        "_stamp": "2026-11-30T12:00:00.000000",
+        "return": {"test_|-ok_|-ok_|-succeed_without_changes": {"name": "ok", "result": True, "changes": {}}},
+    }
+    subprocess.run(
+        [kubesalt, "status", "record", "--db", str(base / "status.db")],
+        input=json.dumps(good_run),
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    rendered = add_node()
+    assert "kubernetes-add-node-up" in rendered, rendered
+
+
 @pytest.mark.parametrize("reactor,tag,data,node", REACTIONS)
 def test_reactor_renders_an_existing_orchestration(loaded, reactor, tag, data, node):
     out = loaded["minion"].call(

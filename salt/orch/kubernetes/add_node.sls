@@ -9,7 +9,8 @@
     queued behind another, no pillar compiled again (routes sync tells
     another sync's route from a conflict). With unless_converged (the
     minion-start reactor), a node the status store reports converged is
-    left alone. -#}
+    left alone, and so is every node of a cluster not built yet (no node
+    has run a state). -#}
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
 {%- set mode = salt['pillar.get']('kubernetes:mode', defaults.kubernetes.mode) %}
 {%- set node = salt['pillar.get']('node', '') %}
@@ -25,6 +26,11 @@
 {%-   endfor %}
 {%-   if not known %}
 {%-     set skip = node ~ ' is not a node of the cluster definition' %}
+{#- Minions that start before the cluster is built (all of them, on a new
+    cluster) are the bootstrap's: an add_node beside it would queue states
+    on the same minions in another order. #}
+{%-   elif not ((status.get('data') or {}).get('summary') or {}).get('ever_run') %}
+{%-     set skip = 'no node of the cluster has run a state yet: orch.kubernetes.bootstrap builds it' %}
 {%-   elif known[0].get('reported_since_plan') and (known[0].get('routes') or {}).get('converged') %}
 {%-     set skip = node ~ ' has converged with the current plan' %}
 {%-   endif %}
