@@ -206,8 +206,11 @@ func (l *Lab) orchestrate(mods string, pillar map[string]any) error {
 		args = append(args, "pillar="+string(b))
 	}
 	out, err := l.SaltRun(args...)
+	// Its whole output, for what the summary below leaves out.
+	saved := filepath.Join(l.masterDir(), "orchestrate-"+mods+".json")
+	os.WriteFile(saved, []byte(out), 0o600)
 	if failures := failedStates(out); len(failures) > 0 {
-		return fmt.Errorf("salt-run state.orchestrate %s failed:\n  %s\n%s", mods, strings.Join(failures, "\n  "), l.masterView())
+		return fmt.Errorf("salt-run state.orchestrate %s failed (its output: %s):\n  %s\n%s", mods, saved, strings.Join(failures, "\n  "), l.masterView())
 	}
 	if err != nil {
 		return fmt.Errorf("salt-run state.orchestrate %s: %v", mods, err)
