@@ -190,6 +190,7 @@ func (l *Lab) supervisedActions(rep *Report) []action {
 func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 	var start time.Time
 	var holders []string
+	var holderLog func() string // what the VIP's holder logged since the add began
 	var rec *eventRecorder
 	var stopPing func()
 	var runs0, served0 int
@@ -206,6 +207,7 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 		}},
 		{fmt.Sprintf("add %s (%s): pillar, namespace, minion; the reactor does the rest", n.Name, n.IP), func() error {
 			holders = l.VIPHolders()
+			holderLog = l.vipLogFrom(holders)
 			err := l.addNode(n)
 			start = time.Now()
 			return err
@@ -227,11 +229,22 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 			*took = time.Since(start)
 			l.say("    %s a member and a backend everywhere %.1fs after its minion started", n.Name, took.Seconds())
 			// keepalived's nopreempt: a master that comes takes no VIP
-			// from a live holder.
-			if now := l.VIPHolders(); len(holders) == 1 && !slices.Equal(now, holders) {
-				return fmt.Errorf("the VIP %s moved from %v to %v when %s came (keepalived is nopreempt: logs %s/nodes/<master>/root/var/log/kubernetes/kube-api-vip.log)",
-					VIP, holders, now, n.Name, l.Dir)
+			// from a live holder. The holder gives it up only when its own
+			// API server fails its check (FAULT): the add restarts the old
+			// masters' API servers for the certificate with the new IP.
+			now := l.VIPHolders()
+			if len(holders) != 1 || slices.Equal(now, holders) {
+				return nil
 			}
+			if len(now) != 1 {
+				return fmt.Errorf("the VIP %s is held by %v after %s came, want one holder", VIP, now, n.Name)
+			}
+			logged := holderLog()
+			if !strings.Contains(logged, "Entering FAULT STATE") {
+				return fmt.Errorf("the VIP %s moved from %v to %v when %s came, and %s's keepalived never failed its API server check: it was taken from a live holder (keepalived is nopreempt); %s logged:\n%s",
+					VIP, holders, now, n.Name, holders[0], holders[0], logged)
+			}
+			l.say("    the VIP moved from %v to %v: %s's API server failed its check while it restarted for the new certificate (keepalived FAULT), as it should", holders, now, holders[0])
 			return nil
 		}})
 	}
