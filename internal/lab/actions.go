@@ -222,7 +222,7 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 		}},
 	}
 	if n.Role == RoleMaster {
-		return append(acts, action{fmt.Sprintf("%s in etcd's members, every haproxy and the API server certificate; the VIP stays where it was", n.Name), func() error {
+		return append(acts, action{fmt.Sprintf("%s in etcd's members, every haproxy and the API server certificate; the VIP not taken from a live holder", n.Name), func() error {
 			if err := l.waitMasters(nil, 5*time.Minute); err != nil {
 				return err
 			}

@@ -264,7 +264,7 @@ func phaseTook(l *Lab, prefix string) time.Duration {
 // the Deployment's pods reach each other without NAT, the Service answers;
 // every node's haproxy has every master UP, one master holds the VIP, and
 // a master frozen whole costs the nodes nothing (FreezeMaster); master-2
-// removed and added again (the VIP stays where it was); then etcd backed up
+// removed and added again (the VIP not taken from a live holder); then etcd backed up
 // and restored (RestoreCheck), the whole smoke test passing after it.
 func TestLabKubernetes(t *testing.T) {
 	l := openTestLab(t)
