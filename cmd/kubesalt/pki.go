@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/kubesalt/kubesalt/internal/cluster"
 	"github.com/kubesalt/kubesalt/internal/pki"
 	"github.com/kubesalt/kubesalt/internal/saltio"
@@ -24,25 +26,45 @@ func renewFlag(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// issueFlags are what `pki issue` and `pki rotate` both take: the
+// definition, the PKI directory and the renewal window.
+type issueFlags struct{ def, dir, renew *string }
+
+func addIssueFlags(fs *pflag.FlagSet, dirHelp string) issueFlags {
+	return issueFlags{
+		def:   fs.String("definition", "", "cluster definition (the kubernetes: pillar tree), file or - for stdin"),
+		dir:   fs.String("dir", "", dirHelp),
+		renew: fs.String("renew-before", "", "reissue certificates expiring within this window (default kubernetes:pki:renew_before, 720h)"),
+	}
+}
+
+// load reads the definition and the window into the issuing options.
+func (f issueFlags) load(s *streams, test bool) (*cluster.Definition, pki.Options, error) {
+	d, err := loadDefinition(s, *f.def)
+	if err != nil {
+		return nil, pki.Options{}, err
+	}
+	rb, err := renewFlag(*f.renew)
+	if err != nil {
+		return nil, pki.Options{}, err
+	}
+	return d, pki.Options{Dir: *f.dir, Test: test, RenewBefore: rb}, nil
+}
+
 func pkiIssue(s *streams, args []string) int {
 	var c common
 	fs := newFlags(s, "pki issue", &c)
-	def := fs.String("definition", "", "cluster definition (the kubernetes: pillar tree), file or - for stdin")
-	dir := fs.String("dir", "", "the PKI directory (created 0700)")
-	renew := fs.String("renew-before", "", "reissue certificates expiring within this window (default kubernetes:pki:renew_before, 720h)")
+	in := addIssueFlags(fs, "the PKI directory (created 0700)")
 	reissue := fs.StringSlice("reissue", nil, "reissue these although they are fine: a certificate name, ca, service-account, encryption-config or all")
 	if code, ok := parse(fs, &c, args); !ok {
 		return code
 	}
-	d, err := loadDefinition(s, *def)
+	d, opts, err := in.load(s, c.Test)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
-	rb, err := renewFlag(*renew)
-	if err != nil {
-		return saltio.Fail(s.Stdout, s.Stderr, err)
-	}
-	res, err := pki.Issue(d, pki.Options{Dir: *dir, Test: c.Test, RenewBefore: rb, Reissue: *reissue})
+	opts.Reissue = *reissue
+	res, err := pki.Issue(d, opts)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
@@ -52,7 +74,7 @@ func pkiIssue(s *streams, args []string) int {
 			changes[key] = m
 		}
 	}
-	comment := fmt.Sprintf("all %d certificates in %s are current", res.Certificates, *dir)
+	comment := fmt.Sprintf("all %d certificates in %s are current", res.Certificates, opts.Dir)
 	if res.Changed() {
 		var parts []string
 		for _, p := range []struct {
@@ -67,7 +89,7 @@ func pkiIssue(s *streams, args []string) int {
 				parts = append(parts, fmt.Sprintf(p.done, p.n))
 			}
 		}
-		comment = strings.Join(parts, ", ") + " in " + *dir
+		comment = strings.Join(parts, ", ") + " in " + opts.Dir
 	}
 	if len(res.Warnings) > 0 {
 		comment += "; WARNING: " + strings.Join(res.Warnings, "; ")
@@ -76,7 +98,7 @@ func pkiIssue(s *streams, args []string) int {
 		Result:  saltio.Outcome(c.Test, res.Changed(), false),
 		Changes: changes,
 		Comment: comment,
-		Data:    map[string]any{"dir": *dir, "certificates": res.Certificates},
+		Data:    map[string]any{"dir": opts.Dir, "certificates": res.Certificates},
 	}
 	if len(res.Warnings) > 0 {
 		out.Data.(map[string]any)["warnings"] = res.Warnings
@@ -133,18 +155,12 @@ func pkiCheck(s *streams, args []string) int {
 func pkiRotate(s *streams, args []string) int {
 	var c common
 	fs := newFlags(s, "pki rotate", &c)
-	def := fs.String("definition", "", "cluster definition (the kubernetes: pillar tree), file or - for stdin")
-	dir := fs.String("dir", "", "the PKI directory")
-	renew := fs.String("renew-before", "", "reissue certificates expiring within this window (default kubernetes:pki:renew_before)")
+	in := addIssueFlags(fs, "the PKI directory")
 	retry := fs.String("retry-after", pki.DefaultRetryAfter.String(), "hand a node its bundle again when its distribution is not confirmed within this")
 	if code, ok := parse(fs, &c, args); !ok {
 		return code
 	}
-	d, err := loadDefinition(s, *def)
-	if err != nil {
-		return saltio.Fail(s.Stdout, s.Stderr, err)
-	}
-	rb, err := renewFlag(*renew)
+	d, opts, err := in.load(s, c.Test)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
@@ -152,7 +168,7 @@ func pkiRotate(s *streams, args []string) int {
 	if err != nil || ra <= 0 {
 		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--retry-after %q: give a positive duration such as 1h or 10m", *retry))
 	}
-	res, err := pki.Rotate(d, pki.RotateOptions{Options: pki.Options{Dir: *dir, Test: c.Test, RenewBefore: rb}, RetryAfter: ra})
+	res, err := pki.Rotate(d, pki.RotateOptions{Options: opts, RetryAfter: ra})
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
@@ -167,7 +183,7 @@ func pkiRotate(s *streams, args []string) int {
 		}
 		changes["dispatch"] = dispatch
 	}
-	comment := fmt.Sprintf("nothing due in %s", *dir)
+	comment := fmt.Sprintf("nothing due in %s", opts.Dir)
 	switch verb := map[bool]string{true: "would issue", false: "issued"}[c.Test]; {
 	case len(res.Dispatch) > 0:
 		comment = fmt.Sprintf("%s %d certificates; %d nodes to take their new bundle: %s", verb, len(res.Issued), len(res.Dispatch), strings.Join(res.Dispatch, ", "))
@@ -179,7 +195,7 @@ func pkiRotate(s *streams, args []string) int {
 	if len(res.Warnings) > 0 {
 		comment += "; WARNING: " + strings.Join(res.Warnings, "; ")
 	}
-	data := map[string]any{"dir": *dir, "issued": res.Issued, "due": res.Due, "dispatch": res.Dispatch, "waiting": res.Waiting}
+	data := map[string]any{"dir": opts.Dir, "issued": res.Issued, "due": res.Due, "dispatch": res.Dispatch, "waiting": res.Waiting}
 	if res.Check != nil {
 		data["certificates"] = res.Check.Certificates
 		data["problems"] = res.Check.Problems
