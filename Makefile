@@ -24,6 +24,6 @@ test: deps-apt fmt-check vet go-test fuzz saltext-lint saltext-test formula-lint
 
 # Benchmarks print each measurement beside its baseline, with the ratio.
 # The lab's (bench-lab, bench-lab-k8s) take minutes and run on their own.
-bench: bench-net bench-pki bench-virt bench-saltext
+bench: bench-net bench-routes-watch bench-pki bench-virt bench-saltext
 
 include mk/deps.mk mk/go.mk mk/virt.mk mk/salt.mk mk/k8s.mk mk/runtime.mk mk/lab.mk

@@ -9,7 +9,7 @@ APT_SALTEXT  := python3-venv python3-dev gcc
 APT_TEST     += $(APT_SALTEXT)
 PYTEST       := $(CURDIR)/$(VENV)/bin/pytest -q -p no:cacheprovider
 
-.PHONY: venv saltext-lint saltext-unit saltext-test formula-lint formula-unit test-formula deps-apt-formula bench-saltext
+.PHONY: venv saltext-lint saltext-unit saltext-test formula-lint formula-unit test-formula deps-apt-formula bench-saltext bench-fanout
 
 venv: $(VENV)/.kubesalt-venv
 
@@ -55,6 +55,11 @@ formula-unit: venv build-kubesalt
 
 test-formula: venv build deps-apt-formula deps-apt-pki etcd containerd
 	cd salt/tests && KUBESALT_BIN=$(CURDIR)/$(BIN)/kubesalt $(PYTEST) --rootdir=. .
+
+# The master's ext_pillar work for one pillar refresh of every minion, at
+# 20 to 1,000 nodes (a node add's fan-out; the planner runs once).
+bench-fanout: venv build
+	cd saltext && KUBESALT_BENCH_FANOUT=1 KUBESALT_BIN_DIR=$(CURDIR)/$(BIN) $(PYTEST) -q -s tests/functional/test_pillar_fanout.py
 
 # salt-call --local kubesalt_net.routes_sync vs the binary, no-op of 1,000
 # routes (needs root).

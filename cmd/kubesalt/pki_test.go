@@ -114,3 +114,66 @@ func TestPKICommands(t *testing.T) {
 		t.Errorf("corrupt: code %d %q", code, out.Comment)
 	}
 }
+
+// The rotation schedule's commands: nothing due on a fresh set; a
+// certificate reissued sends its node (and only it); confirmed with
+// `pki distributed`, nothing is sent again. Bad input is exit 2.
+func TestPKIRotateCommands(t *testing.T) {
+	def, err := os.ReadFile("../../pillar.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "pki")
+	if code, _, text := runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir); code != 0 {
+		t.Fatal(text)
+	}
+	var data struct {
+		Dispatch     []string          `json:"dispatch"`
+		Waiting      []string          `json:"waiting"`
+		Due          map[string]string `json:"due"`
+		Certificates []struct {
+			Name string `json:"name"`
+		} `json:"certificates"`
+	}
+	code, out, _ := runPKI(t, string(def), "pki", "rotate", "--definition", "-", "--dir", dir)
+	if json.Unmarshal(out.Data, &data); code != 0 || len(data.Dispatch) != 0 || len(data.Certificates) != 20 || !strings.Contains(out.Comment, "nothing due") {
+		t.Errorf("fresh set: %d %q %+v", code, out.Comment, data)
+	}
+	// A kubelet certificate reissued (by hand, or by a highstate of the
+	// CA minion): the schedule's run sends its node, and only it.
+	code, out, _ = runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir, "--reissue", "worker-1/kubelet")
+	if code != 0 {
+		t.Fatal(out.Comment)
+	}
+	code, out, _ = runPKI(t, string(def), "pki", "rotate", "--definition", "-", "--dir", dir)
+	if json.Unmarshal(out.Data, &data); code != 0 || len(data.Dispatch) != 1 || data.Dispatch[0] != "worker-1" || !strings.Contains(out.Comment, "1 nodes to take their new bundle: worker-1") ||
+		out.Changes["dispatch"]["worker-1"] != "its bundle changed since it last took one" {
+		t.Errorf("after a reissue: %d %q %+v", code, out.Comment, data)
+	}
+	code, out, _ = runPKI(t, string(def), "pki", "rotate", "--definition", "-", "--dir", dir)
+	if json.Unmarshal(out.Data, &data); code != 0 || len(data.Dispatch) != 0 || len(data.Waiting) != 1 {
+		t.Errorf("while distributing: %d %q %+v", code, out.Comment, data)
+	}
+	if code, out, _ = runPKI(t, "", "pki", "distributed", "--dir", dir, "--node", "worker-1"); code != 0 || !strings.Contains(out.Comment, "recorded 1 nodes") {
+		t.Errorf("distributed: %d %q", code, out.Comment)
+	}
+	code, out, _ = runPKI(t, string(def), "pki", "rotate", "--definition", "-", "--dir", dir)
+	if json.Unmarshal(out.Data, &data); code != 0 || len(data.Dispatch)+len(data.Waiting) != 0 {
+		t.Errorf("confirmed: %d %q %+v", code, out.Comment, data)
+	}
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{string(def), []string{"pki", "rotate", "--definition", "-"}, "pass --dir"},
+		{string(def), []string{"pki", "rotate", "--definition", "-", "--dir", dir, "--retry-after", "never"}, "--retry-after"},
+		{"", []string{"pki", "distributed", "--dir", dir}, "--dir and --node are required"},
+		{"", []string{"pki", "distributed", "--dir", filepath.Join(dir, "nope"), "--node", "a"}, "no such PKI directory"},
+	} {
+		code, _, text := runPKI(t, c.stdin, c.args...)
+		if code != 2 || !strings.Contains(text, c.want) {
+			t.Errorf("%v: code %d, want 2 and %q in\n%s", c.args, code, c.want, text)
+		}
+	}
+}

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
 	"github.com/kubesalt/kubesalt/internal/routes"
@@ -17,6 +21,7 @@ type routeFlags struct {
 	nodesFile string
 	self      string
 	protosDir string
+	record    string
 }
 
 func newRouteFlags(s *streams, name string, f *routeFlags, withNodes bool) *pflag.FlagSet {
@@ -32,6 +37,7 @@ func newRouteFlags(s *streams, name string, f *routeFlags, withNodes bool) *pfla
 		// Off by default: a binary that writes the host's /etc unasked changes
 		// every host a test runs it on. The formula registers the name itself.
 		fs.StringVar(&f.protosDir, "rt-protos-dir", "", "register the protocol's name for `ip route` as <dir>/kubesalt.conf, e.g. "+routes.DefaultProtosDir+" (default: do not)")
+		fs.StringVar(&f.record, "record", "", "keep the node list and options of an applied sync in this file for `routes watch`, e.g. "+routes.DefaultRecord+" (default: do not)")
 	}
 	return fs
 }
@@ -68,6 +74,16 @@ func routesSync(s *streams, name string, args []string, diff bool) int {
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 	}
+	record := f.record != "" && !f.opts.Test
+	if record {
+		// The watcher reconciles from the record under the same lock: it
+		// never acts on the list this sync is replacing.
+		unlock, err := routes.LockRecord(f.record)
+		if err != nil {
+			return saltio.Fail(s.Stdout, s.Stderr, fmt.Errorf("--record %s: %w", f.record, err))
+		}
+		defer unlock()
+	}
 	conn, err := routes.Open(f.opts)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
@@ -84,6 +100,12 @@ func routesSync(s *streams, name string, args []string, diff bool) int {
 	rep, err := conn.Sync(desired)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
+	}
+	if record {
+		rec := routes.Record{Self: f.self, Protocol: f.opts.Protocol, Table: f.opts.Table, Plain: f.opts.Plain, Nodes: nodes}
+		if _, err := routes.WriteRecord(f.record, rec); err != nil {
+			return saltio.Fail(s.Stdout, s.Stderr, fmt.Errorf("the routes are synced but not recorded for the watcher: --record %s: %w", f.record, err))
+		}
 	}
 	if f.protosDir != "" && !f.opts.Test {
 		if _, err := routes.RegisterProtocolName(f.protosDir, f.opts.Protocol); err != nil {
@@ -193,4 +215,41 @@ func runRoutesFlush(s *streams, args []string) int {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	return emitReport(s, &f.common, rep)
+}
+
+// runRoutesWatch is the watcher (internal/routes, watch.go): a
+// long-running command, so no JSON; its log lines go to standard error.
+func runRoutesWatch(s *streams, args []string) int {
+	o := routes.WatchOptions{Log: s.Stderr}
+	fs := pflag.NewFlagSet("kubesalt routes watch", pflag.ContinueOnError)
+	fs.SetOutput(s.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(s.Stderr, "usage: kubesalt routes watch [--record FILE] [--netns NS] [flags]")
+		fmt.Fprintln(s.Stderr, "Reconciles kubesalt's routes on every route, link and address event, with the node list")
+		fmt.Fprintln(s.Stderr, "the last `routes sync --record FILE` kept. Routes it does not own are never touched.")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.Netns, "netns", "", "watch in this named network namespace (ip netns)")
+	fs.StringVar(&o.Record, "record", routes.DefaultRecord, "the node list and options `routes sync --record` kept")
+	fs.DurationVar(&o.Debounce, "debounce", routes.DefaultDebounce, "quiet time after an event before reconciling")
+	fs.DurationVar(&o.MaxDelay, "max-delay", routes.DefaultMaxDelay, "longest wait from an event to its reconcile during a burst")
+	fs.DurationVar(&o.Resync, "resync", routes.DefaultResync, "reconcile this often without any event too (0: never)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return saltio.ExitBadInput
+	}
+	if fs.NArg() > 0 || o.Record == "" || o.Debounce <= 0 || o.Resync < 0 {
+		fmt.Fprintf(s.Stderr, "error: routes watch takes no arguments, a --record file, a positive --debounce and a --resync of 0 or more (got %q, --record %q, --debounce %s, --resync %s)\n",
+			fs.Args(), o.Record, o.Debounce, o.Resync)
+		return saltio.ExitBadInput
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	if err := routes.Watch(ctx, o); err != nil {
+		fmt.Fprintln(s.Stderr, "error:", err)
+		return saltio.ExitFailed
+	}
+	return 0
 }

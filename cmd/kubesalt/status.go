@@ -133,18 +133,32 @@ func runStatusShow(s *streams, args []string) int {
 	var c common
 	var db, defFile, planFile, discoveredFile string
 	var expiring int
+	var staleAfter time.Duration
 	fs := newFlags(s, "status show", &c)
 	fs.StringVar(&db, "db", defaultStatusDB, "the status store (bbolt file)")
 	fs.StringVar(&defFile, "definition", "", "cluster definition (YAML or JSON; - for stdin): every node, its role and IPs")
 	fs.StringVar(&planFile, "plan", "", "the pod CIDR plan file of `kubesalt cidr plan`")
 	fs.StringVar(&discoveredFile, "discovered", "", "controller mode: the pod CIDRs as `kubesalt nodes discover` prints them (- for stdin), instead of the plan")
 	fs.IntVar(&expiring, "expiring-days", status.DefaultExpiringDays, "a certificate with at most this many days left is expiring")
+	fs.DurationVar(&staleAfter, "stale-after", -1, "flag a node without a successful state run for this long (default: two kubernetes:reconcile:interval of the definition, 2h without one; 0: never)")
 	if code, ok := parse(fs, &c, args); !ok {
 		return code
 	}
-	nodes, planChanged, discovered, err := clusterNodes(s, defFile, planFile, discoveredFile)
+	nodes, planChanged, discovered, def, err := clusterNodes(s, defFile, planFile, discoveredFile)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
+	}
+	if staleAfter < 0 {
+		// Two intervals of the formula's periodic state run: one missed
+		// run (or its splay) is no alarm.
+		rec := cluster.Reconcile{Enabled: true, Interval: cluster.DefaultReconcileInterval}
+		if def != nil {
+			rec = def.Reconcile
+		}
+		staleAfter = 0
+		if rec.Enabled {
+			staleAfter = 2 * rec.Interval
+		}
 	}
 	st, err := status.OpenReadOnly(db)
 	if err != nil {
@@ -155,13 +169,24 @@ func runStatusShow(s *streams, args []string) int {
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
-	v := status.Show(snap, nodes, planChanged, expiring, discovered)
+	v := status.Show(snap, nodes, planChanged, expiring, discovered, time.Now())
+	status.MarkStale(&v, time.Now(), staleAfter)
 	sum := v.Summary
 	comment := fmt.Sprintf("%d nodes: %d with routes converged, %d not reported since the plan changed, %d certificates expiring within %d days",
 		sum.Nodes, sum.Converged, sum.NotReported, sum.CertificatesExpiring, expiring)
+	if staleAfter > 0 {
+		comment += fmt.Sprintf(", %d stale (no successful state run within %s)", sum.Stale, staleAfter)
+	}
+	if sum.CertificateProblems > 0 {
+		var names []string
+		for _, c := range v.CertificateProblems {
+			names = append(names, c.Name+" "+c.Problem)
+		}
+		comment += fmt.Sprintf("; %d certificates need attention (%s): %s", sum.CertificateProblems, strings.Join(names, "; "), v.CertificateProblems[0].Fix)
+	}
 	res := saltio.Result{Result: saltio.Bool(true), Comment: comment, Data: v}
 	return emit(s, &c, res, func(w io.Writer) {
-		row(w, "NODE", "ROLE", "IPS", "POD CIDRS", "LAST RUN", "ROUTES", "VM", "CERT DAYS")
+		row(w, "NODE", "ROLE", "IPS", "POD CIDRS", "LAST RUN", "LAST GOOD RUN", "ROUTES", "VM", "CERT DAYS")
 		for _, n := range v.Nodes {
 			last := "never"
 			if n.LastRun != nil {
@@ -178,14 +203,24 @@ func runStatusShow(s *streams, args []string) int {
 			if len(n.Certificates) > 0 {
 				days = fmt.Sprint(n.Certificates[0].DaysLeft)
 			}
+			good := "never"
+			if n.LastGoodRun != nil {
+				good = n.LastGoodRun.Format(time.RFC3339)
+			}
+			if n.Stale {
+				good += " STALE"
+			}
 			row(w, n.Name, orNone(n.Role), orNone(strings.Join(n.IPs, ",")), orNone(strings.Join(n.PodCIDRs, ",")),
-				last, routes, orNone(n.VMState), days)
+				last, good, routes, orNone(n.VMState), days)
 		}
 		for _, m := range v.OtherMinions {
-			row(w, m.ID, "(minion)", "-", "-", m.LastRun.Format(time.RFC3339), "-", "-", "-")
+			row(w, m.ID, "(minion)", "-", "-", m.LastRun.Format(time.RFC3339), "-", "-", "-", "-")
 		}
 		for _, cert := range v.CertificatesExpiring {
-			row(w, "cert "+cert.Name, "expiring", "-", "-", cert.NotAfter.Format(time.RFC3339), "-", "-", cert.DaysLeft)
+			row(w, "cert "+cert.Name, "expiring", "-", "-", cert.NotAfter.Format(time.RFC3339), "-", "-", "-", cert.DaysLeft)
+		}
+		for _, cert := range v.CertificateProblems {
+			row(w, "cert "+cert.Name, "PROBLEM", "-", "-", cert.NotAfter.Format(time.RFC3339), "-", cert.Problem, "-", cert.DaysLeft)
 		}
 	})
 }
@@ -194,11 +229,10 @@ func runStatusShow(s *streams, args []string) int {
 // when the plan last changed (the planner rewrites the file only then). In
 // controller mode the pod CIDRs are the discovered ones (discovered), or
 // none when not given: the plan is not the cluster's.
-func clusterNodes(s *streams, defFile, planFile, discoveredFile string) (nodes []cluster.Member, changed time.Time, discovered bool, err error) {
-	var def *cluster.Definition
+func clusterNodes(s *streams, defFile, planFile, discoveredFile string) (nodes []cluster.Member, changed time.Time, discovered bool, def *cluster.Definition, err error) {
 	if defFile != "" {
 		if def, err = loadDefinition(s, defFile); err != nil {
-			return nil, changed, false, err
+			return nil, changed, false, nil, err
 		}
 	}
 	var cidrs map[string][]netip.Prefix
@@ -206,11 +240,11 @@ func clusterNodes(s *streams, defFile, planFile, discoveredFile string) (nodes [
 	case discoveredFile != "":
 		data, err := saltio.ReadInput(discoveredFile, s.Stdin)
 		if err != nil {
-			return nil, changed, false, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
+			return nil, changed, false, nil, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
 		}
 		found, err := cluster.ParseNodeList(data)
 		if err != nil {
-			return nil, changed, false, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
+			return nil, changed, false, nil, saltio.BadInputf("--discovered %s: %v", discoveredFile, err)
 		}
 		cidrs = map[string][]netip.Prefix{}
 		for _, n := range found {
@@ -224,7 +258,7 @@ func clusterNodes(s *streams, defFile, planFile, discoveredFile string) (nodes [
 		if fi, statErr := os.Stat(planFile); planFile != "" && statErr == nil {
 			plan, err := cidr.ReadPlan(planFile)
 			if err != nil {
-				return nil, changed, false, saltio.BadInput(err)
+				return nil, changed, false, nil, saltio.BadInput(err)
 			}
 			cidrs, changed = plan.Nodes, fi.ModTime()
 		}
@@ -234,7 +268,7 @@ func clusterNodes(s *streams, defFile, planFile, discoveredFile string) (nodes [
 			nodes = append(nodes, cluster.Member{Name: name, PodCIDRs: p})
 		}
 		sortMembers(nodes)
-		return nodes, changed, discovered, nil
+		return nodes, changed, discovered, nil, nil
 	}
 	if cidrs == nil {
 		cidrs = map[string][]netip.Prefix{}
@@ -244,7 +278,7 @@ func clusterNodes(s *streams, defFile, planFile, discoveredFile string) (nodes [
 			}
 		}
 	}
-	return def.Members(cidrs), changed, discovered, nil
+	return def.Members(cidrs), changed, discovered, def, nil
 }
 
 func sortMembers(ms []cluster.Member) {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // plannedExample plans pillar.example into a temporary directory and
@@ -142,5 +145,89 @@ func TestStatusShowDiscovered(t *testing.T) {
 	}
 	if _, code, _ := call(t, `{"nodes": [{"name": "w", "pod_cidrs": ["bad"]}]}`, "status", "show", "--db", db, "--discovered", "-"); code != 2 {
 		t.Errorf("a bad discovered list: exit %d, want 2", code)
+	}
+}
+
+// status show flags the nodes without a successful state run within two
+// reconcile intervals of the definition; --stale-after overrides it.
+func TestStatusShowStale(t *testing.T) {
+	db, plan, _ := plannedExample(t)
+	def := filepath.Join(t.TempDir(), "def.yaml")
+	src, _ := os.ReadFile(filepath.Join("..", "..", "pillar.example"))
+	edit := func(path, old, new string) {
+		if !strings.Contains(string(src), old) {
+			t.Fatalf("pillar.example has no %q", old)
+		}
+		os.WriteFile(path, []byte(strings.Replace(string(src), old, new, 1)), 0o644)
+	}
+	edit(def, "    interval: 3600\n    splay: 300\n", "    interval: 600\n    splay: 300\n")
+	now := time.Now().UTC()
+	for node, ago := range map[string]time.Duration{"worker-0": time.Minute, "worker-1": 30 * time.Minute} {
+		ret := fmt.Sprintf(`{"id": %q, "fun": "state.apply", "fun_args": ["kubernetes"], "jid": "1", "success": true,
+		  "_stamp": %q, "return": {}}`, node, now.Add(-ago).Format("2006-01-02T15:04:05.000000"))
+		if _, code, errs := call(t, ret, "status", "record", "--db", db); code != 0 {
+			t.Fatalf("record: %s", errs)
+		}
+	}
+	stale := func(args ...string) (map[string]bool, string) {
+		r, code, errs := call(t, "", append([]string{"status", "show", "--db", db, "--plan", plan}, args...)...)
+		if code != 0 {
+			t.Fatalf("show: %d %s", code, errs)
+		}
+		var v struct {
+			Nodes []struct {
+				Name  string `json:"name"`
+				Stale bool   `json:"stale"`
+			} `json:"nodes"`
+		}
+		json.Unmarshal(r.Data, &v)
+		out := map[string]bool{}
+		for _, n := range v.Nodes {
+			out[n.Name] = n.Stale
+		}
+		return out, r.Comment
+	}
+	got, comment := stale("--definition", def)
+	if got["worker-0"] || !got["worker-1"] || !got["master-0"] || !strings.Contains(comment, "5 stale (no successful state run within 20m0s)") {
+		t.Errorf("two intervals of 600 s: %v %s", got, comment)
+	}
+	if got, comment = stale("--definition", def, "--stale-after", "1h"); got["worker-1"] || !strings.Contains(comment, "4 stale") {
+		t.Errorf("--stale-after 1h: %v %s", got, comment)
+	}
+	off := filepath.Join(t.TempDir(), "off.yaml")
+	edit(off, "  reconcile:\n    enabled: true\n", "  reconcile:\n    enabled: false\n")
+	if got, comment = stale("--definition", off); got["master-0"] || strings.Contains(comment, "stale") {
+		t.Errorf("schedule off: %v %s", got, comment)
+	}
+	var out strings.Builder
+	run(&streams{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}, []string{"status", "show", "--db", db, "--definition", def, "--plan", plan, "--output", "table"})
+	if !strings.Contains(out.String(), "LAST GOOD RUN") || !strings.Contains(out.String(), "never STALE") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+// A certificate that has expired since it was reported is a problem in
+// `kubesalt status show`, with the fix.
+func TestStatusShowsAnExpiredCertificate(t *testing.T) {
+	db, plan, def := plannedExample(t)
+	ret := `{"id": "salt", "fun": "kubesalt_pki.rotate", "fun_args": [], "jid": "1", "success": true,
+	  "return": {"result": true, "changes": {}, "comment": "", "data": {"certificates": [
+	    {"name": "worker-0/kubelet", "sans": ["worker-0"], "not_after": "2020-01-01T00:00:00Z", "days_left": 0},
+	    {"name": "admin", "not_after": "2999-01-01T00:00:00Z", "days_left": 300000}]}}}`
+	if _, code, errs := call(t, ret, "status", "record", "--db", db); code != 0 {
+		t.Fatal(errs)
+	}
+	r, code, _ := call(t, "", "status", "show", "--db", db, "--definition", def, "--plan", plan)
+	var v struct {
+		Problems []struct {
+			Name, Problem, Fix string
+		} `json:"certificate_problems"`
+	}
+	if err := json.Unmarshal(r.Data, &v); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	if len(v.Problems) != 1 || v.Problems[0].Name != "worker-0/kubelet" || !strings.HasPrefix(v.Problems[0].Problem, "expired") ||
+		!strings.Contains(v.Problems[0].Fix, "orch.kubernetes.rotate") || !strings.Contains(r.Comment, "1 certificates need attention (worker-0/kubelet expired") {
+		t.Errorf("expired certificate: %q %+v", r.Comment, v.Problems)
 	}
 }

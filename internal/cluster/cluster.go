@@ -32,6 +32,8 @@ type Definition struct {
 	PKI   PKI
 	Etcd  Etcd
 	DNS   DNS
+	// Reconcile is the formula's periodic state run (kubernetes:reconcile).
+	Reconcile Reconcile
 	// Libvirt is where kubesalt-virt creates the nodes; nil when the
 	// definition has no `libvirt:` section.
 	Libvirt *Libvirt

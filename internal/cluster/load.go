@@ -22,6 +22,7 @@ type raw struct {
 	Etcd          rawEtcd            `yaml:"etcd"`
 	Libvirt       *rawLibvirt        `yaml:"libvirt"`
 	DNS           rawDNS             `yaml:"dns"`
+	Reconcile     rawReconcile       `yaml:"reconcile"`
 	// Sections owned by the Salt formula (versions, binaries, ...) are
 	// accepted here and left to it; the sections above are checked strictly.
 	Other map[string]yaml.Node `yaml:",inline"`

@@ -129,6 +129,7 @@ func (r *raw) validate() (*Definition, error) {
 	c.etcd(&r.Etcd, &d.Etcd)
 	c.apiPlacement(d)
 	c.dns(&r.DNS, &d.DNS)
+	c.reconcile(&r.Reconcile, &d.Reconcile)
 	d.Libvirt = c.libvirt(r.Libvirt, d)
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}

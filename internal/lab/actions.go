@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,8 +19,15 @@ type action struct {
 	run  func() error
 }
 
-// runActions runs each action as a phase, in order.
+// runActions runs each action as a phase, in order; then, also after a
+// failure, the cleanups the actions registered.
 func (l *Lab) runActions(acts []action) error {
+	defer func() {
+		for _, c := range l.cleanups {
+			c()
+		}
+		l.cleanups = nil
+	}()
 	for _, a := range acts {
 		if err := l.phase(a.name, a.run); err != nil {
 			return err
@@ -50,7 +58,17 @@ func (l *Lab) upActions(nodes []Node) []action {
 func (l *Lab) convergeActions() []action {
 	return []action{
 		{"bootstrap: salt-run state.orchestrate orch.kubernetes.bootstrap (PKI, pillar, etcd, network)",
-			func() error { return l.orchestrate("orch.kubernetes.bootstrap", nil) }},
+			func() error {
+				rec, recErr := l.recordEvents()
+				start := time.Now()
+				err := l.orchestrate("orch.kubernetes.bootstrap", nil)
+				if recErr != nil {
+					l.say("    no timeline: %v", recErr)
+				} else {
+					l.printTimeline(rec.stop(), start, "salt-run's start")
+				}
+				return err
+			}},
 		{"salt '*' state.apply kubernetes", func() error { _, err := l.applyAll(); return err }},
 		{"salt '*' state.apply kubernetes, again: nothing changes", l.applyChangesNothing},
 	}
@@ -171,8 +189,25 @@ func (l *Lab) supervisedActions(rep *Report) []action {
 // the time from the minion's start to the last of these.
 func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 	var start time.Time
+	var holders []string
+	var holderLog func() string // what the VIP's holder logged since the add began
+	var rec *eventRecorder
+	var stopPing func()
+	var runs0, served0 int
+	l.LastAdd = AddTiming{}
 	acts := []action{
+		{"recording the master's events (the timeline) and polling " + n.Name + " with test.ping (the floor)", func() error {
+			var err error
+			runs0, served0 = l.PlannerCounts()
+			if rec, err = l.recordEvents(); err != nil {
+				return err
+			}
+			stopPing, err = l.pollPing(n.Name)
+			return err
+		}},
 		{fmt.Sprintf("add %s (%s): pillar, namespace, minion; the reactor does the rest", n.Name, n.IP), func() error {
+			holders = l.VIPHolders()
+			holderLog = l.vipLogFrom(holders)
 			err := l.addNode(n)
 			start = time.Now()
 			return err
@@ -187,12 +222,29 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 		}},
 	}
 	if n.Role == RoleMaster {
-		return append(acts, action{fmt.Sprintf("%s in etcd's members, every haproxy and the API server certificate", n.Name), func() error {
+		return append(acts, action{fmt.Sprintf("%s in etcd's members, every haproxy and the API server certificate; the VIP not taken from a live holder", n.Name), func() error {
 			if err := l.waitMasters(nil, 5*time.Minute); err != nil {
 				return err
 			}
 			*took = time.Since(start)
 			l.say("    %s a member and a backend everywhere %.1fs after its minion started", n.Name, took.Seconds())
+			// keepalived's nopreempt: a master that comes takes no VIP
+			// from a live holder. The holder gives it up only when its own
+			// API server fails its check (FAULT): the add restarts the old
+			// masters' API servers for the certificate with the new IP.
+			now := l.VIPHolders()
+			if len(holders) != 1 || slices.Equal(now, holders) {
+				return nil
+			}
+			if len(now) != 1 {
+				return fmt.Errorf("the VIP %s is held by %v after %s came, want one holder", VIP, now, n.Name)
+			}
+			logged := holderLog()
+			if !strings.Contains(logged, "Entering FAULT STATE") {
+				return fmt.Errorf("the VIP %s moved from %v to %v when %s came, and %s's keepalived never failed its API server check: it was taken from a live holder (keepalived is nopreempt); %s logged:\n%s",
+					VIP, holders, now, n.Name, holders[0], holders[0], logged)
+			}
+			l.say("    the VIP moved from %v to %v: %s's API server failed its check while it restarted for the new certificate (keepalived FAULT), as it should", holders, now, holders[0])
 			return nil
 		}})
 	}
@@ -206,8 +258,51 @@ func (l *Lab) addNodeActions(n Node, took *time.Duration) []action {
 			return nil
 		}})
 	}
-	return acts
+	// The poller and the recorder end also when a step above failed.
+	stop := func() []saltEvent {
+		if stopPing != nil {
+			stopPing()
+			stopPing = nil
+		}
+		if rec == nil {
+			return nil
+		}
+		events := rec.stop()
+		rec = nil
+		return events
+	}
+	l.cleanups = append(l.cleanups, func() { stop() })
+	return append(acts, action{"timeline: orch.kubernetes.add_node's steps from the events, the floor (" + n.Name + "'s first test.ping answer)", func() error {
+		if stopPing != nil {
+			stopPing()
+			stopPing = nil
+		}
+		// The orchestration may still run steps the check above does not
+		// wait for (a master's Node podCIDRs): its return has the steps.
+		poll(2*time.Minute, 500*time.Millisecond, func() (string, error) {
+			if rec.orchestrationReturned("orch.kubernetes.add_node") {
+				return "", nil
+			}
+			return "orch.kubernetes.add_node has not returned", nil
+		})
+		events := stop()
+		l.LastAdd.Took = *took
+		if at, ok := firstPing(events, n.Name); ok {
+			l.LastAdd.Floor = at.Sub(start)
+		}
+		l.say("    %s: %.1fs = the floor %.1fs (minion start to its first test.ping answer) + kubesalt's part %.1fs",
+			n.Name, took.Seconds(), l.LastAdd.Floor.Seconds(), (*took - l.LastAdd.Floor).Seconds())
+		l.printTimeline(events, start, n.Name+"'s minion start")
+		runs, served := l.PlannerCounts()
+		l.say("    the ext_pillar compiled %d pillars during the add; its planner ran %d time(s), the others were served from its cache",
+			runs-runs0+served-served0, runs-runs0)
+		return nil
+	}})
 }
+
+// AddTiming is the last add's time from the minion's start to done, and
+// the floor in it: the minion's start to its first test.ping answer.
+type AddTiming struct{ Took, Floor time.Duration }
 
 // removeNodeActions: (K8S) a worker drained, a master stopped; the node
 // out of the pillar and the master told; the reactors remove its routes

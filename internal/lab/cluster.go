@@ -205,6 +205,13 @@ func (l *Lab) writePillar() error {
 		// only.
 		k["dns"] = map[string]any{"forward": []any{}}
 	}
+	if o := l.st.Options; o.PKIValidity != "" {
+		k["pki"] = map[string]any{"validity": o.PKIValidity, "renew_before": o.PKIRenewBefore}
+		k["ca"].(map[string]any)["rotation"] = map[string]any{"enabled": false}
+	}
+	if o := l.st.Options; o.RotationInterval > 0 {
+		k["ca"].(map[string]any)["rotation"] = map[string]any{"enabled": true, "interval": o.RotationInterval, "retry_after": "10m"}
+	}
 	if l.st.Options.Controller() {
 		k["mode"] = ModeController
 		// The masters report the API's nodes through the mine (pillar.example).
@@ -270,8 +277,11 @@ func (l *Lab) orchestrate(mods string, pillar map[string]any) error {
 		args = append(args, "pillar="+string(b))
 	}
 	out, err := l.SaltRun(args...)
+	// Its whole output, for what the summary below leaves out.
+	saved := filepath.Join(l.masterDir(), "orchestrate-"+mods+".json")
+	os.WriteFile(saved, []byte(out), 0o600)
 	if failures := failedStates(out); len(failures) > 0 {
-		return fmt.Errorf("salt-run state.orchestrate %s failed:\n  %s\n%s", mods, strings.Join(failures, "\n  "), l.masterView())
+		return fmt.Errorf("salt-run state.orchestrate %s failed (its output: %s):\n  %s\n%s", mods, saved, strings.Join(failures, "\n  "), l.masterView())
 	}
 	if err != nil {
 		return fmt.Errorf("salt-run state.orchestrate %s: %v", mods, err)
@@ -400,4 +410,14 @@ func (l *Lab) Status(limit time.Duration) (string, error) {
 		err = fmt.Errorf("the status store does not show %s converged", strings.Join(pending, ", "))
 	}
 	return strings.TrimSpace(string(table)), err
+}
+
+// PlannerCounts reads the ext_pillar's count of its planner's runs and of
+// the plans it served from its cache (saltext pillar/kubesalt.py).
+func (l *Lab) PlannerCounts() (runs, served int) {
+	var c struct{ Runs, Served int }
+	if b, err := os.ReadFile(l.PlanFile() + ".planner.json"); err == nil {
+		json.Unmarshal(b, &c)
+	}
+	return c.Runs, c.Served
 }

@@ -87,6 +87,27 @@ func (l *Lab) VIPHolders() []string {
 	return out
 }
 
+// vipLogFrom returns a function that reads what the one master in holders
+// has logged to its keepalived log (kube-api-vip) since now; "" for no
+// single holder.
+func (l *Lab) vipLogFrom(holders []string) func() string {
+	if len(holders) != 1 {
+		return func() string { return "" }
+	}
+	path := filepath.Join(l.nodeDir(holders[0]), "root/var/log/kubernetes/kube-api-vip.log")
+	var from int64
+	if fi, err := os.Stat(path); err == nil {
+		from = fi.Size()
+	}
+	return func() string {
+		b, err := os.ReadFile(path)
+		if err != nil || int64(len(b)) < from {
+			return fmt.Sprintf("(%s: %v)", path, err)
+		}
+		return string(b[from:])
+	}
+}
+
 // lbProblems lists what differs from: every node's haproxy has every
 // master as an UP backend (and no other), and one master holds the VIP.
 func (l *Lab) lbProblems(down string) (problems []string, backends map[string]map[string]string) {

@@ -130,7 +130,9 @@ func (l *Lab) CheckLogs(pod KubePod) error {
 func (l *Lab) CheckExec(pod KubePod) error {
 	out, err := l.kubectl("exec", pod.Name, "--", "/kubesalt-pod", "version")
 	l.say("    kubectl exec %s -- /kubesalt-pod version: %s", pod.Name, strings.TrimSpace(out))
-	if err != nil || !strings.HasPrefix(out, "kubesalt-pod ") {
+	// kubectl's own stderr (e.g. "Unknown stream id 1, discarding message"
+	// from its websocket) may come first in the combined output.
+	if err != nil || !regexp.MustCompile(`(?m)^kubesalt-pod `).MatchString(out) {
 		return fmt.Errorf("kubectl exec in %s: %v %s", pod.Name, err, out)
 	}
 	return nil

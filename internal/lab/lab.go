@@ -30,7 +30,10 @@ type Lab struct {
 	SaltBin string    // directory holding salt-master, salt-minion, salt, salt-run
 	Out     io.Writer // progress, for people
 	Phases  []Phase   // the phases run by this process, in order
-	st      *State
+	LastAdd AddTiming // the last node added: its time and the floor in it
+	// cleanups run after the current command's actions, also on failure.
+	cleanups []func()
+	st       *State
 }
 
 // Phase is one step of the lab and how long it took.

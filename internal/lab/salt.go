@@ -210,8 +210,10 @@ func (l *Lab) SaltRun(args ...string) (string, error) {
 
 // waitMinions waits until every named minion answers test.ping.
 func (l *Lab) waitMinions(names []string, limit time.Duration) error {
-	err := poll(limit, 2*time.Second, func() (string, error) {
-		res, _, _ := l.Salt(10*time.Second, "-L", strings.Join(names, ","), "test.ping")
+	// Every half second: the benchmark takes this wait as the floor of a
+	// bootstrap (all minions started and answering).
+	err := poll(limit, 500*time.Millisecond, func() (string, error) {
+		res, _, _ := l.Salt(3*time.Second, "-L", strings.Join(names, ","), "test.ping")
 		var missing []string
 		for _, n := range names {
 			if string(res[n]) != "true" {

@@ -143,7 +143,12 @@ func failedStates(out string) []string {
 			}
 			return
 		}
-		if r, ok := m["result"].(bool); ok && !r {
+		r, isState := m["result"].(bool)
+		if isState && r {
+			// Succeeded: what it holds (a kubesalt block's lists) is no error.
+			return
+		}
+		if isState && !r {
 			id, _ := m["__id__"].(string)
 			comment := fmt.Sprint(m["comment"])
 			if strings.HasPrefix(comment, "One or more requisite failed") {

@@ -93,6 +93,9 @@ func TestParseStateRunsMalformed(t *testing.T) {
 func TestFailedStates(t *testing.T) {
 	for file, want := range map[string][]string{
 		"orch-ok.json": nil,
+		// A succeeded state's kubesalt block holds lists of strings
+		// (pod_cidrs): data, not errors.
+		"orch-ok-kubesalt-block.json": nil,
 		// The minion state that failed, not the step that failed because
 		// of it, nor the step skipped by a failed requisite.
 		"orch-failed.json": {`salt_master: network: worker-0: routes-synced: Command "echo cannot reach netlink >&2; exit 1" run`},

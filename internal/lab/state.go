@@ -50,6 +50,14 @@ type Options struct {
 	// (`make k8s-binaries K8S_VERSION=<version>`), the formula's
 	// versions:kubernetes.
 	K8SVersion string `json:"k8s_version"`
+	// PKIValidity and PKIRenewBefore, when set, are kubernetes:pki's
+	// validity and renew_before: short lifetimes fast-forward the
+	// certificates' rotation, whose schedule is then off until
+	// RotationInterval is set (Rotation does).
+	PKIValidity    string `json:"pki_validity,omitempty"`
+	PKIRenewBefore string `json:"pki_renew_before,omitempty"`
+	// RotationInterval (seconds), when set, turns kubernetes:ca:rotation on.
+	RotationInterval int `json:"rotation_interval,omitempty"`
 }
 
 // DefaultK8SVersion is the release the lab runs unless told otherwise: the

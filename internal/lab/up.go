@@ -108,7 +108,8 @@ func (l *Lab) startMinions(nodes []Node) error {
 		}
 		names = append(names, n.Name)
 	}
-	return l.waitMinions(append(names, CAMinion), 3*time.Minute)
+	// Many minions starting at once on a small, busy machine take long.
+	return l.waitMinions(append(names, CAMinion), 3*time.Minute+time.Duration(len(nodes))*6*time.Second)
 }
 
 func (l *Lab) minionExtra() map[string]any {

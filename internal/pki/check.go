@@ -18,13 +18,22 @@ import (
 type CertificateStatus struct {
 	Name     string    `json:"name"`
 	Subject  string    `json:"subject"`
+	Serial   string    `json:"serial"` // hexadecimal
 	SANs     []string  `json:"sans"`
 	NotAfter time.Time `json:"not_after"`
 	DaysLeft int       `json:"days_left"`
 	// Problem is why it needs attention: expired, expiring within the
 	// window, or not issued by the directory's CA.
 	Problem string `json:"problem,omitempty"`
+	// Fix is what to run about the problem.
+	Fix string `json:"fix,omitempty"`
 }
+
+// Fixes of the problems Check reports.
+const (
+	FixRenew   = "renew and distribute: salt-run state.orchestrate orch.kubernetes.rotate (the CA minion's kubesalt-pki-rotate schedule runs it when kubernetes:ca:rotation:enabled)"
+	fixForeign = "reissue it from this CA: kubesalt pki issue --reissue %s, then salt-run state.orchestrate orch.kubernetes.rotate"
+)
 
 // CheckReport is every certificate of a directory, the CA first.
 type CheckReport struct {
@@ -57,7 +66,8 @@ func Check(dir string, renewBefore time.Duration, now time.Time) (*CheckReport, 
 			return err
 		}
 		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".pem") || strings.HasSuffix(name, "-key.pem") {
+		isCert := strings.HasSuffix(name, ".pem") && !strings.HasSuffix(name, "-key.pem")
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || !(isCert || strings.HasSuffix(name, ".kubeconfig")) {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir, p)
@@ -72,21 +82,55 @@ func Check(dir string, renewBefore time.Duration, now time.Time) (*CheckReport, 
 	if f, err := readFile(dir, caCertFile); err == nil && f.exists {
 		ca, _ = parseCertPEM(f.data)
 	}
+	// A kubeconfig's certificate is shown when no .pem of its name holds
+	// the same one (a node's kube-proxy.kubeconfig; a stale copy).
+	seen := map[string]string{} // name -> serial of its .pem
+	sort.Slice(rels, func(i, j int) bool {
+		ki, kj := strings.HasSuffix(rels[i], ".kubeconfig"), strings.HasSuffix(rels[j], ".kubeconfig")
+		return !ki && kj || ki == kj && rels[i] < rels[j]
+	})
 	for _, rel := range rels {
 		f, err := readFile(dir, rel)
 		if err != nil {
 			report.Problems = append(report.Problems, err.Error())
 			continue
 		}
-		cert, err := parseCertPEM(f.data)
-		if err != nil {
-			report.Problems = append(report.Problems, fmt.Sprintf("%s: %v", rel, err))
-			continue
+		name := certName(rel)
+		var cert *x509.Certificate
+		if strings.HasSuffix(rel, ".kubeconfig") {
+			kc, ok := parseKubeconfig(f.data)
+			if !ok {
+				report.Problems = append(report.Problems, fmt.Sprintf("%s: not a kubeconfig with one cluster and one user", rel))
+				continue
+			}
+			if len(kc.Users[0].User.ClientCertificateData) == 0 {
+				continue // no client certificate: nothing expires
+			}
+			cert, err = parseCertPEM(kc.Users[0].User.ClientCertificateData)
+			if err != nil {
+				report.Problems = append(report.Problems, fmt.Sprintf("%s: client-certificate-data: %v", rel, err))
+				continue
+			}
+			serial, ok := seen[name]
+			if ok && serial == cert.SerialNumber.String() {
+				continue
+			}
+			if ok {
+				name += ".kubeconfig"
+			}
+		} else {
+			cert, err = parseCertPEM(f.data)
+			if err != nil {
+				report.Problems = append(report.Problems, fmt.Sprintf("%s: %v", rel, err))
+				continue
+			}
+			seen[name] = cert.SerialNumber.String()
 		}
 		s := CertificateStatus{
-			Name:     certName(rel),
+			Name:     name,
 			Subject:  cert.Subject.String(),
 			SANs:     append([]string{}, cert.DNSNames...),
+			Serial:   cert.SerialNumber.Text(16),
 			NotAfter: cert.NotAfter.UTC(),
 			DaysLeft: daysLeft(cert.NotAfter, now),
 		}
@@ -95,11 +139,14 @@ func Check(dir string, renewBefore time.Duration, now time.Time) (*CheckReport, 
 		}
 		switch {
 		case !cert.NotAfter.After(now):
-			s.Problem = "expired"
+			s.Problem, s.Fix = "expired", FixRenew
 		case !cert.NotAfter.After(now.Add(renewBefore)):
-			s.Problem = "expires within " + fmtHours(renewBefore)
+			s.Problem, s.Fix = "expires within "+fmtWindow(renewBefore), FixRenew
 		case ca != nil && s.Name != NameCA && cert.CheckSignatureFrom(ca) != nil:
-			s.Problem = "not issued by this directory's CA"
+			s.Problem, s.Fix = "not issued by this directory's CA", fmt.Sprintf(fixForeign, strings.TrimSuffix(s.Name, ".kubeconfig"))
+		}
+		if s.Name == NameCA && s.Fix != "" {
+			s.Fix = "renew the CA on purpose: kubesalt pki issue --reissue ca (every certificate is then reissued and every node needs its new bundle: salt-run state.orchestrate orch.kubernetes.rotate)"
 		}
 		report.Certificates = append(report.Certificates, s)
 	}
@@ -122,6 +169,14 @@ func certName(rel string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(rel, nodesDir+"/"), path.Ext(rel))
 }
 
-func fmtHours(d time.Duration) string {
-	return strings.TrimSuffix(d.Round(time.Hour).String(), "0m0s")
+// fmtWindow writes a window as the pillar does: whole hours as "720h",
+// shorter ones as Go writes them ("18m").
+func fmtWindow(d time.Duration) string {
+	if d >= time.Hour {
+		return strings.TrimSuffix(d.Round(time.Hour).String(), "0m0s")
+	}
+	if s, ok := strings.CutSuffix(d.String(), "m0s"); ok {
+		return s + "m"
+	}
+	return d.String()
 }

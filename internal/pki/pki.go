@@ -112,6 +112,13 @@ func daysLeft(t, now time.Time) int {
 }
 
 func expiryReason(notAfter, now time.Time) string {
+	// Short-lived certificates (a fast-forward lab) in minutes.
+	if left := notAfter.Sub(now).Round(time.Second); left > -24*time.Hour && left < 24*time.Hour {
+		if left <= 0 {
+			return "expired " + fmtWindow(-left) + " ago"
+		}
+		return "expires in " + fmtWindow(left)
+	}
 	switch n := daysLeft(notAfter, now); {
 	case !notAfter.After(now):
 		return fmt.Sprintf("expired %d days ago", -n)

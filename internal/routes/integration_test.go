@@ -277,3 +277,50 @@ func TestDualStackPodToPod(t *testing.T) {
 		t.Errorf("IPv6 routes on worker-0:\n%s", got)
 	}
 }
+
+// Two syncs of one node at the same time (a state run beside an
+// orchestration's publish of routes_sync): a route the other sync added
+// between this one's listing and its request is kubesalt's own and no
+// conflict; a foreign route that appeared there still is one, left alone.
+func TestConcurrentSyncOfOneNode(t *testing.T) {
+	for _, mode := range []string{"nexthop-objects", "plain"} {
+		t.Run(mode, func(t *testing.T) {
+			l := nstest.New(t)
+			var nodes []labNode
+			for i, name := range []string{"master-0", "worker-0", "worker-1"} {
+				n := l.AddNode(mp("192.168.170."+[]string{"10", "20", "21"}[i]+"/24"), mp("10.200."+[]string{"0", "1", "2"}[i]+".0/24"))
+				nodes = append(nodes, labNode{Node: n, name: name})
+			}
+			c, err := Open(Options{Netns: nodes[0].NS, Protocol: DefaultProtocol, Plain: mode == "plain"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			local, err := c.LocalAddrs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			desired, err := Desired(members(nodes), "", local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch, err := c.diff(desired)
+			if err != nil || len(ch.add) != 2 {
+				t.Fatalf("diff: %+v %v", ch, err)
+			}
+			// The other sync's route, and a foreign one.
+			l.In(nodes[0].NS, "ip", "route", "add", nodes[1].Pod.String(), "via", nodes[1].IP.Addr().String(), "proto", "201")
+			l.In(nodes[0].NS, "ip", "route", "add", nodes[2].Pod.String(), "via", "192.168.170.99")
+			rep := ch.report(len(desired), false, c.describe)
+			if err := c.apply(desired, ch, rep); err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Conflicts) != 1 || rep.Conflicts[0].Route.Dst != nodes[2].Pod || len(rep.Failed) != 0 {
+				t.Fatalf("want one conflict, for %s (the foreign route): %+v", nodes[2].Pod, rep)
+			}
+			if got := l.In(nodes[0].NS, "ip", "route", "show", nodes[2].Pod.String()); !strings.Contains(got, "192.168.170.99") {
+				t.Fatalf("the foreign route was touched: %s", got)
+			}
+		})
+	}
+}

@@ -257,6 +257,7 @@ func (c *Conn) apply(desired []Route, ch changes, rep *Report) error {
 	for i, x := range changes {
 		msgs[i] = x.msg
 	}
+	var appeared []Route
 	for i, err := range c.raw.exec(msgs) {
 		x := changes[i]
 		switch {
@@ -264,10 +265,13 @@ func (c *Conn) apply(desired []Route, ch changes, rep *Report) error {
 		case err == nil || (x.verb == "remove" && errors.Is(err, unix.ESRCH)):
 			*x.report = append(*x.report, x.route)
 		case x.verb == "add" && errors.Is(err, unix.EEXIST):
-			rep.Conflicts = append(rep.Conflicts, Conflict{Route: x.route, Existing: "a route for " + x.route.Dst.String() + " appeared during the sync"})
+			appeared = append(appeared, x.route)
 		default:
 			rep.Failed = append(rep.Failed, Failure{Route: x.route, Error: x.verb + ": " + err.Error()})
 		}
+	}
+	if err := c.sortAppeared(appeared, rep); err != nil {
+		return err
 	}
 	if nhs != nil {
 		keep := make(map[netip.Addr]bool, len(desired))
@@ -278,6 +282,35 @@ func (c *Conn) apply(desired []Route, ch changes, rep *Report) error {
 			if err != nil && !errors.Is(err, unix.ENOENT) {
 				rep.Failed = append(rep.Failed, Failure{Error: "removing an unused nexthop object: " + err.Error()})
 			}
+		}
+	}
+	return nil
+}
+
+// sortAppeared looks again at the routes the kernel refused to add
+// because one for their destination appeared since the listing: the same
+// route of kubesalt's own protocol is another sync of this node that ran
+// at the same time (a state run beside an orchestration's publish) and is
+// as good as added; anything else is a conflict, never clobbered.
+func (c *Conn) sortAppeared(appeared []Route, rep *Report) error {
+	if len(appeared) == 0 {
+		return nil
+	}
+	own, err := c.routes(true)
+	if err != nil {
+		return err
+	}
+	type hop struct {
+		dst netip.Prefix
+		via netip.Addr
+	}
+	ours := make(map[hop]bool, len(own))
+	for _, k := range own {
+		ours[hop{k.dst, k.gw}] = true
+	}
+	for _, r := range appeared {
+		if !ours[hop{r.Dst, r.Via}] {
+			rep.Conflicts = append(rep.Conflicts, Conflict{Route: r, Existing: "a route for " + r.Dst.String() + " appeared during the sync"})
 		}
 	}
 	return nil

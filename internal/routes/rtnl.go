@@ -37,7 +37,7 @@ type rtnl struct {
 }
 
 func openRTNL(nsName string) (*rtnl, error) {
-	fd, err := socketIn(nsName)
+	fd, err := socketIn(nsName, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
@@ -55,14 +55,14 @@ func openRTNL(nsName string) (*rtnl, error) {
 }
 
 // socketIn opens the socket on a thread switched into the namespace; the
-// socket stays there.
-func socketIn(nsName string) (int, error) {
+// socket stays there. groups are the multicast groups (RTMGRP_*) it joins.
+func socketIn(nsName string, groups uint32) (int, error) {
 	open := func() (int, error) {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 		if err != nil {
 			return -1, err
 		}
-		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
 			unix.Close(fd)
 			return -1, err
 		}

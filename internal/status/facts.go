@@ -86,6 +86,10 @@ type Certificate struct {
 	SANs     []string  `json:"sans,omitempty"`
 	NotAfter time.Time `json:"not_after"`
 	DaysLeft int       `json:"days_left"`
+	// Problem and Fix as `kubesalt pki check` gave them, or "expired"
+	// when it has expired since (Show).
+	Problem  string    `json:"problem,omitempty"`
+	Fix      string    `json:"fix,omitempty"`
 	Reporter string    `json:"reporter"`
 	At       time.Time `json:"at"`
 }
@@ -105,6 +109,8 @@ type Facts struct {
 	VMs          []VM
 	VMsRemoved   []string
 	Certificates []Certificate
+	// GoodRun: a state run (not test mode) that succeeded: drift repaired.
+	GoodRun bool
 }
 
 // Minion is the stored record of one minion.
@@ -118,6 +124,8 @@ type Minion struct {
 	PodCIDRs    []string   `json:"pod_cidrs,omitempty"`
 	Routes      *RouteSync `json:"routes,omitempty"`
 	RoutesCheck *RouteSync `json:"routes_check,omitempty"`
+	// LastGoodRun is the last successful state run (not test mode).
+	LastGoodRun *time.Time `json:"last_good_run,omitempty"`
 }
 
 func (m *Minion) merge(f Facts) {
@@ -137,6 +145,10 @@ func (m *Minion) merge(f Facts) {
 	if f.RoutesCheck != nil {
 		m.RoutesCheck = f.RoutesCheck
 	}
+	if f.GoodRun && (m.LastGoodRun == nil || f.At.After(*m.LastGoodRun)) {
+		t := f.At
+		m.LastGoodRun = &t
+	}
 }
 
 // commandOf maps an execution module function of the extension to the
@@ -145,6 +157,7 @@ var commandOf = map[string]string{
 	"kubesalt_net.routes_sync":     "routes sync",
 	"kubesalt_net.routes_diff":     "routes diff",
 	"kubesalt_pki.check":           "pki check",
+	"kubesalt_pki.rotate":          "pki rotate",
 	"kubesalt_virt.node_ensure":    "virt node ensure",
 	"kubesalt_virt.node_remove":    "virt node remove",
 	"kubesalt_virt.list":           "virt list",
@@ -213,9 +226,14 @@ func Extract(jr JobReturn, now time.Time) (Facts, error) {
 				f.add(b.Command, b.Test, b.Result)
 			}
 		}
+		f.GoodRun = stateRuns[jr.Fun] && f.Success != nil && *f.Success && !testArg(jr.FunArgs)
 	}
 	return f, nil
 }
+
+// stateRuns are the functions that apply states (the schedule's
+// state.apply kubernetes among them); state.show_* and the like are not.
+var stateRuns = map[string]bool{"state.apply": true, "state.sls": true, "state.highstate": true}
 
 // blocks reads a state's kubesalt block: one object, or a list when the
 // state ran more than one command.
@@ -253,7 +271,10 @@ func (f *Facts) add(cmd string, test bool, r Result) {
 		} else {
 			f.Routes = rs
 		}
-	case "pki check":
+	case "pki check", "pki rotate":
+		if test {
+			return
+		}
 		var d struct {
 			Certificates []Certificate `json:"certificates"`
 		}

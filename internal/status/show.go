@@ -22,7 +22,9 @@ type View struct {
 	// the hypervisor).
 	OtherMinions         []OtherMinion `json:"other_minions"`
 	CertificatesExpiring []Certificate `json:"certificates_expiring"`
-	Summary              Summary       `json:"summary"`
+	// CertificateProblems: expired (now), or reported with a problem.
+	CertificateProblems []Certificate `json:"certificate_problems"`
+	Summary             Summary       `json:"summary"`
 }
 
 // Summary counts what needs attention.
@@ -31,7 +33,17 @@ type Summary struct {
 	Converged            int `json:"converged"`
 	NotReported          int `json:"not_reported_since_plan"`
 	CertificatesExpiring int `json:"certificates_expiring"`
+	// Stale counts nodes without a successful state run within the
+	// staleness limit (MarkStale).
+	Stale               int `json:"stale"`
+	CertificateProblems int `json:"certificate_problems"`
+	// EverRun counts nodes with a successful state run on record; none
+	// means the cluster has not been built yet (the bootstrap builds it).
+	EverRun int `json:"ever_run"`
 }
+
+// FixExpired is the fix of a certificate found expired.
+const FixExpired = "renew and distribute: salt-run state.orchestrate orch.kubernetes.rotate"
 
 // NodeView is one node of the cluster with what its minion reported.
 type NodeView struct {
@@ -42,6 +54,11 @@ type NodeView struct {
 	Minion   string   `json:"minion,omitempty"`
 	// LastRun is the minion's last recorded run (nil: never reported).
 	LastRun *time.Time `json:"last_run"`
+	// LastGoodRun is its last successful state run (nil: none recorded).
+	LastGoodRun *time.Time `json:"last_good_run"`
+	// Stale: no successful state run within the limit (MarkStale), why.
+	Stale    bool   `json:"stale"`
+	StaleWhy string `json:"stale_why,omitempty"`
 	// ReportedSincePlan: the minion ran after the plan last changed.
 	ReportedSincePlan bool `json:"reported_since_plan"`
 	// ReportedPodCIDRs is the pod CIDR the minion's pillar gave it.
@@ -78,8 +95,9 @@ type OtherMinion struct {
 // nodes); planChanged is when the plan last changed (zero: unknown).
 // discovered says the nodes' pod CIDRs are the API's (controller mode):
 // the CIDR a minion's pillar gave it is then not the cluster's.
-func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiringDays int, discovered bool) View {
-	v := View{Nodes: []NodeView{}, OtherMinions: []OtherMinion{}, CertificatesExpiring: []Certificate{}}
+// now is the clock a certificate's expiry is judged by.
+func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiringDays int, discovered bool, now time.Time) View {
+	v := View{Nodes: []NodeView{}, OtherMinions: []OtherMinion{}, CertificatesExpiring: []Certificate{}, CertificateProblems: []Certificate{}}
 	if !planChanged.IsZero() {
 		t := planChanged.UTC()
 		v.PlanChanged = &t
@@ -117,6 +135,7 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 				nv.ReportedPodCIDRs = m.PodCIDRs
 			}
 			nv.Routes.Last = m.Routes
+			nv.LastGoodRun = m.LastGoodRun
 		}
 		nv.Routes.Converged, nv.Routes.Why = converged(nv, planChanged)
 		if vm, ok := snap.VMs[n.Name]; ok {
@@ -135,13 +154,23 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 		if !nv.ReportedSincePlan {
 			v.Summary.NotReported++
 		}
+		if nv.LastGoodRun != nil {
+			v.Summary.EverRun++
+		}
 	}
 	for _, c := range certs {
 		if c.DaysLeft <= expiringDays {
 			v.CertificatesExpiring = append(v.CertificatesExpiring, c)
 		}
+		if !now.IsZero() && !c.NotAfter.After(now) && c.Problem != "expired" {
+			c.Problem, c.Fix = fmt.Sprintf("expired (at %s, after %s reported it)", c.NotAfter.Format(time.RFC3339), c.Reporter), FixExpired
+		}
+		if c.Problem != "" {
+			v.CertificateProblems = append(v.CertificateProblems, c)
+		}
 	}
 	v.Summary.CertificatesExpiring = len(v.CertificatesExpiring)
+	v.Summary.CertificateProblems = len(v.CertificateProblems)
 	for id, m := range snap.Minions {
 		if !used[id] {
 			v.OtherMinions = append(v.OtherMinions, OtherMinion{ID: id, LastRun: m.LastRun, LastFun: m.LastFun})
@@ -149,6 +178,33 @@ func Show(snap Snapshot, nodes []cluster.Member, planChanged time.Time, expiring
 	}
 	sort.Slice(v.OtherMinions, func(i, j int) bool { return v.OtherMinions[i].ID < v.OtherMinions[j].ID })
 	return v
+}
+
+// MarkStale flags every node whose last successful state run is older
+// than limit at now (two intervals of the formula's periodic state run):
+// its drift is not being repaired. limit 0 flags nothing.
+func MarkStale(v *View, now time.Time, limit time.Duration) {
+	if limit <= 0 {
+		return
+	}
+	for i := range v.Nodes {
+		n := &v.Nodes[i]
+		switch {
+		case n.LastGoodRun == nil && n.LastRun == nil:
+			n.Stale, n.StaleWhy = true, "never reported"
+		case n.LastGoodRun == nil:
+			n.Stale, n.StaleWhy = true, "no successful state run recorded"
+		case now.Sub(*n.LastGoodRun) > limit:
+			n.Stale = true
+			n.StaleWhy = fmt.Sprintf("last successful state run %s ago, more than %s", now.Sub(*n.LastGoodRun).Round(time.Second), limit)
+		}
+		if n.Stale && n.LastRun != nil && (n.LastGoodRun == nil || n.LastRun.After(*n.LastGoodRun)) {
+			n.StaleWhy += fmt.Sprintf("; it last reported at %s", n.LastRun.UTC().Format(time.RFC3339))
+		}
+		if n.Stale {
+			v.Summary.Stale++
+		}
+	}
 }
 
 // converged says whether the node's last applied route sync matches the

@@ -206,10 +206,11 @@ func TestShow(t *testing.T) {
 	sync := func(at time.Time, desired int) *RouteSync {
 		return &RouteSync{At: at, Result: &ok, Desired: desired, Present: desired}
 	}
+	goodRun := t0.Add(2 * time.Hour)
 	snap := Snapshot{
 		Minions: map[string]Minion{
 			// converged: synced after the plan changed, all routes.
-			"worker-0": {ID: "worker-0", LastRun: t0.Add(2 * time.Hour), PodCIDRs: []string{"10.200.1.0/24"}, Routes: sync(t0.Add(2*time.Hour), 2)},
+			"worker-0": {ID: "worker-0", LastRun: t0.Add(2 * time.Hour), LastGoodRun: &goodRun, PodCIDRs: []string{"10.200.1.0/24"}, Routes: sync(t0.Add(2*time.Hour), 2)},
 			// synced before the plan changed.
 			"worker-1.example.org": {ID: "worker-1.example.org", LastRun: t0, Routes: sync(t0, 1)},
 			"hypervisor":           {ID: "hypervisor", LastRun: t0},
@@ -220,7 +221,7 @@ func TestShow(t *testing.T) {
 			"ca":       {Name: "ca", DaysLeft: 3000},
 		},
 	}
-	v := Show(snap, members(), t0.Add(time.Hour), DefaultExpiringDays, false)
+	v := Show(snap, members(), t0.Add(time.Hour), DefaultExpiringDays, false, time.Time{})
 	if len(v.Nodes) != 3 {
 		t.Fatalf("nodes %d", len(v.Nodes))
 	}
@@ -237,7 +238,7 @@ func TestShow(t *testing.T) {
 	if w2.LastRun != nil || w2.Routes.Converged || w2.Routes.Why != "never reported" || w2.VMState != "shutoff" {
 		t.Errorf("worker-2: %+v", w2)
 	}
-	if v.Summary != (Summary{Nodes: 3, Converged: 1, NotReported: 2, CertificatesExpiring: 1}) {
+	if v.Summary != (Summary{Nodes: 3, Converged: 1, NotReported: 2, CertificatesExpiring: 1, EverRun: 1}) {
 		t.Errorf("summary %+v", v.Summary)
 	}
 	if len(v.OtherMinions) != 1 || v.OtherMinions[0].ID != "hypervisor" {
@@ -248,19 +249,19 @@ func TestShow(t *testing.T) {
 	m := snap.Minions["worker-0"]
 	m.PodCIDRs = []string{"10.200.7.0/24"}
 	snap.Minions["worker-0"] = m
-	if v := Show(snap, members(), t0.Add(time.Hour), 30, false); v.Nodes[0].Routes.Converged {
+	if v := Show(snap, members(), t0.Add(time.Hour), 30, false, time.Time{}); v.Nodes[0].Routes.Converged {
 		t.Error("stale pillar pod CIDR counted as converged")
 	}
 	// In controller mode the pillar's CIDR is kubesalt's plan, not the
 	// cluster's: it is not compared.
-	if v := Show(snap, members(), t0.Add(time.Hour), 30, true); !v.Nodes[0].Routes.Converged {
+	if v := Show(snap, members(), t0.Add(time.Hour), 30, true, time.Time{}); !v.Nodes[0].Routes.Converged {
 		t.Errorf("controller mode compared the pillar's pod CIDR: %s", v.Nodes[0].Routes.Why)
 	}
 	// Fewer routes than the plan needs is not converged.
 	m.PodCIDRs = nil
 	m.Routes = sync(t0.Add(2*time.Hour), 1)
 	snap.Minions["worker-0"] = m
-	if v := Show(snap, members(), t0.Add(time.Hour), 30, false); v.Nodes[0].Routes.Converged {
+	if v := Show(snap, members(), t0.Add(time.Hour), 30, false, time.Time{}); v.Nodes[0].Routes.Converged {
 		t.Error("1 of 2 routes counted as converged")
 	}
 }
@@ -280,8 +281,77 @@ func TestExtractStateWithTwoBlocks(t *testing.T) {
 	if len(f.Certificates) != 1 || f.Certificates[0].Name != "worker-0/kubelet" {
 		t.Fatalf("certificates %+v", f.Certificates)
 	}
-	v := Show(Snapshot{Minions: map[string]Minion{}, Certificates: map[string]Certificate{"worker-0/kubelet": f.Certificates[0]}}, members(), time.Time{}, 30, false)
+	v := Show(Snapshot{Minions: map[string]Minion{}, Certificates: map[string]Certificate{"worker-0/kubelet": f.Certificates[0]}}, members(), time.Time{}, 30, false, time.Time{})
 	if len(v.Nodes[0].Certificates) != 1 || v.Nodes[0].Certificates[0].DaysLeft != 364 || len(v.Nodes[1].Certificates) != 0 {
 		t.Errorf("certificate not attached to worker-0 only: %+v", v.Nodes)
+	}
+}
+
+// The scheduled state runs keep each node's last successful run; a node
+// without one within the limit (two reconcile intervals) is flagged stale,
+// whether it stopped reporting, reports only failures, or never reported.
+func TestLastGoodRunAndStaleness(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "status.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	run := func(id string, at time.Time, success bool, args string) {
+		t.Helper()
+		jr := jobReturn(t, `{"id": "`+id+`", "fun": "state.apply", "fun_args": `+args+`, "jid": "1",
+		  "return": {"file_|-x_|-/etc/x_|-managed": {"name": "/etc/x", "result": true, "changes": {}, "comment": ""}}}`)
+		jr.Success = &success
+		jr.Stamp = at.Format("2006-01-02T15:04:05.000000")
+		f, err := Extract(jr, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Apply(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sched := `["kubernetes", {"queue": true}]`
+	run("master-0", t0, true, sched)
+	run("worker-0", t0.Add(-3*time.Hour), true, sched)     // then silent
+	run("worker-1", t0.Add(-3*time.Hour), true, sched)     // then failing
+	run("worker-1", t0.Add(-10*time.Minute), false, sched) //
+	run("worker-1", t0.Add(-5*time.Minute), true, `["kubernetes", "test=True"]`)
+	snap, err := st.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := snap.Minions["worker-1"].LastGoodRun; g == nil || !g.Equal(t0.Add(-3*time.Hour)) {
+		t.Errorf("worker-1's last good run %v: a failed or test-mode run counted", g)
+	}
+	nodes := []cluster.Member{{Name: "master-0"}, {Name: "worker-0"}, {Name: "worker-1"}, {Name: "worker-2"}}
+	v := Show(snap, nodes, time.Time{}, DefaultExpiringDays, false, time.Time{})
+	MarkStale(&v, t0.Add(time.Minute), 2*time.Hour)
+	got := map[string]string{}
+	for _, n := range v.Nodes {
+		if n.Stale {
+			got[n.Name] = n.StaleWhy
+		}
+	}
+	if v.Nodes[0].Stale || v.Nodes[0].LastGoodRun == nil || !v.Nodes[0].LastGoodRun.Equal(t0) {
+		t.Errorf("master-0 ran a minute ago: %+v", v.Nodes[0])
+	}
+	want := map[string]string{
+		"worker-0": "last successful state run 3h1m0s ago, more than 2h0m0s",
+		"worker-1": "last successful state run 3h1m0s ago, more than 2h0m0s; it last reported at 2026-11-24T11:55:00Z",
+		"worker-2": "never reported",
+	}
+	if len(got) != len(want) || v.Summary.Stale != 3 {
+		t.Errorf("stale %v (summary %d), want %v", got, v.Summary.Stale, want)
+	}
+	for name, why := range want {
+		if got[name] != why {
+			t.Errorf("%s: %q, want %q", name, got[name], why)
+		}
+	}
+	// No limit (the schedule is off): nothing is flagged.
+	v = Show(snap, nodes, time.Time{}, DefaultExpiringDays, false, time.Time{})
+	MarkStale(&v, t0.Add(time.Minute), 0)
+	if v.Summary.Stale != 0 {
+		t.Errorf("flagged without a limit: %+v", v.Summary)
 	}
 }

@@ -194,7 +194,12 @@ func TestStopTakesTheChildAndItsGroupDown(t *testing.T) {
 	grand := filepath.Join(dir, "grandchild.pid")
 	s := supervise(t, Backoff{Min: time.Second, Max: time.Second, Stable: time.Minute}, "",
 		"sh", "-c", "trap '' TERM; sleep 60 & echo $! > "+grand+"; wait; sleep 60")
-	waitFor(t, 5*time.Second, "the grandchild", func() bool { b, _ := os.ReadFile(grand); return strings.HasSuffix(string(b), "\n") })
+	// The child may write the file before the supervisor has recorded its
+	// pid: wait for both.
+	waitFor(t, 5*time.Second, "the grandchild", func() bool {
+		b, _ := os.ReadFile(grand)
+		return strings.HasSuffix(string(b), "\n") && len(s.children()) == 1
+	})
 	b, _ := os.ReadFile(grand)
 	gpid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	child := s.children()[0]

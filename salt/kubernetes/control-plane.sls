@@ -4,7 +4,7 @@
     kube-scheduler with leader election, and the RBAC that lets the API
     server reach the kubelets. -#}
 {%- from "kubernetes/map.jinja" import k, me, cluster, paths, pki_watch with context %}
-{%- from "kubernetes/service.jinja" import service with context %}
+{%- from "kubernetes/service.jinja" import service, running with context %}
 {%- set pki = cluster.pki %}
 {%- set cp = k.control_plane %}
 
@@ -33,7 +33,11 @@ kubernetes-control-plane-no-cluster-facts:
     member's connection until gRPC's keepalive gives up (about 40 s in the
     lab, with one master frozen), during which leases cannot be renewed;
     an API server whose own member fails fails /readyz and leaves every
-    load balancer instead. #}
+    load balancer instead. On SIGTERM (a restart for new certificates or
+    binaries) /readyz fails at once while requests are still served for
+    shutdown-delay-duration: every load balancer (checks 500 ms apart once
+    failing, fall 2) takes the server out first, so no request meets a
+    closed listener; within the supervisor's 8 s stop timeout. #}
 {%- set apiserver = {
   'advertise-address': me.ip,
   'allow-privileged': true,
@@ -57,6 +61,7 @@ kubernetes-control-plane-no-cluster-facts:
   'service-account-signing-key-file': pki ~ '/service-account-key.pem',
   'service-cluster-ip-range': cluster.service_cidrs,
   'service-node-port-range': '30000-32767',
+  'shutdown-delay-duration': '5s',
   'tls-cert-file': pki ~ '/kube-apiserver.pem',
   'tls-private-key-file': pki ~ '/kube-apiserver-key.pem',
   'v': 2,
@@ -68,6 +73,24 @@ kubernetes-control-plane-no-cluster-facts:
                             'kube-apiserver-kubelet-client-key.pem', 'service-account.pub', 'service-account-key.pem',
                             'encryption-config.yaml']) | load_json,
            runnable=cluster.have['kube-apiserver']) }}
+{%- set apiserver_running = running('kube-apiserver', cluster.manager) %}
+{%- if apiserver_running and cluster.have['kube-apiserver'] and cluster.have.kubectl %}
+
+{#- A (re)started API server is ready, and has been long enough for the
+    load balancers' rise (2 checks 1 s apart), before the run goes on: the
+    rotation restarts the masters one at a time, and the next may go only
+    once this one serves again. #}
+{%- set local_readyz = paths.bin_dir ~ '/kubectl --kubeconfig=' ~ pki ~ '/admin.kubeconfig --server=https://127.0.0.1:' ~ k.api.port ~ ' --request-timeout=5s get --raw /readyz' %}
+
+kubernetes-kube-apiserver-ready:
+  cmd.run:
+    - name: {{ (local_readyz ~ ' && sleep 3') | yaml_squote }}
+    - retry:
+        attempts: 60
+        interval: 2
+    - onchanges:
+      - {{ apiserver_running }}
+{%- endif %}
 
 {#- kube-controller-manager: planned mode keeps node CIDR allocation off
     (kubesalt plans); controller mode lets it allocate from the cluster CIDR. #}

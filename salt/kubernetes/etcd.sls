@@ -71,7 +71,10 @@ kubernetes-etcd-data-dir:
     - mode: '0700'
     - makedirs: True
 
-{%- set watch = pki_watch(['ca.pem', 'etcd-server.pem', 'etcd-server-key.pem', 'etcd-peer.pem', 'etcd-peer-key.pem']) | load_json %}
+{#- etcd reads its certificate and key again at every new connection (since
+    v3.2), so a renewed one needs no restart (which would cost the API
+    server beside it its store); a new CA does. #}
+{%- set watch = pki_watch(['ca.pem']) | load_json %}
 {{ service('etcd', paths.bin_dir ~ '/etcd', args, paths, cluster.manager, watch=watch, runnable=cluster.have.etcd, prelude=prelude) }}
 
 {#- Scheduled snapshots (kubernetes:etcd:backup): the minion's own

@@ -1,7 +1,9 @@
 {#- `state.apply kubernetes`: by role (pillar kubernetes:nodes:<node>:role,
     or the grain kubesalt_role). Every node gets the API load balancer
     (and the masters the VIP), masters etcd and the control plane, workers
-    the node components, every node the network part. The CA host
+    the node components, every node the network part, the routes watcher
+    (kubernetes.routes-watch) and the schedule that runs this state again
+    (kubernetes.reconcile). The CA host
     (kubernetes:ca:minion, the Salt master's own minion) gets its PKI, so
     that `salt '*' state.apply kubernetes` also renews certificates. -#}
 {%- from "kubernetes/map.jinja" import k, me with context %}
@@ -23,6 +25,10 @@ include:
   - kubernetes.worker
 {%- endif %}
   - kubernetes.network
+{%- if me.role in ['master', 'worker'] %}
+  - kubernetes.routes-watch
+  - kubernetes.reconcile
+{%- endif %}
 {%- if me.role not in ['master', 'worker'] %}
 
 kubernetes-no-role:

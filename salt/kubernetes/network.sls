@@ -57,6 +57,8 @@ kubernetes-routes:
     - self_name: {{ me.name }}
     - adopt: {{ k.routing.adopt }}
     - protocol: {{ k.routing.protocol }}
+    {#- What `kubesalt routes watch` (kubernetes.routes-watch) heals from. #}
+    - record: {{ paths.routes_record }}
     - require:
       - sysctl: kubernetes-ip-forward
 {%- endif %}

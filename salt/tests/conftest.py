@@ -25,6 +25,7 @@ FORMULA_SLS = [
     "kubernetes.binaries",
     "kubernetes.pki",
     "kubernetes.load-balancer",
+    "kubernetes.vip",
     "kubernetes.etcd",
     "kubernetes.etcd-members",
     "kubernetes.control-plane",

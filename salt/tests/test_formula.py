@@ -166,12 +166,97 @@ def test_upgrade_steps_render(make_cluster):
 
 
 @pytest.mark.render
+def test_routes_watch_and_reconcile_schedule_render(make_cluster):
+    """Every node runs `kubesalt routes watch` supervised, from the record
+    the route sync keeps (routing:watch, on by default), and schedules
+    `state.apply kubernetes` every reconcile:interval with splay (on by
+    default); each switch turns its part off."""
+    minion = make_cluster("example").minion("worker-0")
+    root = str(minion.root)
+    sls = "kubernetes.routes-watch,kubernetes.reconcile"
+    rendered = states_by_id(minion.call("state.show_sls", sls, pillar_override(services={"manager": "process"})))
+    record = root + "/var/lib/kubesalt/routes.json"
+    _, _, args = state_args(rendered["kubernetes-routes"])
+    assert args["record"] == record
+    _, _, args = state_args(rendered["kubernetes-kubesalt-routes-watch-launch"])
+    assert f"exec {root}/usr/local/bin/kubesalt routes watch \\\n  --record={record}\n" in args["contents"]
+    mod, fun, args = state_args(rendered["kubernetes-kubesalt-routes-watch-process"])
+    assert "kubesalt supervise --name kubesalt-routes-watch" in args["name"]
+    # Restarted when the binary changes.
+    _, _, args = state_args(rendered["kubernetes-kubesalt-routes-watch-stop-changed"])
+    assert {"file": "kubernetes-bin-kubesalt"} in args["onchanges"]
+    mod, fun, args = state_args(rendered["kubernetes-reconcile-schedule"])
+    assert (mod, fun) == ("schedule", "present")
+    assert args["name"] == "kubesalt-reconcile" and args["function"] == "state.apply"
+    assert args["job_args"] == ["kubernetes"] and args["job_kwargs"] == {"queue": True}
+    assert args["seconds"] == 3600 and args["splay"] == 300
+
+    systemd = states_by_id(minion.call("state.show_sls", sls, pillar_override(services={"manager": "systemd"})))
+    _, _, args = state_args(systemd["kubernetes-kubesalt-routes-watch-unit"])
+    assert "Restart=always" in args["contents"]
+
+    changed = states_by_id(
+        minion.call(
+            "state.show_sls",
+            sls,
+            pillar_override(
+                services={"manager": "process"}, routing={"watch": False}, reconcile={"interval": 600, "splay": 30}
+            ),
+        )
+    )
+    assert "kubernetes-kubesalt-routes-watch-process" not in changed
+    assert state_args(changed["kubernetes-kubesalt-routes-watch-stopped"])[:2] == ("cmd", "run")
+    _, _, args = state_args(changed["kubernetes-reconcile-schedule"])
+    assert args["seconds"] == 600 and args["splay"] == 30
+    off = states_by_id(
+        minion.call("state.show_sls", "kubernetes.reconcile", pillar_override(reconcile={"enabled": False}))
+    )
+    assert state_args(off["kubernetes-reconcile-schedule"])[:2] == ("schedule", "absent")
+    # The whole highstate of a node includes both.
+    ids = set(states_by_id(minion.show_sls("kubernetes")))
+    assert {"kubernetes-kubesalt-routes-watch-launch", "kubernetes-reconcile-schedule"} <= ids
+
+
+@pytest.mark.render
+@pytest.mark.parametrize(
+    "reconcile,key",
+    [
+        ({"interval": "hourly"}, "kubernetes:reconcile:interval"),
+        ({"interval": 30}, "kubernetes:reconcile:interval"),
+        ({"interval": True}, "kubernetes:reconcile:interval"),
+        ({"splay": 3600}, "kubernetes:reconcile:splay"),
+        ({"splay": -1}, "kubernetes:reconcile:splay"),
+        ({"enabled": "yes"}, "kubernetes:reconcile:enabled"),
+    ],
+)
+def test_reconcile_pillar_refused_naming_the_key(make_cluster, reconcile, key):
+    """A bad reconcile value renders one failing state that names the key
+    and the fix, and no schedule."""
+    minion = make_cluster("example").minion("worker-0")
+    rendered = states_by_id(minion.call("state.show_sls", "kubernetes.reconcile", pillar_override(reconcile=reconcile)))
+    assert list(rendered) == ["kubernetes-reconcile-invalid"], rendered
+    mod, fun, args = state_args(rendered["kubernetes-reconcile-invalid"])
+    assert (mod, fun) == ("test", "fail_without_changes")
+    assert args["name"].startswith(key + ": ") and "use e.g." in args["name"], args["name"]
+
+
+@pytest.mark.render
 def test_ca_sls_and_smoke_render(make_cluster):
     minion = make_cluster("example").minion("master-0")
     rendered = states_by_id(minion.show_sls("kubernetes.ca", "kubernetes.smoke"))
     mod, fun, args = state_args(rendered["kubernetes-certificates"])
     assert (mod, fun) == ("kubesalt_pki", "certificates_issued")
     assert args["pki_dir"] == "/var/lib/kubesalt/pki"
+    # Rotation (kubernetes:ca:rotation), on by default: the CA minion's
+    # schedule runs kubesalt_pki.rotate; off, the schedule goes.
+    mod, fun, args = state_args(rendered["kubernetes-certificates-rotation-schedule"])
+    assert (mod, fun) == ("schedule", "present")
+    assert args["function"] == "kubesalt_pki.rotate" and args["seconds"] == 3600
+    assert args["job_kwargs"] == {"pki_dir": "/var/lib/kubesalt/pki", "retry_after": "1h", "renew_before": "720h"}
+    off = states_by_id(
+        minion.call("state.show_sls", "kubernetes.ca", pillar_override(ca={"rotation": {"enabled": False}}))
+    )
+    assert state_args(off["kubernetes-certificates-rotation-schedule"])[:2] == ("schedule", "absent")
 
 
 @pytest.mark.render
@@ -556,6 +641,23 @@ def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, s
         if sls == "kubernetes":
             assert (minion.root / "usr/local/bin/kubesalt").exists()
             assert (minion.root / "etc/cni/net.d/10-kubesalt-bridge.conflist").exists()
+            # The routes watcher runs supervised: a route deleted by hand
+            # is back within seconds, without a state run.
+            victim = sorted(n["pod_cidrs"][0] for name, n in cluster.nodes.items() if name != "worker-0")[0]
+            subprocess.run(["ip", "-n", ns, "route", "del", victim], check=True)
+            start = time.monotonic()
+            while (
+                victim
+                not in subprocess.run(
+                    ["ip", "-n", ns, "route", "show", "proto", "201"], capture_output=True, text=True, check=True
+                ).stdout
+            ):
+                log = minion.root / "var/log/kubernetes/kubesalt-routes-watch.log"
+                assert time.monotonic() - start < 3, "deleted route not back: " + (
+                    log.read_text()[-2000:] if log.exists() else "no watcher log"
+                )
+                time.sleep(0.05)
+            print(f"the watcher put a deleted route back after {time.monotonic() - start:.2f}s")
         routes = json.loads(
             subprocess.run(
                 ["ip", "-n", ns, "-j", "route", "show", "proto", "201"], capture_output=True, text=True, check=True
@@ -574,6 +676,7 @@ def test_applied_twice_changes_nothing_the_second_time(make_cluster, tmp_path, s
             == "1"
         )
     finally:
+        stop_daemon(minion.root / "run/kubesalt/kubesalt-routes-watch.pid")
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
@@ -585,7 +688,10 @@ def test_systemd_manager_units_watch_certificates(make_cluster):
     rendered = minion.call("state.show_sls", "kubernetes.etcd", pillar_override(services={"manager": "systemd"}))
     _, fun, args = state_args(rendered["kubernetes-etcd-service"])
     assert fun == "running" and args["enable"] is True
-    assert {"file": "kubernetes-pki-etcd-server.pem"} in args["watch"]
+    # etcd reads its certificate again at each connection: a renewed one
+    # needs no restart, a new CA does.
+    assert {"file": "kubernetes-pki-ca.pem"} in args["watch"]
+    assert {"file": "kubernetes-pki-etcd-server.pem"} not in args["watch"]
     assert {"file": "kubernetes-etcd-unit"} in args["watch"]
     _, _, unit = state_args(rendered["kubernetes-etcd-unit"])
     assert "ExecStart=" + str(minion.root) + "/etc/kubernetes/launch/etcd.sh" in unit["contents"]
@@ -685,6 +791,7 @@ def test_etcd_started_without_systemd(make_cluster, tmp_path):
         supervisor = int(pidfile.read_text()) if (pidfile := minion.root / "run/kubesalt/etcd.pid").exists() else 0
         etcd = children(supervisor) if supervisor else []
         stop_daemon(minion.root / "run/kubesalt/etcd.pid")
+        stop_daemon(minion.root / "run/kubesalt/kubesalt-routes-watch.pid")
         subprocess.run(["ip", "netns", "del", ns], check=False)
     # The stop took the daemon along: no etcd left.
     for pid in etcd:
@@ -881,8 +988,11 @@ def test_haproxy_config_has_every_master_as_checked_backend(make_cluster, tmp_pa
         assert "option httpchk GET /readyz" in cfg
         assert f"check check-ssl verify required ca-file {minion.root}/etc/kubernetes/pki/ca.pem" in cfg
         assert "on-marked-down shutdown-sessions" in cfg
-        # No VIP in pillar.example: no keepalived anywhere.
-        assert not any(i.startswith("kubernetes-keepalived") or "kube-api-vip" in i for i in rendered), node
+        # No VIP in pillar.example: no keepalived anywhere (one the formula
+        # started before is stopped, its files removed).
+        assert "kubernetes-keepalived-config" not in rendered and "kubernetes-kube-api-vip-process" not in rendered
+        assert state_args(rendered["kubernetes-keepalived-absent"])[:2] == ("file", "absent"), node
+        assert state_args(rendered["kubernetes-kube-api-vip-stopped"])[:2] == ("cmd", "run"), node
         check_with(
             "haproxy",
             ["-c", "-q", "-f"],
@@ -937,7 +1047,7 @@ def test_keepalived_holds_the_vip_on_masters(make_cluster, tmp_path):
     assert "kubernetes-kube-api-vip-process" in rendered
     worker = lb_states(cluster.minion("worker-0"), override)
     assert "kubernetes-kube-api-lb-process" in worker
-    assert not any(i.startswith("kubernetes-keepalived") for i in worker)
+    assert "kubernetes-keepalived-config" not in worker and "kubernetes-kube-api-vip-process" not in worker
     # A lone master: no peers, so no unicast block (keepalived refuses an
     # empty one).
     lone = make_cluster("single-master", fresh=True)
@@ -954,3 +1064,81 @@ def test_keepalived_holds_the_vip_on_masters(make_cluster, tmp_path):
     rendered = lb_states(minion, pillar_override(services={"manager": "process"}))
     _, fun, args = state_args(rendered["kubernetes-keepalived-no-interface"])
     assert fun == "fail_without_changes" and "kubernetes:keepalived:interface" in args["name"]
+
+
+@pytest.mark.root
+def test_keepalived_stopped_when_the_vip_is_removed(make_cluster, tmp_path):
+    """A master's keepalived runs under its supervisor while api:vip is
+    set (manager process, Debian's keepalived); api:vip removed from the
+    definition, the next kubernetes.load-balancer stops it and removes its
+    config and launch script, and the admin kubeconfig names the first
+    master again. A second run changes nothing."""
+    keepalived = shutil.which("keepalived") or "/usr/sbin/keepalived"
+    if not os.path.exists(keepalived):
+        pytest.skip("keepalived is not installed (Debian keepalived; make test-formula installs it)")
+    binaries = local_binaries(tmp_path / "binaries")
+    (binaries / "keepalived").symlink_to(keepalived)
+    cluster = make_cluster("single-master", fresh=True)
+    pillar = cluster.pillar
+    pillar["kubernetes"]["api"]["vip"] = "192.168.170.5"
+    cluster.define(pillar)
+    minion = cluster.minion("master-0-vip", extra={"id": "master-0"})
+    minion.set_option("kubesalt.bin_dir", str(minion.root / "usr/local/bin"))
+    override = pillar_override(
+        services={"manager": "process"},
+        binaries={"source": "local", "local_dir": str(binaries)},
+        keepalived={"interface": "eth0"},
+    )
+    ns = f"ksf-vip-{os.getpid()}"
+    pidfile = minion.root / "run/kubesalt/kube-api-vip.pid"
+    files = [minion.root / "etc/kubernetes/keepalived.conf", minion.root / "etc/kubernetes/launch/kube-api-vip.sh"]
+
+    def admin_server():
+        conf = yaml.safe_load((cluster.pki_dir / "admin.kubeconfig").read_text())
+        return conf["clusters"][0]["cluster"]["server"]
+
+    def apply():
+        cmd = ["ip", "netns", "exec", ns, *minion.salt_call_cmd("state.sls", "kubernetes.load-balancer", override)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        ret = json.loads(out.stdout)["local"]
+        failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+        assert not failed, failed
+        return {k.split("_|-")[1]: v for k, v in ret.items()}
+
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    supervisor, daemon = 0, []
+    try:
+        for args in (
+            ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"],
+            ["addr", "add", "192.168.170.10/24", "dev", "eth0"],
+            ["link", "set", "eth0", "up"],
+            ["link", "set", "eth0p", "up"],
+            ["link", "set", "lo", "up"],
+        ):
+            subprocess.run(["ip", "-n", ns, *args], check=True)
+        assert admin_server() == "https://192.168.170.5:6443"
+        apply()
+        supervisor = int(pidfile.read_text())
+        for _ in range(25):
+            daemon = children(supervisor)
+            if daemon:
+                break
+            time.sleep(0.2)
+        assert alive(supervisor) and daemon, "keepalived did not start under its supervisor"
+        assert all(f.exists() for f in files)
+
+        del pillar["kubernetes"]["api"]["vip"]
+        cluster.define(pillar)
+        ret = apply()
+        assert ret["kubernetes-kube-api-vip-stopped"]["changes"], ret["kubernetes-kube-api-vip-stopped"]
+        assert not alive(supervisor) and not any(alive(p) for p in daemon), "keepalived still runs"
+        assert not any(f.exists() for f in files), [str(f) for f in files if f.exists()]
+        assert "kubernetes-keepalived-config" not in ret
+        assert admin_server() == "https://192.168.170.10:6443"
+        again = apply()
+        changed = {k: v["changes"] for k, v in again.items() if v["changes"]}
+        assert not changed, changed
+    finally:
+        stop_daemon(pidfile)
+        stop_daemon(minion.root / "run/kubesalt/kube-api-lb.pid")
+        subprocess.run(["ip", "netns", "del", ns], check=False)

@@ -15,6 +15,15 @@ from conftest import REPO, SALT_DIR, kubesalt_bin
 # Every test here renders (salt-run, slsutil.renderer); none applies anything.
 pytestmark = pytest.mark.render
 
+ROTATE_NODES = {
+    "nodes": {
+        "master-0": {"role": "master"},
+        "master-1": {"role": "master"},
+        "worker-0": {"role": "worker"},
+        "worker-1": {"role": "worker"},
+    }
+}
+
 ORCHESTRATIONS = [
     ("orch.kubernetes.bootstrap", {}),
     ("orch.kubernetes.add_node", {"node": "worker-3"}),
@@ -26,6 +35,13 @@ ORCHESTRATIONS = [
     ("orch.kubernetes.etcd_restore", {"snapshot": "/srv/backups/etcd.db"}),
     # Certificates issued outside Salt: no CA minion, the PKI step says so.
     ("orch.kubernetes.bootstrap", {"kubernetes": {"ca": {"minion": ""}}}),
+    # The rotation schedule's nodes (from the CA minion); by hand, every node.
+    (
+        "orch.kubernetes.rotate",
+        {"nodes": ["master-1", "worker-0", "master-0"], "sender": "salt", "kubernetes": ROTATE_NODES},
+    ),
+    ("orch.kubernetes.rotate", {"kubernetes": ROTATE_NODES}),
+    ("orch.kubernetes.rotate", {"nodes": ["worker-0"], "sender": "worker-0", "kubernetes": ROTATE_NODES}),
 ]
 
 REACTIONS = [
@@ -33,6 +49,7 @@ REACTIONS = [
     ("node-created.sls", "kubesalt/virt/worker-4/created", {"node": "worker-4", "created": ["domain"]}, "worker-4"),
     ("minion-start.sls", "salt/minion/worker-5/start", {"id": "worker-5"}, "worker-5"),
     ("pillar-changed.sls", "kubesalt/pillar/changed", {}, None),
+    ("pki-rotate.sls", "kubesalt/pki/rotate", {"id": "salt", "data": {"nodes": ["worker-0"]}}, None),
 ]
 
 
@@ -137,16 +154,33 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
     if mods.endswith("add_node") and pillar:
         steps = {sid: next(iter(v for k, v in b.items() if not k.startswith("__"))) for sid, b in rendered.items()}
         assert {"tgt": "worker-3"} in steps["kubernetes-add-node-highstate"]
-        assert {"queue": True} in steps["kubernetes-add-node-routes"]
-        assert {"parallel": True} in steps["kubernetes-add-node-routes"]
+        # The other nodes' routes: one publish of routes_sync (no state run
+        # queued behind another), after the pillar refresh only and before
+        # every step that waits for the highstate, so it runs beside it.
+        routes = steps["kubernetes-add-node-routes"]
+        assert {"name": "kubesalt_net.routes_sync"} in routes
+        assert {"tgt": "I@kubesalt:node:* and not L@worker-3"} in routes
+        # The record the node's routes watcher reconciles from, or the
+        # watcher would take the new route away again.
+        assert {"kwarg": {"adopt": False, "protocol": 201, "record": "/var/lib/kubesalt/routes.json"}} in routes
+        assert {"require": [{"salt": "kubernetes-add-node-pillar"}]} in routes
+        order = sorted(rendered, key=lambda sid: state_order(rendered[sid]))
+        assert order.index("kubernetes-add-node-routes") == order.index("kubernetes-add-node-highstate") + 1
+        # The pillar refreshed where it changed: the nodes and the new one.
+        assert {"tgt": "I@kubesalt:node:* or L@worker-3"} in steps["kubernetes-add-node-pillar"]
         # Unknown role: the other masters take the new material; a worker: no.
         assert ("kubernetes-add-node-masters" in steps) == ("kubernetes" not in pillar)
+        assert ("kubernetes-add-node-vip-peers" in steps) == ("kubernetes" not in pillar)
         # A master may come: every other node's API load balancer takes it
         # as a backend in this same orchestration.
         if "kubernetes" not in pillar:
             assert {"sls": ["kubernetes.pki", "kubernetes.control-plane", "kubernetes.load-balancer"]} in steps[
                 "kubernetes-add-node-masters"
             ]
+            # The other masters' keepalived knows the new peer before the
+            # new master's keepalived starts (else it takes the VIP too).
+            assert {"require": [{"salt": "kubernetes-add-node-vip-peers"}]} in steps["kubernetes-add-node-highstate"]
+            assert {"sls": "kubernetes.vip"} in steps["kubernetes-add-node-vip-peers"]
             assert {"sls": "kubernetes.load-balancer"} in steps["kubernetes-add-node-load-balancers"]
             assert {"tgt": "I@kubesalt:role:worker and not L@worker-3"} in steps["kubernetes-add-node-load-balancers"]
         else:
@@ -179,6 +213,8 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         assert send["name"] in loaded["runners"], send
         assert send["dest"] == "/var/lib/kubesalt/etcd-backup/restore.db"
         assert send.get("snapshot") == pillar.get("snapshot"), send
+    if mods.endswith("rotate"):
+        check_rotate(rendered, pillar)
     if mods.endswith("bootstrap") and pillar:
         assert "test" in rendered["kubernetes-pki"], rendered["kubernetes-pki"]
     elif mods.endswith("bootstrap"):
@@ -195,6 +231,37 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
             "kubernetes-dns",
             "kubernetes-smoke",
         ]
+
+
+def check_rotate(rendered, pillar):
+    """The masters one at a time (each after the one before), then the
+    workers together, then the CA host records them; by hand, renewed on
+    the CA host first and every node; from another minion than the CA
+    minion, refused."""
+    if pillar.get("sender") == "worker-0":
+        assert list(rendered) == ["kubernetes-rotate-refused"]
+        return
+    order = sorted(rendered, key=lambda sid: state_order(rendered[sid]))
+    steps = {sid: {k: v for a in rendered[sid]["salt"] if isinstance(a, dict) for k, v in a.items()} for sid in order}
+    masters = ["master-1", "master-0"] if pillar.get("nodes") else ["master-0", "master-1"]
+    want = (
+        ["kubernetes-rotate-pillar"]
+        + [f"kubernetes-rotate-master-{m}" for m in masters]
+        + ["kubernetes-rotate-workers"]
+    )
+    if pillar.get("nodes"):
+        want.append("kubernetes-rotate-done")
+        assert steps["kubernetes-rotate-done"]["name"] == "kubesalt_pki.distributed"
+        assert steps["kubernetes-rotate-done"]["arg"] == [["master-1", "master-0", "worker-0"]]
+        assert steps["kubernetes-rotate-workers"]["tgt"] == "worker-0"
+    else:
+        want.insert(0, "kubernetes-rotate-issue")
+        assert steps["kubernetes-rotate-workers"]["tgt"] == "worker-0,worker-1"
+    assert order == want
+    first, second = (f"kubernetes-rotate-master-{m}" for m in masters)
+    assert steps[second]["require"] == [{"salt": first}]
+    assert steps[first]["sls"] == ["kubernetes.pki", "kubernetes.etcd", "kubernetes.control-plane"]
+    assert steps["kubernetes-rotate-workers"]["sls"] == ["kubernetes.pki", "kubernetes.worker"]
 
 
 def test_orchestrations_name_loaded_runners(loaded):
@@ -218,6 +285,46 @@ def test_add_node_unless_converged_asks_the_status_store(master):
     assert list(rendered) == ["kubernetes-add-node-skipped"], rendered
 
 
+def test_add_node_unless_converged_leaves_a_cluster_not_built_to_the_bootstrap(tmp_path_factory):
+    base = tmp_path_factory.mktemp("unbuilt")
+    master = Master(base)
+    kubesalt = str(kubesalt_bin())
+    plan = ["cidr", "plan", "--definition", str(REPO / "pillar.example"), "--plan", str(base / "plan.json")]
+    subprocess.run([kubesalt, *plan], capture_output=True, check=True)
+
+    def add_node():
+        out = master.run(
+            "state.orchestrate_show_sls",
+            "orch.kubernetes.add_node",
+            'pillar={"node": "worker-0", "unless_converged": true}',
+        )
+        return next(iter(out.values()))
+
+    # Every minion of a new cluster starts before the bootstrap: none gets add_node.
+    rendered = add_node()
+    assert list(rendered) == ["kubernetes-add-node-skipped"], rendered
+    assert "orch.kubernetes.bootstrap" in json.dumps(rendered), rendered
+
+    # Once a node has run a state the cluster is built: a node that has not converged is added.
+    good_run = {
+        "id": "master-0",
+        "fun": "state.apply",
+        "jid": "20261130120000000001",
+        "success": True,
+        "_stamp": "2026-11-30T12:00:00.000000",
+        "return": {"test_|-ok_|-ok_|-succeed_without_changes": {"name": "ok", "result": True, "changes": {}}},
+    }
+    subprocess.run(
+        [kubesalt, "status", "record", "--db", str(base / "status.db")],
+        input=json.dumps(good_run),
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    rendered = add_node()
+    assert "kubernetes-add-node-up" in rendered, rendered
+
+
 @pytest.mark.parametrize("reactor,tag,data,node", REACTIONS)
 def test_reactor_renders_an_existing_orchestration(loaded, reactor, tag, data, node):
     out = loaded["minion"].call(
@@ -236,6 +343,8 @@ def test_reactor_renders_an_existing_orchestration(loaded, reactor, tag, data, n
         assert sls_exists(kw["mods"]), kw
         if node:
             assert kw["pillar"]["node"] == node
+        if tag == "kubesalt/pki/rotate":
+            assert kw["pillar"] == {"nodes": ["worker-0"], "sender": "salt"}
 
 
 def test_master_config_snippet(loaded):
@@ -248,6 +357,7 @@ def test_master_config_snippet(loaded):
         "kubesalt/virt/*/created",
         "salt/minion/*/start",
         "kubesalt/pillar/changed",
+        "kubesalt/pki/rotate",
     }
     for files in tags.values():
         for f in files:

@@ -1,11 +1,16 @@
 {#- salt-run state.orchestrate orch.kubernetes.add_node pillar='{"node": "worker-3"}'
     Started by the reactors for a created or started node. The planner
     assigns the node's pod CIDR when the pillar is refreshed; then its
-    certificates, its highstate, and routes on every other node. Every step
-    runs queued on its minions (queue: True), and the planner and the PKI
+    certificates, its highstate, and routes on every other node. State runs
+    are queued on their minions (queue: True), and the planner and the PKI
     lock their files, so two adds at once wait for each other instead of
-    colliding. With unless_converged (the minion-start reactor), a node the
-    status store reports converged is left alone. -#}
+    colliding. The other nodes' routes (planned mode) are one publish of
+    kubesalt_net.routes_sync beside the new node's highstate: no state run
+    queued behind another, no pillar compiled again (routes sync tells
+    another sync's route from a conflict). With unless_converged (the
+    minion-start reactor), a node the status store reports converged is
+    left alone, and so is every node of a cluster not built yet (no node
+    has run a state). -#}
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
 {%- set mode = salt['pillar.get']('kubernetes:mode', defaults.kubernetes.mode) %}
 {%- set node = salt['pillar.get']('node', '') %}
@@ -21,6 +26,11 @@
 {%-   endfor %}
 {%-   if not known %}
 {%-     set skip = node ~ ' is not a node of the cluster definition' %}
+{#- Minions that start before the cluster is built (all of them, on a new
+    cluster) are the bootstrap's: an add_node beside it would queue states
+    on the same minions in another order. #}
+{%-   elif not ((status.get('data') or {}).get('summary') or {}).get('ever_run') %}
+{%-     set skip = 'no node of the cluster has run a state yet: orch.kubernetes.bootstrap builds it' %}
 {%-   elif known[0].get('reported_since_plan') and (known[0].get('routes') or {}).get('converged') %}
 {%-     set skip = node ~ ' has converged with the current plan' %}
 {%-   endif %}
@@ -39,8 +49,8 @@ kubernetes-add-node-up:
     - tgt: {{ node }}
     - expect_minions: True
     - retry:
-        attempts: 30
-        interval: 10
+        attempts: 150
+        interval: 2
 
 {%- if ca_minion %}
 kubernetes-add-node-pki:
@@ -54,15 +64,35 @@ kubernetes-add-node-pki:
     - name: no CA minion (kubernetes:ca:minion is empty); the certificates are issued outside Salt
 {%- endif %}
 
+{#- Where the pillar changed: every node (the node list) and the new one
+    (not a node in the master's pillar cache yet, so by name). #}
 kubernetes-add-node-pillar:
   salt.function:
     - name: saltutil.refresh_pillar
-    - tgt: '*'
+    - tgt: I@kubesalt:node:* or L@{{ node }}
+    - tgt_type: compound
     - kwarg:
         wait: True
     - require:
       - kubernetes-add-node-pki
       - salt: kubernetes-add-node-up
+
+{%- set role = salt['pillar.get']('kubernetes:nodes:' ~ node ~ ':role', '') %}
+{%- if role != 'worker' %}
+{#- A new master's keepalived, started by its highstate, must hear the
+    VIP's holder from its first second: the other masters take it as a
+    peer first (kubernetes.vip alone, a HUP). A holder that does not know
+    it sends it nothing; it would take the VIP too, and of two holders of
+    equal priority the higher address keeps it, nopreempt or not. #}
+kubernetes-add-node-vip-peers:
+  salt.state:
+    - tgt: I@kubesalt:role:master and not L@{{ node }}
+    - tgt_type: compound
+    - sls: kubernetes.vip
+    - queue: True
+    - require:
+      - salt: kubernetes-add-node-pillar
+{%- endif %}
 
 {#- The new node's highstate and the other nodes' routes run side by side:
     both need only the refreshed pillar. #}
@@ -73,12 +103,33 @@ kubernetes-add-node-highstate:
     - queue: True
     - parallel: True
     - require:
+      - salt: {{ 'kubernetes-add-node-pillar' if role == 'worker' else 'kubernetes-add-node-vip-peers' }}
+
+{%- if mode != 'controller' %}
+{%- set routing = salt['slsutil.merge'](defaults.kubernetes.routing, salt['pillar.get']('kubernetes:routing', {}), strategy='recurse') %}
+{%- set routes_record = salt['pillar.get']('kubernetes:paths:routes_record', defaults.kubernetes.paths.routes_record) %}
+
+{#- Before any step that waits for the highstate, so it runs beside it:
+    each node's refreshed pillar has the new node's CIDR. A node that fails
+    to sync fails this step and the orchestration. #}
+kubernetes-add-node-routes:
+  salt.function:
+    - name: kubesalt_net.routes_sync
+    - tgt: I@kubesalt:node:* and not L@{{ node }}
+    - tgt_type: compound
+    - kwarg:
+        adopt: {{ routing.adopt | json }}
+        protocol: {{ routing.protocol | json }}
+        {#- The node's routes watcher reconciles from this record: without
+            the new node in it, it would take the new route away again. #}
+        record: {{ routes_record | json }}
+    - require:
       - salt: kubernetes-add-node-pillar
+{%- endif %}
 
 {#- A new master changes the API server's certificate (its IP is a SAN)
     and the etcd member list: the other masters take the new material. A
     worker (by the definition in the master's pillar) changes neither. #}
-{%- set role = salt['pillar.get']('kubernetes:nodes:' ~ node ~ ':role', '') %}
 {%- if role != 'worker' %}
 kubernetes-add-node-masters:
   salt.state:
@@ -89,8 +140,8 @@ kubernetes-add-node-masters:
     - require:
       - salt: kubernetes-add-node-highstate
 
-{#- Every node's API load balancer gets the new master as a backend (and
-    the masters' keepalived a new peer), in this orchestration. #}
+{#- Every worker's API load balancer gets the new master as a backend, in
+    this orchestration (the other masters' in the step above). #}
 kubernetes-add-node-load-balancers:
   salt.state:
     - tgt: I@kubesalt:role:worker and not L@{{ node }}
@@ -122,6 +173,16 @@ kubernetes-add-node-cni:
     - queue: True
     - require:
       - salt: kubernetes-add-node-discover
+
+kubernetes-add-node-routes:
+  salt.state:
+    - tgt: I@kubesalt:node:* and not L@{{ node }}
+    - tgt_type: compound
+    - sls: kubernetes.network
+    - queue: True
+    - parallel: True
+    - require:
+      - salt: kubernetes-add-node-discover
 {%- else %}
 
 {#- The node's highstate waited for its kubelet to register: the first
@@ -135,14 +196,4 @@ kubernetes-add-node-pod-cidr:
     - require:
       - salt: kubernetes-add-node-highstate
 {%- endif %}
-
-kubernetes-add-node-routes:
-  salt.state:
-    - tgt: I@kubesalt:node:* and not L@{{ node }}
-    - tgt_type: compound
-    - sls: kubernetes.network
-    - queue: True
-    - parallel: True
-    - require:
-      - salt: {{ 'kubernetes-add-node-discover' if mode == 'controller' else 'kubernetes-add-node-pillar' }}
 {%- endif %}

@@ -130,3 +130,43 @@ def test_own_bundle_only(tmp_path, pillar, cluster_file, kubesalt_bin_dir):
     assert w0["files"]["kubelet-key.pem"]["contents"] not in json.dumps(w1)
     for key in pki.rglob("ca*key*"):
         assert key.read_text().strip() not in json.dumps(w0) + json.dumps(w1), f"{key} in a pillar"
+
+
+def _counts(plan):
+    with open(plan + ".planner.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_planner_runs_once_per_change(tmp_path, pillar, cluster_file):
+    """A refresh of every minion plans once; a change of the definition (a
+    node added) or of the plan file plans once more; the cache never serves
+    a plan made from something else."""
+    plan = str(tmp_path / "plan.json")
+    minions = ["master-0", "worker-0", "worker-1"] * 7
+    for m in minions:
+        ext.ext_pillar(m, pillar, plan_file=plan)
+    assert _counts(plan) == {"runs": 1, "served": len(minions) - 1}
+    pillar["kubernetes"]["nodes"]["worker-2"] = {"role": "worker", "ip": "192.168.170.22"}
+    got = {m: ext.ext_pillar(m, pillar, plan_file=plan)["kubesalt"] for m in minions + ["worker-2"]}
+    assert _counts(plan) == {"runs": 2, "served": 2 * len(minions) - 1}
+    assert [n["name"] for n in got["worker-0"]["nodes"]] == ["master-0", "worker-0", "worker-1", "worker-2"]
+    assert got["worker-2"]["pod_cidrs"] and got["worker-2"]["pod_cidrs"] != got["worker-1"]["pod_cidrs"]
+    # The plan file changed behind the cache (a node released elsewhere): planned again.
+    with open(plan, encoding="utf-8") as f:
+        doc = json.load(f)
+    del doc["nodes"]["worker-2"]
+    with open(plan, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    again = ext.ext_pillar("worker-2", pillar, plan_file=plan)["kubesalt"]
+    assert _counts(plan)["runs"] == 3
+    assert again["pod_cidrs"]
+    # A definition file: its content is what counts, not its name.
+    fplan = str(tmp_path / "fplan.json")
+    ext.ext_pillar("master-0", {}, definition=str(cluster_file), plan_file=fplan)
+    ext.ext_pillar("worker-0", {}, definition=str(cluster_file), plan_file=fplan)
+    assert _counts(fplan) == {"runs": 1, "served": 1}
+    text = cluster_file.read_text().replace("192.168.170.21", "192.168.170.31")
+    cluster_file.write_text(text)
+    moved = ext.ext_pillar("worker-1", {}, definition=str(cluster_file), plan_file=fplan)["kubesalt"]
+    assert moved["ips"] == ["192.168.170.31"]
+    assert _counts(fplan)["runs"] == 2

@@ -91,6 +91,14 @@ def test_routes_sync_explicit_nodes_file(calls):
     ]  # fmt: skip
 
 
+def test_routes_sync_record(calls):
+    """record= keeps the node list for the watcher: --record FILE."""
+    net.routes_sync(record="/var/lib/kubesalt/routes.json")
+    assert calls[0][1][-2:] == ["--record", "/var/lib/kubesalt/routes.json"]
+    net.routes_sync()
+    assert "--record" not in calls[1][1]
+
+
 def test_routes_sync_rt_protos_dir_option(calls, tmp_path):
     """kubesalt.rt_protos_dir is passed on (tests point it at a temp dir, so
     nothing registers the name in the host's /etc); unset, no flag."""
@@ -218,6 +226,30 @@ def test_pki_check_due_returns_the_result(monkeypatch):
     monkeypatch.setattr(kb, "run", run)
     assert pki.check() == due
     assert pki.__context__["retcode"] == 1
+
+
+def test_pki_rotate_fires_the_dispatched_nodes(monkeypatch):
+    res = {"result": True, "changes": {"dispatch": ["master-0", "worker-0"]}, "comment": "",
+           "data": {"dispatch": ["master-0", "worker-0"], "waiting": []}}  # fmt: skip
+    seen = []
+    monkeypatch.setattr(kb, "run", lambda opts, binary, args, stdin=None: seen.append(args) or res)
+    assert pki.rotate(pki_dir="/p", retry_after="10m") == res
+    assert seen[0] == ["pki", "rotate", "--definition", "-", "--dir", "/p", "--retry-after", "10m"]
+    assert events == [("kubesalt/pki/rotate", {"nodes": ["master-0", "worker-0"]})]
+
+
+def test_pki_rotate_nothing_due_or_test_fires_nothing(monkeypatch):
+    due = {"result": None, "changes": {}, "comment": "", "data": {"dispatch": ["worker-0"]}}
+    monkeypatch.setattr(kb, "run", lambda *a, **k: due)
+    pki.rotate(test=True)
+    monkeypatch.setattr(kb, "run", lambda *a, **k: OK)
+    pki.rotate()
+    assert not events
+
+
+def test_pki_distributed(calls):
+    pki.distributed("worker-0,worker-1", pki_dir="/p")
+    assert calls[0][1] == ["pki", "distributed", "--dir", "/p", "--node", "worker-0", "--node", "worker-1"]
 
 
 def test_virt_args(calls):

@@ -43,13 +43,13 @@ def test_changes_pass_through_with_block():
         "comment": "1 route added",
         "data": {"desired": 1, "present": 0, "added": added},
     }
-    ret = net_state.routes_synced("routes", netns="ns1")
+    ret = net_state.routes_synced("routes", netns="ns1", record="/r.json")
     assert ret["name"] == "routes" and ret["result"] is True
     assert ret["changes"] == {"added": added} and ret["comment"] == "1 route added"
     assert ret["kubesalt"]["command"] == "routes sync"
     assert ret["kubesalt"]["node"] == "worker-0" and ret["kubesalt"]["pod_cidrs"] == ["10.200.3.0/24"]
     assert ret["kubesalt"]["result"]["data"]["desired"] == 1
-    assert captured["netns"] == "ns1" and captured["test"] is False
+    assert captured["netns"] == "ns1" and captured["test"] is False and captured["record"] == "/r.json"
 
 
 def test_test_mode():

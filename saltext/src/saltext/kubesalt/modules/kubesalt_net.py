@@ -57,7 +57,9 @@ def _routes_args(nodes, self_name, netns, protocol, table):
     return args + kb.flags(self=self_name, netns=netns, protocol=protocol, table=table), stdin
 
 
-def routes_sync(nodes=None, self_name=None, netns=None, adopt=False, test=None, protocol=None, table=None):
+def routes_sync(
+    nodes=None, self_name=None, netns=None, adopt=False, test=None, protocol=None, table=None, record=None
+):
     """
     Program a route to every other node's pod CIDR(s) and remove stale ones.
 
@@ -72,6 +74,9 @@ def routes_sync(nodes=None, self_name=None, netns=None, adopt=False, test=None, 
     adopt
         Take over foreign routes to the same destinations instead of
         reporting them as conflicts.
+    record
+        Keep the node list and options of an applied sync in this file, from
+        which ``kubesalt routes watch`` heals the routes between state runs.
 
     CLI Example:
 
@@ -84,6 +89,7 @@ def routes_sync(nodes=None, self_name=None, netns=None, adopt=False, test=None, 
         adopt=bool(adopt),
         test=kb.test_mode(__opts__, test),
         rt_protos_dir=kb.option(__opts__, "rt_protos_dir"),
+        record=record,
     )
     return _run(["routes", "sync", *args], stdin)
 

@@ -6,7 +6,14 @@ Options: ``kubesalt.bin_dir``, ``kubesalt.timeout``, ``kubesalt.pki_dir``
 (default /var/lib/kubesalt/pki).
 """
 
+import logging
+
 import saltext.kubesalt.utils.binary as kb
+
+log = logging.getLogger(__name__)
+
+#: The event the master's reactor turns into orch.kubernetes.rotate.
+ROTATE_TAG = "kubesalt/pki/rotate"
 
 __virtualname__ = "kubesalt_pki"
 
@@ -68,6 +75,54 @@ def check(pki_dir=None, renew_before=None):
             __context__["retcode"] = 1
             return exc.result
         raise
+
+
+def rotate(definition=None, pki_dir=None, renew_before=None, retry_after=None, test=None):
+    """
+    The rotation schedule's job (kubernetes:ca:rotation): ``kubesalt pki
+    rotate`` reissues what is due and names the nodes that must take their
+    new bundle (``data.dispatch``, masters first); those are sent to the
+    master as the event ``kubesalt/pki/rotate``, whose reactor runs
+    orch.kubernetes.rotate for them. The binary decides; this only fires.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_pki.rotate test=True
+    """
+    test = kb.test_mode(__opts__, test)
+    args, stdin = kb.definition_input(definition, __pillar__)
+    args += ["--dir", _dir(pki_dir)] + kb.flags(renew_before=renew_before, retry_after=retry_after, test=test)
+    ret = kb.run(__opts__, kb.KUBESALT, ["pki", "rotate", *args], stdin)
+    nodes = (ret.get("data") or {}).get("dispatch") or []
+    if nodes and not test:
+        # The certificates are issued; a lost event is retried by the
+        # binary after retry_after, so it is logged, not raised.
+        try:
+            __salt__["event.send"](ROTATE_TAG, {"nodes": nodes})
+        except Exception as exc:  # pylint: disable=broad-except
+            log.error("kubesalt_pki: could not fire %s: %s", ROTATE_TAG, exc)
+    return ret
+
+
+def distributed(nodes, pki_dir=None, test=None):
+    """
+    Record that ``nodes`` took the bundle ``rotate`` dispatched to them
+    (the last step of orch.kubernetes.rotate).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_pki.distributed '[worker-0, worker-1]'
+    """
+    if isinstance(nodes, str):
+        nodes = [n for n in nodes.split(",") if n]
+    args = ["pki", "distributed", "--dir", _dir(pki_dir)] + kb.flags(
+        node=nodes, test=kb.test_mode(__opts__, test)
+    )
+    return kb.run(__opts__, kb.KUBESALT, args)
 
 
 def bundle(node, definition=None, pki_dir=None):

@@ -44,12 +44,24 @@ node's private keys.
 When the plan cannot be made (a bad definition, an exhausted range) the
 error goes to the master log and the last good plan, cached next to the plan
 file, is served: a CIDR is never handed out that another node holds.
+
+The planner runs once per change, not once per minion: the cached plan
+carries a digest of what it was made from (the definition, the plan file
+as the run left it, the binary), and a minion whose refresh finds the same
+digest is served the cache. A lock next to the plan file makes concurrent
+refreshes (the master's worker processes) wait for the one that plans.
+``<plan_file>.planner.json`` counts the planner's runs and the plans served
+from the cache: ``{"runs": 1, "served": 20}`` after one change and a
+refresh of 21 minions.
 """
 
+import fcntl
+import hashlib
 import json
 import logging
 import os
 import tempfile
+from contextlib import contextmanager
 
 import saltext.kubesalt.utils.binary as kb
 
@@ -111,9 +123,20 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None,
 def _plan(minion_id, def_args, def_stdin, plan_file):
     """
     ``{"nodes", "cluster"}`` of the plan (the node list and the cluster's
-    derived facts), or of the last good plan on failure.
+    derived facts), or of the last good plan on failure; from the cache
+    when nothing it was made from changed.
     """
     cache = plan_file + ".last-good.json"
+    with _locked(plan_file + ".ext-pillar.lock"):  # not the binary's own .lock
+        cached = _read_cache(cache)
+        if cached is not None and cached.get("digest") == _digest(def_args, def_stdin, plan_file):
+            _count(plan_file, "served")
+            return cached
+        _count(plan_file, "runs")
+        return _run_planner(minion_id, def_args, def_stdin, plan_file, cache)
+
+
+def _run_planner(minion_id, def_args, def_stdin, plan_file, cache):
     try:
         res = kb.run(__opts__, kb.KUBESALT, ["cidr", "plan", *def_args, "--plan", plan_file], def_stdin)
         data = res.get("data") or {}
@@ -139,8 +162,72 @@ def _plan(minion_id, def_args, def_stdin, plan_file):
             exc,
         )
         return cached
+    # The digest of the plan file as this run left it: planning again from
+    # it and the same definition gives the same plan.
+    planned["digest"] = _digest(def_args, def_stdin, plan_file)
     _write_cache(cache, planned)
     return planned
+
+
+def _digest(def_args, def_stdin, plan_file):
+    """What a plan is made from: the definition (data or file), the plan
+    file, the binary (another version may plan otherwise)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(def_args).encode())
+    h.update(kb.to_stdin(def_stdin) or b"")
+    binary = kb.path(__opts__, kb.KUBESALT)
+    try:
+        st = os.stat(binary)
+        h.update(f"{binary} {st.st_size} {st.st_mtime_ns}".encode())
+    except OSError:
+        h.update(f"{binary} absent".encode())
+    files = [plan_file]
+    if def_args[:1] == ["--definition"] and def_args[1] != "-":
+        files.append(def_args[1])
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                h.update(f"{path} {len(path)}".encode() + f.read())
+        except OSError:
+            h.update(f"{path} absent".encode())
+    return h.hexdigest()
+
+
+@contextmanager
+def _locked(path):
+    """An exclusive lock on path (made if absent) for the block; without
+    one (an unwritable directory) the block runs unlocked."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError as exc:
+        log.warning("kubesalt ext_pillar: cannot lock %s: %s", path, exc)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _count(plan_file, what):
+    """One more planner run or cached plan served, in <plan_file>.planner.json
+    (under the lock, so no count is lost)."""
+    path = plan_file + ".planner.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            counts = json.load(f)
+    except (OSError, ValueError):
+        counts = {}
+    counts = {"runs": int(counts.get("runs", 0)), "served": int(counts.get("served", 0))}
+    counts[what] += 1
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(counts, f)
+        os.replace(path + ".tmp", path)
+    except OSError as exc:
+        log.warning("kubesalt ext_pillar: cannot count the planner's runs in %s: %s", path, exc)
 
 
 def _own_node(minion_id, nodes, domain=None):

@@ -19,11 +19,20 @@ def __virtual__():
     return __virtualname__
 
 
-def status(definition=None, plan_file=None, db=None, expiring_days=None, table=False, discovered=None):
+def status(
+    definition=None,
+    plan_file=None,
+    db=None,
+    expiring_days=None,
+    table=False,
+    discovered=None,
+    stale_after=None,
+):
     """
     Every node of the definition and plan: IP, pod CIDR, whether its routes
     converged with the current plan, when it last reported (and whether that
-    was before the plan changed), certificates expiring, VM state.
+    was before the plan changed), its last successful state run (stale when
+    older than two reconcile intervals), certificates expiring, VM state.
 
     definition
         The cluster definition file (default: the ext_pillar's
@@ -35,6 +44,10 @@ def status(definition=None, plan_file=None, db=None, expiring_days=None, table=F
     discovered
         Controller mode: a file with the pod CIDRs as ``kubesalt nodes
         discover`` prints them, instead of the plan.
+    stale_after
+        Flag a node without a successful state run for this long (a Go
+        duration; default two ``kubernetes:reconcile:interval`` of the
+        definition, ``0`` never).
     """
     db = db or kb.option(__opts__, "status_db", kb.DEFAULT_STATUS_DB)
     plan_file = (
@@ -42,7 +55,9 @@ def status(definition=None, plan_file=None, db=None, expiring_days=None, table=F
     )
     definition = definition or _ext_pillar_option("definition")
     args = ["status", "show", "--db", db, "--plan", plan_file]
-    args += kb.flags(definition=definition, expiring_days=expiring_days, discovered=discovered)
+    args += kb.flags(
+        definition=definition, expiring_days=expiring_days, discovered=discovered, stale_after=stale_after
+    )
     if not table:
         return kb.run(__opts__, kb.KUBESALT, args)
     return _table(args)

@@ -25,7 +25,9 @@ def __virtual__():
     return __virtualname__
 
 
-def routes_synced(name, nodes=None, netns=None, adopt=False, self_name=None, protocol=None, table=None):
+def routes_synced(
+    name, nodes=None, netns=None, adopt=False, self_name=None, protocol=None, table=None, record=None
+):
     """
     Every other node's pod CIDR is routed via its host IP; stale kubesalt
     routes are gone; foreign routes to the same destinations are reported as
@@ -37,6 +39,8 @@ def routes_synced(name, nodes=None, netns=None, adopt=False, self_name=None, pro
         node is excluded by the binary.
     netns
         Program the routes inside this network namespace.
+    record
+        Keep the node list in this file for ``kubesalt routes watch``.
     """
     test = bool(__opts__.get("test"))
     own = __pillar__.get("kubesalt") or {}
@@ -52,6 +56,7 @@ def routes_synced(name, nodes=None, netns=None, adopt=False, self_name=None, pro
         test=test,
         protocol=protocol,
         table=table,
+        record=record,
     )
     if "kubesalt" in ret:
         pods = own.get("pod_cidrs")
