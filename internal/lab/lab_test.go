@@ -166,6 +166,9 @@ func BenchmarkLab(b *testing.B) {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				l := openTestLab(b)
+				// The progress, the orchestrations' timelines with it, on
+				// standard output: go test -bench cuts a benchmark's log.
+				l.Out = os.Stdout
 				start := time.Now()
 				if err := l.Up(DefaultNodes(n), Options{}); err != nil {
 					b.Fatal(err)
