@@ -14,22 +14,18 @@ PILLAR = {
 }
 
 
-def pillar_get(key, default=None):
-    v = PILLAR
-    for k in key.split(":"):
-        if not isinstance(v, dict) or k not in v:
-            return default
-        v = v[k]
-    return v
-
-
 @pytest.fixture
 def configure_loader_modules():
     return {
         upgrade: {
             "__opts__": {"test": False},
             "__grains__": {"id": "m1"},
-            "__salt__": {"pillar.get": pillar_get, "config.get": lambda key, default=None: default},
+            "__pillar__": PILLAR,
+            # What Salt 3008's pillar.get returns to an execution module.
+            "__salt__": {
+                "pillar.get": lambda key, default=None: "**********",
+                "config.get": lambda key, default=None: default,
+            },
         }
     }
 

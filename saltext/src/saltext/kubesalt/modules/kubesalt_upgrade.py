@@ -11,6 +11,8 @@ minion option ``kubesalt_root``); the node and role to the ext_pillar's
 Options: ``kubesalt.bin_dir``, ``kubesalt.timeout``.
 """
 
+import salt.utils.data
+
 import saltext.kubesalt.utils.binary as kb
 
 __virtualname__ = "kubesalt_upgrade"
@@ -24,7 +26,9 @@ def __virtual__():
 
 
 def _pillar(key, default):
-    return __salt__["pillar.get"](key, default)
+    # From __pillar__, not pillar.get: Salt 3008 masks pillar.get's values
+    # ("**********") when an execution module calls it.
+    return salt.utils.data.traverse_dict_and_list(__pillar__, key, default, ":")
 
 
 def node(
@@ -54,7 +58,7 @@ def node(
         salt 'worker-*' kubesalt_upgrade.node
         salt worker-0 kubesalt_upgrade.node target=v1.36.3 wait=300
     """
-    xp = _pillar("kubesalt", {}) or {}
+    xp = __pillar__.get("kubesalt") or {}
     name = name or xp.get("node") or __grains__["id"]
     role = role or xp.get("role") or _pillar(f"kubernetes:nodes:{name}:role", "")
     root = (__salt__["config.get"]("kubesalt_root", "") or _pillar("kubernetes:paths:root", "")).replace(
