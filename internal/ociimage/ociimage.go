@@ -49,7 +49,9 @@ var epoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 type Image struct {
 	// Ref is the full reference with registry host and tag, e.g.
 	// registry.k8s.io/pause:3.10; the CRI finds images by this name.
-	Ref   string
+	Ref string
+	// Base are the layers under Files' layer, lowest first.
+	Base  []Layer
 	Files []File
 	// Entrypoint, Cmd, Env, WorkingDir and User go to the image config as
 	// given.
@@ -60,12 +62,14 @@ type Image struct {
 	Architecture string
 }
 
-// File is one regular file of the layer. Its parent directories are added
-// (0755, root).
+// File is one regular file or symlink of the top layer. Its parent
+// directories are added (0755, root).
 type File struct {
 	Path string      // absolute, e.g. /pause
-	Mode os.FileMode // permission bits, e.g. 0o755
+	Mode os.FileMode // permission bits, e.g. 0o755, with os.ModeSetuid if it runs as its owner
 	Data []byte
+	// Link, when set, makes the file a symlink to it (Mode and Data unused).
+	Link string
 }
 
 // Descriptor is the OCI content descriptor.
@@ -163,7 +167,7 @@ func (img Image) validate() error {
 	if _, _, err := SplitRef(img.Ref); err != nil {
 		return err
 	}
-	if len(img.Files) == 0 {
+	if len(img.Files) == 0 && len(img.Base) == 0 {
 		return fmt.Errorf("image %s: Files is empty: give at least the binary the image runs", img.Ref)
 	}
 	seen := map[string]bool{}
@@ -174,8 +178,11 @@ func (img Image) validate() error {
 		if path.Clean(f.Path) != f.Path || f.Path == "/" {
 			return fmt.Errorf("image %s: Files[%d].Path %q is not a clean file path: write it as %q", img.Ref, i, f.Path, path.Clean(f.Path))
 		}
-		if f.Mode&^os.ModePerm != 0 {
-			return fmt.Errorf("image %s: Files[%d].Mode %v of %s has type bits: only regular files are written, give the permission bits alone, e.g. 0755", img.Ref, i, f.Mode, f.Path)
+		if f.Mode&^(os.ModePerm|os.ModeSetuid|os.ModeSetgid) != 0 {
+			return fmt.Errorf("image %s: Files[%d].Mode %v of %s has type bits: only regular files are written, give the permission bits alone, e.g. 0755 (a symlink: set Link)", img.Ref, i, f.Mode, f.Path)
+		}
+		if f.Link != "" && len(f.Data) > 0 {
+			return fmt.Errorf("image %s: Files[%d] %s has both Link and Data: a symlink has no content, drop one", img.Ref, i, f.Path)
 		}
 		if seen[f.Path] {
 			return fmt.Errorf("image %s: Files[%d].Path %s is given twice: keep one", img.Ref, i, f.Path)
@@ -223,19 +230,30 @@ func Write(w io.Writer, img Image) error {
 		arch = "amd64"
 	}
 
-	layerTar, err := layer(img.Files)
-	if err != nil {
-		return err
+	layers := append([]Layer(nil), img.Base...)
+	if len(img.Files) > 0 {
+		layerTar, err := layer(img.Files)
+		if err != nil {
+			return err
+		}
+		top, err := layerOf(layerTar, gzip.BestCompression)
+		if err != nil {
+			return err
+		}
+		layers = append(layers, top)
 	}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression) // the header has no name and a zero mtime
-	if _, err := zw.Write(layerTar); err != nil {
-		return err
+	var diffIDs []string
+	var layerDescs []Descriptor
+	var blobs []blob
+	seen := map[string]bool{}
+	for _, l := range layers {
+		b := newBlob(MediaTypeLayer, l.gz)
+		diffIDs, layerDescs = append(diffIDs, l.diffID), append(layerDescs, b.desc)
+		if !seen[b.desc.Digest] { // the same layer twice is one blob
+			seen[b.desc.Digest] = true
+			blobs = append(blobs, b)
+		}
 	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	layerBlob := newBlob(MediaTypeLayer, gz.Bytes())
 
 	cfg, err := json.Marshal(Config{
 		Architecture: arch,
@@ -243,7 +261,7 @@ func Write(w io.Writer, img Image) error {
 		Config: ProcessConfig{
 			User: img.User, Env: img.Env, Entrypoint: img.Entrypoint, Cmd: img.Cmd, WorkingDir: img.WorkingDir,
 		},
-		RootFS: RootFS{Type: "layers", DiffIDs: []string{digest(layerTar)}},
+		RootFS: RootFS{Type: "layers", DiffIDs: diffIDs},
 	})
 	if err != nil {
 		return err
@@ -254,7 +272,7 @@ func Write(w io.Writer, img Image) error {
 		SchemaVersion: 2,
 		MediaType:     MediaTypeManifest,
 		Config:        cfgBlob.desc,
-		Layers:        []Descriptor{layerBlob.desc},
+		Layers:        layerDescs,
 	})
 	if err != nil {
 		return err
@@ -269,7 +287,7 @@ func Write(w io.Writer, img Image) error {
 		return err
 	}
 
-	blobs := []blob{layerBlob, cfgBlob, manBlob}
+	blobs = append(blobs, cfgBlob, manBlob)
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].desc.Digest < blobs[j].desc.Digest })
 	tw := tar.NewWriter(w)
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
@@ -317,10 +335,13 @@ func layer(files []File) ([]byte, error) {
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		var err error
-		if e.f == nil {
+		switch {
+		case e.f == nil:
 			err = tw.WriteHeader(dirHeader(e.name))
-		} else {
-			err = writeFile(tw, e.name, int64(e.f.Mode.Perm()), e.f.Data)
+		case e.f.Link != "":
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: e.name, Linkname: e.f.Link, Mode: 0o777, ModTime: epoch, Format: tar.FormatPAX})
+		default:
+			err = writeFile(tw, e.name, tarMode(e.f.Mode), e.f.Data)
 		}
 		if err != nil {
 			return nil, err
@@ -330,6 +351,18 @@ func layer(files []File) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// tarMode is a file's mode as tar writes it: the permission bits and setuid/setgid.
+func tarMode(m os.FileMode) int64 {
+	mode := int64(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		mode |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		mode |= 0o2000
+	}
+	return mode
 }
 
 func dirHeader(name string) *tar.Header {
