@@ -26,4 +26,4 @@ test: deps-apt fmt-check vet go-test fuzz saltext-lint saltext-test formula-lint
 # The lab's (bench-lab, bench-lab-k8s) take minutes and run on their own.
 bench: bench-net bench-routes-watch bench-pki bench-virt bench-saltext
 
-include mk/deps.mk mk/go.mk mk/virt.mk mk/salt.mk mk/k8s.mk mk/runtime.mk mk/lab.mk
+include mk/deps.mk mk/go.mk mk/virt.mk mk/salt.mk mk/k8s.mk mk/runtime.mk mk/lab.mk mk/conformance.mk

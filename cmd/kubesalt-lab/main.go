@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/kubesalt/kubesalt/internal/conformance"
 	"github.com/kubesalt/kubesalt/internal/lab"
 )
 
@@ -20,9 +21,10 @@ type args struct {
 	nodes              int
 	node, role         string
 	options            lab.Options
+	conformance        lab.ConformanceOptions
 }
 
-var commands = map[string]bool{"up": true, "add-node": true, "remove-node": true, "show": true, "failover": true, "bench-dns": true, "down": true}
+var commands = map[string]bool{"up": true, "add-node": true, "remove-node": true, "show": true, "failover": true, "bench-dns": true, "conformance": true, "down": true}
 
 // parseArgs reads the subcommand and its flags, which may come before or
 // after it (the Makefile puts them first). A bad command line is an error
@@ -40,8 +42,11 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s/<version> from `make k8s-binaries`, containerd, the smoke test)")
 	fs.StringVar(&a.options.K8SVersion, "k8s-version", envOr("KUBESALT_LAB_K8S_VERSION", lab.DefaultK8SVersion), "up: the Kubernetes release (bin/k8s/<version>, the formula's versions:kubernetes; env KUBESALT_LAB_K8S_VERSION)")
 	fs.StringVar(&a.options.Mode, "mode", lab.ModePlanned, "up: pod CIDRs planned by kubesalt, or allocated by the controller manager ("+lab.ModeController+"; needs --k8s)")
+	fs.StringVar(&a.conformance.Focus, "focus", "", "conformance: only the [Conformance] specs whose text matches this regular expression")
+	fs.BoolVar(&a.conformance.Serial, "serial", false, "conformance: also the [Serial] and [Disruptive] specs")
+	fs.IntVar(&a.conformance.Nodes, "ginkgo-nodes", 4, "conformance: ginkgo processes running specs side by side")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|show|failover|bench-dns|down [flags]")
+		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|show|failover|bench-dns|conformance|down [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(argv); err != nil {
@@ -49,7 +54,7 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	}
 	if fs.NArg() != 1 || !commands[fs.Arg(0)] {
 		fs.Usage()
-		return a, fmt.Errorf("give one command: up, add-node, remove-node, show, failover, bench-dns or down (got %q)", fs.Args())
+		return a, fmt.Errorf("give one command: up, add-node, remove-node, show, failover, bench-dns, conformance or down (got %q)", fs.Args())
 	}
 	a.command = fs.Arg(0)
 	if a.role != lab.RoleWorker && a.role != lab.RoleMaster {
@@ -113,6 +118,13 @@ func main() {
 		_, err = l.FreezeMaster(45 * time.Second)
 	case "bench-dns":
 		_, err = l.BenchDNS(5*time.Second, 8)
+	case "conformance":
+		var res conformance.Result
+		res, err = l.Conformance(a.conformance)
+		fmt.Print(res.Summary())
+		if err == nil && len(res.Failed) > 0 {
+			err = fmt.Errorf("%d [Conformance] specs failed; the report: %s/conformance", len(res.Failed), a.dir)
+		}
 	case "down":
 		err = l.Down()
 	}

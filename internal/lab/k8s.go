@@ -148,6 +148,9 @@ func (l *Lab) k8sPillar() map[string]any {
 	for _, img := range l.images() {
 		images = append(images, map[string]any{"ref": img.Ref, "tarball": img.tarball})
 	}
+	for _, img := range l.st.Images {
+		images = append(images, map[string]any{"ref": img.Ref, "tarball": img.Tarball})
+	}
 	kubelet := map[string]any{
 		// Every kubelet shares the host's cgroup tree: each gets its own
 		// root, named by the lab's id, which Down removes.

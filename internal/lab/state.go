@@ -96,7 +96,10 @@ type State struct {
 	HostDirs   []string        `json:"host_dirs"`  // mount points the lab had to create on the host
 	Pods       map[string]bool `json:"pods"`       // pod namespaces
 	Options    Options         `json:"options"`
-	path       string
+	// Images are image tarballs added after the lab came up (make
+	// conformance's), which the workers import beside the lab's own.
+	Images []ExtraImage `json:"images,omitempty"`
+	path   string
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "state.json") }
@@ -131,6 +134,12 @@ func (s *State) Save() error {
 		return err
 	}
 	return atomicfile.WriteFile(s.path, b, 0o600)
+}
+
+// ExtraImage is an image tarball the workers import (worker:images).
+type ExtraImage struct {
+	Ref     string `json:"ref"`
+	Tarball string `json:"tarball"`
 }
 
 // Node returns the lab node called name.

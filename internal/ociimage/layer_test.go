@@ -103,6 +103,8 @@ func TestWriteWithBase(t *testing.T) {
 		Files: []File{
 			{Path: "/agnhost", Mode: 0o755, Data: []byte("agnhost")},
 			{Path: "/agnhost-2", Link: "agnhost"},
+			{Path: "/tmp", Mode: os.ModeDir | os.ModeSticky | 0o777},
+			{Path: "/tmp/keep", Mode: 0o644},
 		},
 		Entrypoint: []string{"/agnhost"},
 	}
@@ -133,6 +135,9 @@ func TestWriteWithBase(t *testing.T) {
 	h := layerEntries(t, Layer{gz: top, diffID: cfg.RootFS.DiffIDs[1]})
 	if l := h["agnhost-2"]; l == nil || l.Typeflag != tar.TypeSymlink || l.Linkname != "agnhost" {
 		t.Errorf("agnhost-2 is not a symlink to agnhost: %+v", l)
+	}
+	if d := h["tmp/"]; d == nil || d.Typeflag != tar.TypeDir || d.Mode != 0o1777 {
+		t.Errorf("tmp/ is not the directory 1777: %+v", d)
 	}
 	bad := img
 	bad.Files = []File{{Path: "/x", Link: "y", Data: []byte("z")}}

@@ -62,11 +62,14 @@ type Image struct {
 	Architecture string
 }
 
-// File is one regular file or symlink of the top layer. Its parent
+// File is one regular file, directory or symlink of the top layer. Its parent
 // directories are added (0755, root).
 type File struct {
-	Path string      // absolute, e.g. /pause
-	Mode os.FileMode // permission bits, e.g. 0o755, with os.ModeSetuid if it runs as its owner
+	Path string // absolute, e.g. /pause
+	// Mode is the permission bits, e.g. 0o755, with os.ModeSetuid if it runs
+	// as its owner; os.ModeDir makes an empty directory (with os.ModeSticky:
+	// /tmp).
+	Mode os.FileMode
 	Data []byte
 	// Link, when set, makes the file a symlink to it (Mode and Data unused).
 	Link string
@@ -178,7 +181,7 @@ func (img Image) validate() error {
 		if path.Clean(f.Path) != f.Path || f.Path == "/" {
 			return fmt.Errorf("image %s: Files[%d].Path %q is not a clean file path: write it as %q", img.Ref, i, f.Path, path.Clean(f.Path))
 		}
-		if f.Mode&^(os.ModePerm|os.ModeSetuid|os.ModeSetgid) != 0 {
+		if f.Mode&^(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky|os.ModeDir) != 0 {
 			return fmt.Errorf("image %s: Files[%d].Mode %v of %s has type bits: only regular files are written, give the permission bits alone, e.g. 0755 (a symlink: set Link)", img.Ref, i, f.Mode, f.Path)
 		}
 		if f.Link != "" && len(f.Data) > 0 {
@@ -191,7 +194,7 @@ func (img Image) validate() error {
 	}
 	for _, f := range img.Files {
 		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
-			if seen[d] {
+			if seen[d] && !img.isDir(d) {
 				return fmt.Errorf("image %s: %s is a file and also the parent directory of %s: rename one", img.Ref, d, f.Path)
 			}
 		}
@@ -202,6 +205,15 @@ func (img Image) validate() error {
 		}
 	}
 	return nil
+}
+
+func (img Image) isDir(p string) bool {
+	for _, f := range img.Files {
+		if f.Path == p {
+			return f.Mode&os.ModeDir != 0
+		}
+	}
+	return false
 }
 
 // blob is one content-addressed file of the layout.
@@ -313,7 +325,11 @@ func Write(w io.Writer, img Image) error {
 // files, in path order.
 func layer(files []File) ([]byte, error) {
 	dirs := map[string]bool{}
+	explicit := map[string]bool{}
 	for _, f := range files {
+		if f.Mode&os.ModeDir != 0 {
+			explicit[f.Path] = true
+		}
 		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
 			dirs[d] = true
 		}
@@ -324,10 +340,16 @@ func layer(files []File) ([]byte, error) {
 	}
 	var entries []entry
 	for d := range dirs {
-		entries = append(entries, entry{name: strings.TrimPrefix(d, "/") + "/"})
+		if !explicit[d] {
+			entries = append(entries, entry{name: strings.TrimPrefix(d, "/") + "/"})
+		}
 	}
 	for i := range files {
-		entries = append(entries, entry{name: strings.TrimPrefix(files[i].Path, "/"), f: &files[i]})
+		name := strings.TrimPrefix(files[i].Path, "/")
+		if explicit[files[i].Path] {
+			name += "/"
+		}
+		entries = append(entries, entry{name: name, f: &files[i]})
 	}
 	// Sorting by name puts "bin/" before "bin/x".
 	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
@@ -338,6 +360,10 @@ func layer(files []File) ([]byte, error) {
 		switch {
 		case e.f == nil:
 			err = tw.WriteHeader(dirHeader(e.name))
+		case e.f.Mode&os.ModeDir != 0:
+			h := dirHeader(e.name)
+			h.Mode = tarMode(e.f.Mode)
+			err = tw.WriteHeader(h)
 		case e.f.Link != "":
 			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: e.name, Linkname: e.f.Link, Mode: 0o777, ModTime: epoch, Format: tar.FormatPAX})
 		default:
@@ -353,7 +379,8 @@ func layer(files []File) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// tarMode is a file's mode as tar writes it: the permission bits and setuid/setgid.
+// tarMode is a file's mode as tar writes it: the permission bits and
+// setuid, setgid and sticky.
 func tarMode(m os.FileMode) int64 {
 	mode := int64(m.Perm())
 	if m&os.ModeSetuid != 0 {
@@ -361,6 +388,9 @@ func tarMode(m os.FileMode) int64 {
 	}
 	if m&os.ModeSetgid != 0 {
 		mode |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		mode |= 0o1000
 	}
 	return mode
 }

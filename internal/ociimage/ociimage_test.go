@@ -222,7 +222,7 @@ func TestWriteRejectsBadInput(t *testing.T) {
 		{"bad tag", func(i *Image) { i.Ref = "kubesalt.local/pod:-x" }, `tag "-x" is not valid`},
 		{"relative path", func(i *Image) { i.Files[1].Path = "pause" }, `Files[1].Path "pause" is relative: give the absolute path inside the image, e.g. /pause`},
 		{"unclean path", func(i *Image) { i.Files[1].Path = "/bin/../pause" }, `is not a clean file path: write it as "/pause"`},
-		{"dir mode", func(i *Image) { i.Files[1].Mode = os.ModeDir | 0o755 }, "Files[1].Mode"},
+		{"symlink mode", func(i *Image) { i.Files[1].Mode = os.ModeSymlink | 0o755 }, "Files[1].Mode"},
 		{"twice", func(i *Image) { i.Files[0].Path = "/pause" }, "is given twice"},
 		{"file as parent", func(i *Image) { i.Files[1].Path = "/usr/bin" }, "/usr/bin is a file and also the parent directory of /usr/bin/tool"},
 		{"no files", func(i *Image) { i.Files = nil }, "Files is empty"},

@@ -1,7 +1,6 @@
 package virt
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,43 +11,18 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/kubesalt/kubesalt/internal/cluster"
+	"github.com/kubesalt/kubesalt/internal/debian"
 )
 
 // aptMirror returns the Debian archive this machine's apt uses (so the
 // guest comes from the same packages, without naming a host here).
 func aptMirror(t *testing.T) string {
 	t.Helper()
-	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, stanza := range strings.Split(string(b), "\n\n") {
-			var uri string
-			bookworm := false
-			for _, l := range strings.Split(stanza, "\n") {
-				if v, ok := strings.CutPrefix(l, "URIs:"); ok {
-					uri = strings.Fields(v)[0]
-				}
-				if v, ok := strings.CutPrefix(l, "Suites:"); ok && strings.Contains(" "+v+" ", " bookworm ") {
-					bookworm = true
-				}
-			}
-			if uri != "" && bookworm {
-				return uri
-			}
-		}
+	m, err := debian.Mirror()
+	if err != nil {
+		t.Skip(err)
 	}
-	if f, err := os.Open("/etc/apt/sources.list"); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			w := strings.Fields(sc.Text())
-			if len(w) >= 3 && w[0] == "deb" && w[2] == "bookworm" {
-				return w[1]
-			}
-		}
-	}
-	t.Skip("no Debian bookworm archive in this machine's apt sources")
-	return ""
+	return m
 }
 
 // buildGuest debootstraps a small Debian 12 with a kernel and cloud-init
