@@ -44,7 +44,7 @@ func bundleFiles(node cluster.Node) []bundleSource {
 	if node.Role != cluster.RoleMaster {
 		return out
 	}
-	for _, name := range []string{nameAPIServer, nameAPIKubeletClient, nameAPIEtcdClient} {
+	for _, name := range []string{nameAPIServer, nameAPIKubeletClient, nameAPIEtcdClient, nameFrontProxyClient} {
 		out = append(out, bundleSource{name + ".pem", certPath(name), modePublic}, bundleSource{name + "-key.pem", keyPath(name), modeSecret})
 	}
 	for _, what := range []string{whatEtcdServer, whatEtcdPeer} {
@@ -95,6 +95,7 @@ func MakeBundle(d *cluster.Definition, dir, nodeName string) (*Bundle, error) {
 	for _, pair := range [][2]string{{"kubelet.pem", "kubelet-key.pem"}, {"kube-apiserver.pem", "kube-apiserver-key.pem"},
 		{"kube-apiserver-kubelet-client.pem", "kube-apiserver-kubelet-client-key.pem"},
 		{"kube-apiserver-etcd-client.pem", "kube-apiserver-etcd-client-key.pem"},
+		{"front-proxy-client.pem", "front-proxy-client-key.pem"},
 		{"etcd-server.pem", "etcd-server-key.pem"}, {"etcd-peer.pem", "etcd-peer-key.pem"}} {
 		c, okc := b.Files[pair[0]]
 		k, okk := b.Files[pair[1]]

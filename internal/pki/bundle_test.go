@@ -116,7 +116,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Certificates) != 12 || rep.Certificates[0].Name != "ca" || rep.Failing() != 0 {
+	if len(rep.Certificates) != 13 || rep.Certificates[0].Name != "ca" || rep.Failing() != 0 {
 		t.Fatalf("report: %+v", rep)
 	}
 	byName := map[string]CertificateStatus{}

@@ -48,6 +48,7 @@ func expectedSet() map[string]want {
 		"kube-proxy":                    {cn: "system:kube-proxy", orgs: []string{"system:node-proxier"}, usage: client},
 		"kube-apiserver-kubelet-client": {cn: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}, usage: client},
 		"kube-apiserver-etcd-client":    {cn: "kube-apiserver-etcd-client", orgs: []string{"system:masters"}, usage: client},
+		"front-proxy-client":            {cn: "front-proxy-client", usage: client},
 		"kube-apiserver": {cn: "kubernetes", orgs: []string{"kubernetes"}, usage: server,
 			dns: []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "k8s-api.example.org"},
 			ips: []string{"10.32.0.1", "127.0.0.1", "192.168.170.10", "192.168.170.11", "192.168.170.12", "192.168.170.5"}},
@@ -399,7 +400,7 @@ func TestRenewNearExpiry(t *testing.T) {
 
 	// Later the whole set is due: Now moves the clock.
 	res = issue(t, d, Options{Dir: dir, Now: time.Now().Add(350 * 24 * time.Hour)})
-	if len(res.Issued) != 7+3+2 || res.Issued["admin"] != "expires in 14 days" {
+	if len(res.Issued) != 8+3+2 || res.Issued["admin"] != "expires in 14 days" {
 		t.Errorf("after 350 days issued %v", res.Issued)
 	}
 	if len(res.Warnings) != 0 {
@@ -429,7 +430,7 @@ func TestRequestedReissue(t *testing.T) {
 	// A new CA reissues everything it signed.
 	oldCA := readFileT(t, dir, caCertFile)
 	res = issue(t, d, Options{Dir: dir, Reissue: []string{"ca"}})
-	if res.Issued["ca"] != "requested" || res.Issued["admin"] != "ca replaced" || len(res.Issued) != 1+7+3+1 {
+	if res.Issued["ca"] != "requested" || res.Issued["admin"] != "ca replaced" || len(res.Issued) != 1+8+3+1 {
 		t.Errorf("ca reissue: %v", res.Issued)
 	}
 	if bytes.Equal(oldCA, readFileT(t, dir, caCertFile)) {
@@ -439,7 +440,7 @@ func TestRequestedReissue(t *testing.T) {
 		t.Errorf("kubeconfigs %v", res.Kubeconfigs)
 	}
 	res = issue(t, d, Options{Dir: dir, Reissue: []string{ReissueAll}})
-	if len(res.Issued) != 7+3+1 {
+	if len(res.Issued) != 8+3+1 {
 		t.Errorf("all: %v", res.Issued)
 	}
 
@@ -453,7 +454,7 @@ func TestTestModeWritesNothing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
 	d := definition(t, 1, 1, "")
 	res := issue(t, d, Options{Dir: dir, Test: true})
-	if len(res.Issued) != 1+7+3+1+2 || res.Issued["ca"] != "new" || len(res.Kubeconfigs) != 6 {
+	if len(res.Issued) != 1+8+3+1+2 || res.Issued["ca"] != "new" || len(res.Kubeconfigs) != 6 {
 		t.Errorf("test mode on nothing: %+v", res)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -553,7 +554,7 @@ func TestAlgorithmChange(t *testing.T) {
 	caBefore := readFileT(t, dir, caCertFile)
 	rsaDef := definition(t, 1, 0, "  pki: {algorithm: rsa-2048, validity: 2160h}\n")
 	res := issue(t, rsaDef, Options{Dir: dir})
-	if len(res.Issued) != 7+3 || res.Issued["admin"] != "key algorithm changed (ecdsa-p256 -> rsa-2048), usages changed" {
+	if len(res.Issued) != 8+3 || res.Issued["admin"] != "key algorithm changed (ecdsa-p256 -> rsa-2048), usages changed" {
 		t.Errorf("issued %v", res.Issued)
 	}
 	if !bytes.Equal(caBefore, readFileT(t, dir, caCertFile)) {

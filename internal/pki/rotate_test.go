@@ -43,7 +43,7 @@ func TestRotateOverTheLifetime(t *testing.T) {
 	before := readCert(t, dir, "worker-1/kubelet")
 
 	res = rotate(t, at(11*time.Minute))
-	if len(res.Issued) != 15 { // 7 cluster-wide, 4 kubelets, 2x2 etcd
+	if len(res.Issued) != 16 { // 8 cluster-wide, 4 kubelets, 2x2 etcd
 		t.Errorf("at 11 min issued %d: %v", len(res.Issued), res.Issued)
 	}
 	if _, ok := res.Issued[NameCA]; ok {

@@ -88,9 +88,13 @@ const (
 	nameAPIServer         = "kube-apiserver"
 	nameAPIKubeletClient  = "kube-apiserver-kubelet-client"
 	nameAPIEtcdClient     = "kube-apiserver-etcd-client"
-	whatKubelet           = "kubelet"
-	whatEtcdServer        = "etcd-server"
-	whatEtcdPeer          = "etcd-peer"
+	// nameFrontProxyClient is the API server's identity when it proxies a
+	// request to an aggregated API server (--proxy-client-cert-file); only
+	// this name is trusted to pass on the user (requestheader-allowed-names).
+	nameFrontProxyClient = "front-proxy-client"
+	whatKubelet          = "kubelet"
+	whatEtcdServer       = "etcd-server"
+	whatEtcdPeer         = "etcd-peer"
 )
 
 // APIServer is the URL clients outside the masters use (cluster.Facts:
@@ -131,6 +135,7 @@ func certificateSet(d *cluster.Definition) ([]certSpec, error) {
 		client(nameProxy, "system:kube-proxy", "system:node-proxier", nodeLocal),
 		client(nameAPIKubeletClient, "kube-apiserver-kubelet-client", "system:masters", ""),
 		client(nameAPIEtcdClient, "kube-apiserver-etcd-client", "system:masters", ""),
+		{name: nameFrontProxyClient, cn: nameFrontProxyClient, usage: usageClient},
 		apiServerSpec(d),
 	}
 	for _, n := range d.Nodes {

@@ -37,7 +37,12 @@ kubernetes-control-plane-no-cluster-facts:
     binaries) /readyz fails at once while requests are still served for
     shutdown-delay-duration: every load balancer (checks 500 ms apart once
     failing, fall 2) takes the server out first, so no request meets a
-    closed listener; within the supervisor's 8 s stop timeout. #}
+    closed listener; within the supervisor's 8 s stop timeout.
+    The aggregation layer: the API server proxies to aggregated API servers
+    as front-proxy-client (the only name they trust to pass on the user),
+    and reaches them, admission webhooks and CRD conversion webhooks at
+    their endpoints' pod addresses (enable-aggregator-routing): a master
+    runs no kube-proxy, so a Service's cluster IP leads nowhere from it. #}
 {%- set apiserver = {
   'advertise-address': me.ip,
   'allow-privileged': true,
@@ -46,6 +51,7 @@ kubernetes-control-plane-no-cluster-facts:
   'secure-port': k.api.port,
   'client-ca-file': pki ~ '/ca.pem',
   'enable-admission-plugins': 'NodeRestriction',
+  'enable-aggregator-routing': true,
   'etcd-cafile': pki ~ '/ca.pem',
   'etcd-certfile': pki ~ '/kube-apiserver-etcd-client.pem',
   'etcd-keyfile': pki ~ '/kube-apiserver-etcd-client-key.pem',
@@ -55,6 +61,13 @@ kubernetes-control-plane-no-cluster-facts:
   'kubelet-client-certificate': pki ~ '/kube-apiserver-kubelet-client.pem',
   'kubelet-client-key': pki ~ '/kube-apiserver-kubelet-client-key.pem',
   'kubelet-preferred-address-types': 'InternalIP,Hostname',
+  'proxy-client-cert-file': pki ~ '/front-proxy-client.pem',
+  'proxy-client-key-file': pki ~ '/front-proxy-client-key.pem',
+  'requestheader-allowed-names': 'front-proxy-client',
+  'requestheader-client-ca-file': pki ~ '/ca.pem',
+  'requestheader-extra-headers-prefix': 'X-Remote-Extra-',
+  'requestheader-group-headers': 'X-Remote-Group',
+  'requestheader-username-headers': 'X-Remote-User',
   'runtime-config': 'api/all=true',
   'service-account-issuer': cluster.api_url,
   'service-account-key-file': pki ~ '/service-account.pub',
@@ -70,8 +83,8 @@ kubernetes-control-plane-no-cluster-facts:
 {{ service('kube-apiserver', paths.bin_dir ~ '/kube-apiserver', apiserver, paths, cluster.manager,
            watch=pki_watch(['ca.pem', 'kube-apiserver.pem', 'kube-apiserver-key.pem', 'kube-apiserver-etcd-client.pem',
                             'kube-apiserver-etcd-client-key.pem', 'kube-apiserver-kubelet-client.pem',
-                            'kube-apiserver-kubelet-client-key.pem', 'service-account.pub', 'service-account-key.pem',
-                            'encryption-config.yaml']) | load_json,
+                            'kube-apiserver-kubelet-client-key.pem', 'front-proxy-client.pem', 'front-proxy-client-key.pem',
+                            'service-account.pub', 'service-account-key.pem', 'encryption-config.yaml']) | load_json,
            runnable=cluster.have['kube-apiserver']) }}
 {%- set apiserver_running = running('kube-apiserver', cluster.manager) %}
 {%- if apiserver_running and cluster.have['kube-apiserver'] and cluster.have.kubectl %}
