@@ -237,7 +237,8 @@ func TestReadJUnit(t *testing.T) {
     <testcase name="[SynchronizedBeforeSuite]" status="passed"></testcase>
     <testcase name="[sig-node] Pods should be submitted and removed [Conformance]" status="passed"></testcase>
     <testcase name="[sig-network] DNS should provide DNS for services [Conformance]" status="failed"><failure message="timed out">x</failure></testcase>
-    <testcase name="[sig-apps] Job should run [Serial]" status="skipped"><skipped message="skipped"></skipped></testcase>
+    <testcase name="[sig-apps] Job should run [Serial] [Conformance]" status="skipped"><skipped message="skipped"></skipped></testcase>
+    <testcase name="[sig-apps] Job should not count, filtered out" status="skipped"><skipped message="skipped"></skipped></testcase>
     <testcase name="[ReportAfterSuite] Kubernetes e2e suite report" status="failed"><failure message="boom">x</failure></testcase>
   </testsuite>
 </testsuites>`), 0o644)
