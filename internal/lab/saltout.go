@@ -99,6 +99,20 @@ func checkRuns(runs map[string]stateRun, minions []string) (map[string]int, []st
 	return changed, problems
 }
 
+// saltJSON decodes the first JSON document in Salt's output (log lines
+// may come before it); false when there is none.
+func saltJSON(out string) (any, bool) {
+	i := strings.Index(out, "{")
+	if i < 0 {
+		return nil, false
+	}
+	var doc any
+	if json.NewDecoder(strings.NewReader(out[i:])).Decode(&doc) != nil {
+		return nil, false
+	}
+	return doc, true
+}
+
 // stateFields are a state return's own keys, never a minion or a state.
 var stateFields = map[string]bool{"name": true, "comment": true, "result": true, "__id__": true, "__sls__": true,
 	"__run_num__": true, "__jid__": true, "start_time": true, "duration": true, "__state_ran__": true, "outputter": true, "retcode": true}
@@ -109,12 +123,8 @@ var stateFields = map[string]bool{"name": true, "comment": true, "result": true,
 // holds no JSON object gives nothing: the caller falls back on the exit
 // status.
 func failedStates(out string) []string {
-	i := strings.Index(out, "{")
-	if i < 0 {
-		return nil
-	}
-	var doc any
-	if json.NewDecoder(strings.NewReader(out[i:])).Decode(&doc) != nil {
+	doc, ok := saltJSON(out)
+	if !ok {
 		return nil
 	}
 	var found []string

@@ -134,12 +134,8 @@ var upgradeStep = regexp.MustCompile(`^kubernetes-upgrade (\d+)/(\d+) ([^:]+)`)
 // orchestration's JSON (nested in pillar_changed's): each state's id names
 // its step; a step's time is the sum of its states'.
 func upgradePhases(out string) []Phase {
-	i := strings.Index(out, "{")
-	if i < 0 {
-		return nil
-	}
-	var doc any
-	if json.NewDecoder(strings.NewReader(out[i:])).Decode(&doc) != nil {
+	doc, ok := saltJSON(out)
+	if !ok {
 		return nil
 	}
 	took := map[string]float64{}
