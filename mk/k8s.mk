@@ -38,15 +38,17 @@ test-apiserver: build k8s-binaries etcd
 # its go.sum; rebuilt only when that module or this recipe changes.
 COREDNS_VERSION := v1.14.7
 COREDNS_BUILD   := internal/corednsbuild
+# Beside the releases, not in one: any Kubernetes release runs this CoreDNS.
+COREDNS_BIN     := $(BIN)/k8s
 
 .PHONY: coredns
 coredns: $(BIN)/.coredns-built-$(COREDNS_VERSION)
 
 $(BIN)/.coredns-built-$(COREDNS_VERSION): $(COREDNS_BUILD)/go.mod $(COREDNS_BUILD)/go.sum $(COREDNS_BUILD)/main.go
-	@mkdir -p $(K8S_BIN)
+	@mkdir -p $(COREDNS_BIN)
 	cd $(COREDNS_BUILD) && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X github.com/coredns/coredns/coremain.GitCommit=$(COREDNS_VERSION)' \
-	  -o $(CURDIR)/$(K8S_BIN)/coredns .
-	@v=$$($(K8S_BIN)/coredns -version | sed -n 1p); case "$$v" in *$(COREDNS_VERSION:v%=%)*) echo "coredns: $$v";; \
+	  -o $(CURDIR)/$(COREDNS_BIN)/coredns .
+	@v=$$($(COREDNS_BIN)/coredns -version | sed -n 1p); case "$$v" in *$(COREDNS_VERSION:v%=%)*) echo "coredns: $$v";; \
 	  *) echo "coredns reports '$$v', not $(COREDNS_VERSION)"; exit 1;; esac
-	@plugins=$$($(K8S_BIN)/coredns -plugins | tr -d ' ' | sort | tr '\n' ' '); echo "coredns plugins: $$plugins"
+	@plugins=$$($(COREDNS_BIN)/coredns -plugins | tr -d ' ' | sort | tr '\n' ' '); echo "coredns plugins: $$plugins"
 	touch $@

@@ -84,7 +84,7 @@ test-lab-k8s: venv build deps-apt-k8s etcd $(K8S_BINS)
 test-lab-rotation: venv build deps-apt-k8s etcd $(K8S_BINS)
 	$(LAB_ENV) go test -count=1 -timeout 40m -run '^TestLabRotation$$' -v ./internal/lab 2>&1 | grep -v '^=== \(PAUSE\|CONT\)'
 
-# Opt-in (a 6-node lab of its own, not yet timed here): built at
+# Opt-in (a 6-node lab of its own, ~16 min with the preflight's): built at
 # UPGRADE_FROM, a Deployment (two pods per worker, a PodDisruptionBudget,
 # a NodePort Service) asked every 100 ms from a master's namespace through
 # every worker's NodePort while versions:kubernetes moves to UPGRADE_TO and
