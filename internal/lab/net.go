@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/kubesalt/kubesalt/internal/topology"
 )
@@ -29,6 +30,11 @@ func (l *Lab) plugIn(ns string, ip netip.Addr) error {
 		return err
 	}
 	port := fmt.Sprintf("p%d", ip.As4()[3]) // unique: one address per node
+	// A node removed a moment ago may still have its port on the switch:
+	// the kernel tears a deleted namespace's links down in the background.
+	if out, err := topology.Run("ip", "-n", l.switchNS(), "link", "del", port); err != nil && !strings.Contains(out, "Cannot find device") {
+		return fmt.Errorf("the switch port %s of a node removed before: %v: %s", port, err, out)
+	}
 	return topology.Node(l.switchNS(), port, ns, netip.PrefixFrom(ip, NodeNet.Bits()))
 }
 
