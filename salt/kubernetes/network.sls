@@ -34,6 +34,11 @@ kubernetes-masquerade-{{ family }}:
     - text: "{{ tool }} is not installed: pods on {{ me.name }} reach only the cluster CIDR {{ cl }}"
 {%-     endif %}
 {%-   endfor %}
+{%- elif k.routing.masquerade_outside and k.mode == 'controller' %}
+
+kubernetes-masquerade-no-pod-cidr:
+  test.show_notification:
+    - text: "{{ me.name }} has no pod CIDR yet (the controller allocates it): masquerading starts on the run after the API reports it"
 {%- endif %}
 
 {#- Node.spec.podCIDR(s) to the plan, by `kubesalt nodes set-cidrs`: set
