@@ -1,7 +1,8 @@
 {#- `state.apply kubernetes`: by role (pillar kubernetes:nodes:<node>:role,
     or the grain kubesalt_role). Every node gets the API load balancer
     (and the masters the VIP), masters etcd and the control plane, workers
-    the node components, every node the network part, the routes watcher
+    the node components, every node its routes (right after the binaries:
+    a new node routes before the rest is set up), the network part, the routes watcher
     (kubernetes.routes-watch) and the schedule that runs this state again
     (kubernetes.reconcile). The CA host
     (kubernetes:ca:minion, the Salt master's own minion) gets its PKI, so
@@ -15,6 +16,7 @@ include:
 
 include:
   - kubernetes.binaries
+  - kubernetes.routes
   - kubernetes.pki
   - kubernetes.load-balancer
 {%- if me.role == 'master' %}

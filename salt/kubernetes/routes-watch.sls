@@ -2,7 +2,7 @@
     (kubernetes:routing:watch), run by the service manager
     (services:manager: a systemd unit with Restart=always, or `kubesalt
     supervise`). On each route, link and address event it runs the sync
-    kubernetes.network runs, with the node list that run recorded
+    kubernetes.routes runs, with the node list that run recorded
     (paths:routes_record); routes kubesalt does not own are never touched.
     Restarted when the kubesalt binary changes. -#}
 {%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
@@ -12,7 +12,7 @@
 
 include:
   - kubernetes.binaries
-  - kubernetes.network
+  - kubernetes.routes
 {%- if k.routing.watch %}
 {%- set args = {'record': paths.routes_record} %}
 {{ service('kubesalt-routes-watch', paths.bin_dir ~ '/kubesalt routes watch', args, paths, cluster.manager,

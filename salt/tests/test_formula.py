@@ -213,8 +213,16 @@ def test_routes_watch_and_reconcile_schedule_render(make_cluster):
     )
     assert state_args(off["kubernetes-reconcile-schedule"])[:2] == ("schedule", "absent")
     # The whole highstate of a node includes both.
-    ids = set(states_by_id(minion.show_sls("kubernetes")))
-    assert {"kubernetes-kubesalt-routes-watch-launch", "kubernetes-reconcile-schedule"} <= ids
+    highstate = states_by_id(minion.show_sls("kubernetes"))
+    assert {"kubernetes-kubesalt-routes-watch-launch", "kubernetes-reconcile-schedule"} <= set(highstate)
+    # A new node routes right after its binaries, before its certificates,
+    # load balancer and daemons (an add waits for it).
+    order = {sid: state_args(body)[2]["order"] for sid, body in highstate.items()}
+    sls = {sid: body["__sls__"] for sid, body in highstate.items()}
+    later = [sid for sid in highstate if sls[sid] not in ("kubernetes.binaries", "kubernetes.routes")]
+    assert sls["kubernetes-routes"] == "kubernetes.routes"
+    first = [sid for sid in later if order[sid] <= order["kubernetes-routes"]]
+    assert later and not first, first
 
 
 @pytest.mark.render

@@ -155,19 +155,23 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         steps = {sid: next(iter(v for k, v in b.items() if not k.startswith("__"))) for sid, b in rendered.items()}
         assert {"tgt": "worker-3"} in steps["kubernetes-add-node-highstate"]
         # The other nodes' routes: one publish of routes_sync (no state run
-        # queued behind another), after the pillar refresh only and before
-        # every step that waits for the highstate, so it runs beside it.
+        # queued behind another), in the background as soon as the node
+        # answers, each node's pillar compiled for the call: no wait for
+        # the certificates or a pillar refresh of every minion.
         routes = steps["kubernetes-add-node-routes"]
         assert {"name": "kubesalt_net.routes_sync"} in routes
         assert {"tgt": "I@kubesalt:node:* and not L@worker-3"} in routes
         # The record the node's routes watcher reconciles from, or the
         # watcher would take the new route away again.
-        assert {"kwarg": {"adopt": False, "protocol": 201, "record": "/var/lib/kubesalt/routes.json"}} in routes
-        assert {"require": [{"salt": "kubernetes-add-node-pillar"}]} in routes
+        assert {
+            "kwarg": {"adopt": False, "protocol": 201, "record": "/var/lib/kubesalt/routes.json", "fresh_pillar": True}
+        } in routes
+        assert {"require": [{"salt": "kubernetes-add-node-up"}]} in routes
+        assert {"parallel": True} in routes
         order = sorted(rendered, key=lambda sid: state_order(rendered[sid]))
-        assert order.index("kubernetes-add-node-routes") == order.index("kubernetes-add-node-highstate") + 1
-        # The pillar refreshed where it changed: the nodes and the new one.
-        assert {"tgt": "I@kubesalt:node:* or L@worker-3"} in steps["kubernetes-add-node-pillar"]
+        assert order.index("kubernetes-add-node-routes") == order.index("kubernetes-add-node-up") + 1
+        # The pillar refreshed only on the new node (its certificates).
+        assert {"tgt": "worker-3"} in steps["kubernetes-add-node-pillar"]
         # Unknown role: the other masters take the new material; a worker: no.
         assert ("kubernetes-add-node-masters" in steps) == ("kubernetes" not in pillar)
         assert ("kubernetes-add-node-vip-peers" in steps) == ("kubernetes" not in pillar)

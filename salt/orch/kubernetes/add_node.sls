@@ -5,9 +5,11 @@
     are queued on their minions (queue: True), and the planner and the PKI
     lock their files, so two adds at once wait for each other instead of
     colliding. The other nodes' routes (planned mode) are one publish of
-    kubesalt_net.routes_sync beside the new node's highstate: no state run
-    queued behind another, no pillar compiled again (routes sync tells
-    another sync's route from a conflict). With unless_converged (the
+    kubesalt_net.routes_sync as soon as the node answers, each node's
+    pillar compiled for that call: no state run queued behind another, no
+    pillar refresh of every minion first, no wait for the certificates
+    (routes sync tells another sync's route from a conflict). The new
+    node routes first thing in its highstate (kubernetes.routes). With unless_converged (the
     minion-start reactor), a node the status store reports converged is
     left alone, and so is every node of a cluster not built yet (no node
     has run a state). -#}
@@ -52,6 +54,31 @@ kubernetes-add-node-up:
         attempts: 150
         interval: 2
 
+{%- if mode != 'controller' %}
+{%- set routing = salt['slsutil.merge'](defaults.kubernetes.routing, salt['pillar.get']('kubernetes:routing', {}), strategy='recurse') %}
+{%- set routes_record = salt['pillar.get']('kubernetes:paths:routes_record', defaults.kubernetes.paths.routes_record) %}
+
+{#- In the background (parallel) from the moment the node answers, beside
+    the certificates and the highstate: each node's pillar, compiled for
+    the call, has the new node's CIDR. A node that fails to sync fails this
+    step and the orchestration. #}
+kubernetes-add-node-routes:
+  salt.function:
+    - name: kubesalt_net.routes_sync
+    - tgt: I@kubesalt:node:* and not L@{{ node }}
+    - tgt_type: compound
+    - kwarg:
+        adopt: {{ routing.adopt | json }}
+        protocol: {{ routing.protocol | json }}
+        {#- The node's routes watcher reconciles from this record: without
+            the new node in it, it would take the new route away again. #}
+        record: {{ routes_record | json }}
+        fresh_pillar: True
+    - parallel: True
+    - require:
+      - salt: kubernetes-add-node-up
+{%- endif %}
+
 {%- if ca_minion %}
 kubernetes-add-node-pki:
   salt.state:
@@ -64,13 +91,12 @@ kubernetes-add-node-pki:
     - name: no CA minion (kubernetes:ca:minion is empty); the certificates are issued outside Salt
 {%- endif %}
 
-{#- Where the pillar changed: every node (the node list) and the new one
-    (not a node in the master's pillar cache yet, so by name). #}
+{#- The new node's pillar, with its certificates: the other nodes' state
+    runs compile theirs anew, and their routes step compiles its own. #}
 kubernetes-add-node-pillar:
   salt.function:
     - name: saltutil.refresh_pillar
-    - tgt: I@kubesalt:node:* or L@{{ node }}
-    - tgt_type: compound
+    - tgt: {{ node }}
     - kwarg:
         wait: True
     - require:
@@ -105,27 +131,6 @@ kubernetes-add-node-highstate:
     - require:
       - salt: {{ 'kubernetes-add-node-pillar' if role == 'worker' else 'kubernetes-add-node-vip-peers' }}
 
-{%- if mode != 'controller' %}
-{%- set routing = salt['slsutil.merge'](defaults.kubernetes.routing, salt['pillar.get']('kubernetes:routing', {}), strategy='recurse') %}
-{%- set routes_record = salt['pillar.get']('kubernetes:paths:routes_record', defaults.kubernetes.paths.routes_record) %}
-
-{#- Before any step that waits for the highstate, so it runs beside it:
-    each node's refreshed pillar has the new node's CIDR. A node that fails
-    to sync fails this step and the orchestration. #}
-kubernetes-add-node-routes:
-  salt.function:
-    - name: kubesalt_net.routes_sync
-    - tgt: I@kubesalt:node:* and not L@{{ node }}
-    - tgt_type: compound
-    - kwarg:
-        adopt: {{ routing.adopt | json }}
-        protocol: {{ routing.protocol | json }}
-        {#- The node's routes watcher reconciles from this record: without
-            the new node in it, it would take the new route away again. #}
-        record: {{ routes_record | json }}
-    - require:
-      - salt: kubernetes-add-node-pillar
-{%- endif %}
 
 {#- A new master changes the API server's certificate (its IP is a SAN)
     and the etcd member list: the other masters take the new material. A

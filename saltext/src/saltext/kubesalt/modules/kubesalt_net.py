@@ -9,6 +9,8 @@ registers the protocol's name for ``ip route``; unset: the binary's default.
 The formula registers it itself, in ``paths:rt_protos_conf``).
 """
 
+import salt.pillar
+
 import saltext.kubesalt.utils.binary as kb
 
 __virtualname__ = "kubesalt_net"
@@ -48,17 +50,34 @@ def plan(definition=None, plan_file=None, test=None):
     )
 
 
-def _routes_args(nodes, self_name, netns, protocol, table):
-    args, stdin = kb.nodes_input(nodes, __pillar__)
+def _fresh_pillar():
+    # Compiled anew by the master, as pillar.items does (but not masked):
+    # a node added a moment ago is in it, without a pillar refresh first.
+    return salt.pillar.get_pillar(
+        __opts__, dict(__grains__), __opts__["id"], pillarenv=__opts__.get("pillarenv")
+    ).compile_pillar()
+
+
+def _routes_args(nodes, self_name, netns, protocol, table, pillar=None):
+    pillar = __pillar__ if pillar is None else pillar
+    args, stdin = kb.nodes_input(nodes, pillar)
     if self_name is None:
         # The ext_pillar names this minion's node; without it the binary
         # takes the node whose IP is local.
-        self_name = (__pillar__.get("kubesalt") or {}).get("node")
+        self_name = (pillar.get("kubesalt") or {}).get("node")
     return args + kb.flags(self=self_name, netns=netns, protocol=protocol, table=table), stdin
 
 
 def routes_sync(
-    nodes=None, self_name=None, netns=None, adopt=False, test=None, protocol=None, table=None, record=None
+    nodes=None,
+    self_name=None,
+    netns=None,
+    adopt=False,
+    test=None,
+    protocol=None,
+    table=None,
+    record=None,
+    fresh_pillar=False,
 ):
     """
     Program a route to every other node's pod CIDR(s) and remove stale ones.
@@ -77,6 +96,10 @@ def routes_sync(
     record
         Keep the node list and options of an applied sync in this file, from
         which ``kubesalt routes watch`` heals the routes between state runs.
+    fresh_pillar
+        Take the node list from a pillar the master compiles for this call,
+        not the minion's loaded one: a node added to the definition is
+        routed without a pillar refresh of every minion first.
 
     CLI Example:
 
@@ -84,7 +107,8 @@ def routes_sync(
 
         salt '*' kubesalt_net.routes_sync test=True
     """
-    args, stdin = _routes_args(nodes, self_name, netns, protocol, table)
+    pillar = _fresh_pillar() if fresh_pillar and nodes is None else None
+    args, stdin = _routes_args(nodes, self_name, netns, protocol, table, pillar)
     args += kb.flags(
         adopt=bool(adopt),
         test=kb.test_mode(__opts__, test),
