@@ -27,7 +27,7 @@ $(BIN)/.e2e-built-$(K8S_VERSION): $(wildcard $(E2E_BUILD)/go.mod $(E2E_BUILD)/go
 	@grep -qE '^(require)?[[:space:]]+k8s.io/kubernetes $(K8S_VERSION)$$' $(E2E_BUILD)/go.mod 2>/dev/null || { \
 	  echo "K8S_VERSION=$(K8S_VERSION): no build module $(E2E_BUILD) requiring k8s.io/kubernetes $(K8S_VERSION)"; exit 1; }
 	@mkdir -p $(E2E_BIN)
-	cd $(E2E_BUILD) && CGO_ENABLED=0 go test -c -trimpath -ldflags '-s -w $(K8S_VERSION_VARS)' \
+	cd $(E2E_BUILD) && CGO_ENABLED=0 go test -c -vet=off -trimpath -ldflags '-s -w $(K8S_VERSION_VARS)' \
 	  -o $(CURDIR)/$(E2E_BIN)/e2e.test k8s.io/kubernetes/test/e2e
 	cd $(E2E_BUILD) && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $(K8S_VERSION_VARS)' -o $(CURDIR)/$(E2E_BIN)/ $(E2E_PROGRAMS)
 	@src=$$(cd $(E2E_BUILD) && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images; \

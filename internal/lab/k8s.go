@@ -156,11 +156,17 @@ func (l *Lab) k8sPillar() map[string]any {
 		// root, named by the lab's id, which Down removes.
 		"cgroup_root": "/" + l.st.ID + "/{node}",
 	}
+	config := map[string]any{
+		// Every kubelet sees the host's one disk, which the lab does not
+		// own: its free share is no node's pressure (kind does the same).
+		"evictionHard": map[string]any{"nodefs.available": "0%", "nodefs.inodesFree": "0%", "imagefs.available": "0%"},
+	}
 	if !cgroupV2() {
 		// From v1.35 the kubelet refuses a cgroup v1 host unless told
 		// otherwise (failCgroupV1 defaults to true); this host is one.
-		kubelet["config"] = map[string]any{"failCgroupV1": false}
+		config["failCgroupV1"] = false
 	}
+	kubelet["config"] = config
 	return map[string]any{
 		"images":  images,
 		"kubelet": kubelet,
