@@ -49,14 +49,21 @@ type Unbuilt struct{ Ref, Reason string }
 // debianEnv is the Debian images' environment (what debian:bookworm sets).
 var debianEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
-// notBuilt are the images e2e.test lists that no default [Conformance] spec
-// runs here, or that must stay unpullable, by repository; every other one
-// without a recipe is reported unbuilt as "no recipe".
-var notBuilt = map[string]string{
-	"invalid.registry.k8s.io/invalid/alpine":          "must not exist: the spec checks that pulling it fails",
-	"gcr.io/k8s-authenticated-test/agnhost":           "a private registry's image: its specs test pulling with credentials (conformance-skips.yaml)",
-	"registry.k8s.io/e2e-test-images/perl":            "no [Conformance] spec runs it",
-	"registry.k8s.io/build-image/distroless-iptables": "no [Conformance] spec runs it",
+// notBuilt says why an image e2e.test lists has no recipe here: none of
+// the [Conformance] specs runs it (a make conformance run that pulled one
+// would fail that spec, naming it), or it must stay unpullable.
+func notBuilt(repo string) string {
+	switch {
+	case repo == "invalid.registry.k8s.io/invalid/alpine":
+		return "must not exist: the spec checks that pulling it fails"
+	case strings.HasPrefix(repo, "gcr.io/k8s-authenticated-test/"):
+		return "a private registry's image: only specs of pulling with credentials run it, none of them [Conformance]"
+	case strings.HasPrefix(repo, "registry.k8s.io/sig-storage/"), strings.HasPrefix(repo, "registry.k8s.io/cloud-provider-gcp/"),
+		strings.HasPrefix(repo, "registry.k8s.io/e2e-test-images/volume/"):
+		return "a storage driver's or volume server's image: only the storage drivers' specs run it, none of them [Conformance]"
+	default:
+		return "no [Conformance] spec runs it"
+	}
 }
 
 // builder makes one image of the sources.
@@ -98,11 +105,7 @@ func BuildImages(src Sources, refs []string, outDir string) ([]Built, []Unbuilt,
 		}
 		recipe, ok := recipes[repo]
 		if !ok {
-			reason := notBuilt[repo]
-			if reason == "" {
-				reason = "no recipe here: a spec that runs it fails to pull it; list the spec in conformance-skips.yaml or add a recipe"
-			}
-			unbuilt = append(unbuilt, Unbuilt{ref, reason})
+			unbuilt = append(unbuilt, Unbuilt{ref, notBuilt(repo)})
 			continue
 		}
 		img, err := recipe(b, ref)

@@ -329,6 +329,18 @@ func TestLabKubernetes(t *testing.T) {
 	// On standard output, as the benchmark figure it is.
 	fmt.Printf("etcd restore: %.1fs from orch.kubernetes.etcd_restore's start to the smoke test passed (%d masters, %d workers)\n",
 		took.Seconds(), len(l.withRole(RoleMaster)), len(l.workers()))
+	// The upstream conformance suite's CI subset (make test-lab-k8s sets
+	// the focus), on this lab as it is now: every spec passes.
+	if focus := os.Getenv("KUBESALT_CONFORMANCE_FOCUS"); focus != "" {
+		res, err := l.Conformance(ConformanceOptions{Focus: focus, Nodes: 4})
+		fmt.Print(res.Summary())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Failed) > 0 || len(res.Passed) == 0 {
+			t.Errorf("conformance subset: %d passed, %d failed (%v); the report: %s/conformance", len(res.Passed), len(res.Failed), res.Failed, l.Dir)
+		}
+	}
 	checkDown(t, l)
 }
 
