@@ -21,9 +21,9 @@ import (
 // RootfsPackages are what the Debian-based images need beyond minbase: the
 // tools agnhost's own (Alpine) image carries, which specs run in it (dig,
 // curl, nc, ss, bash), nginx for the web server images, and busybox-static
-// and bash-static for the busybox image.
+// for the busybox image.
 var RootfsPackages = []string{
-	"bash", "bash-static", "bind9-dnsutils", "busybox-static", "curl", "iperf", "iproute2",
+	"bash", "bind9-dnsutils", "busybox-static", "curl", "iperf", "iproute2",
 	"iputils-ping", "netcat-openbsd", "nginx-light", "procps",
 }
 
@@ -200,19 +200,13 @@ func (b *builder) webserver(ref, page string) (ociimage.Image, error) {
 	return img, nil
 }
 
-// busybox is Debian's busybox-static, with a link for each applet, and a
-// static bash as /bin/sh: Debian's busybox (1.35) ash drops environment
-// variables whose names are not shell names ("data-1", which the ConfigMap
-// and Secret specs pass and read back with `sh -c env`), bash keeps them.
+// busybox is Debian's busybox-static alone, with a link for each applet
+// (sh is its ash, whose messages specs compare).
 func (b *builder) busybox(ref string) (ociimage.Image, error) {
 	bin := filepath.Join(b.src.Rootfs, "usr/bin/busybox")
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return ociimage.Image{}, fmt.Errorf("%w: the Debian tree lacks busybox-static", err)
-	}
-	sh, err := os.ReadFile(filepath.Join(b.src.Rootfs, "usr/bin/bash-static"))
-	if err != nil {
-		return ociimage.Image{}, fmt.Errorf("%w: the Debian tree lacks bash-static", err)
 	}
 	out, err := exec.Command(bin, "--list-full").Output()
 	if err != nil {
@@ -220,13 +214,12 @@ func (b *builder) busybox(ref string) (ociimage.Image, error) {
 	}
 	files := []ociimage.File{
 		{Path: "/bin/busybox", Mode: 0o755, Data: data},
-		{Path: "/bin/sh", Mode: 0o755, Data: sh},
 		{Path: "/etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")},
 		{Path: "/etc/group", Mode: 0o644, Data: []byte("root:x:0:\nnobody:x:65534:\n")},
 		{Path: "/tmp", Mode: os.ModeDir | os.ModeSticky | 0o777},
 		{Path: "/root", Mode: os.ModeDir | 0o700},
 	}
-	seen := map[string]bool{"/bin/busybox": true, "/bin/sh": true}
+	seen := map[string]bool{"/bin/busybox": true}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		// Every applet in /bin: the image is one directory of tools, as
