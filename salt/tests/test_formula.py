@@ -511,6 +511,13 @@ def test_control_plane_flags(applied, variant):
     assert api["etcd-servers"] == "https://192.168.170.10:2379"
     assert api["encryption-provider-config"].endswith("/pki/encryption-config.yaml")
     assert (root / "etc/kubernetes/pki/encryption-config.yaml").exists()
+    # The aggregation layer: webhooks and aggregated API servers reached at
+    # their pods (a master runs no kube-proxy), proxied to as front-proxy-client.
+    assert api["enable-aggregator-routing"] == "true"
+    assert api["requestheader-allowed-names"] == "front-proxy-client"
+    assert api["proxy-client-cert-file"].endswith("/pki/front-proxy-client.pem")
+    assert (root / "etc/kubernetes/pki/front-proxy-client.pem").exists()
+    assert (root / "etc/kubernetes/pki/front-proxy-client-key.pem").exists()
 
     kcm = launch_flags(root, "kube-controller-manager")
     assert kcm["leader-elect"] == "true"
