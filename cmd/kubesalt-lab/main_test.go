@@ -10,19 +10,21 @@ import (
 
 func TestParseArgs(t *testing.T) {
 	t.Setenv("KUBESALT_LAB_K8S_VERSION", "")
+	ginkgo := lab.ConformanceOptions{Nodes: 4}
 	for _, c := range []struct {
 		argv []string
 		want args
 	}{
 		// The Makefile's order: flags first.
 		{[]string{"--dir", ".lab", "--salt-bin", ".venv/bin", "up", "--nodes", "4", "--k8s", "--mode", "controller"},
-			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 4, role: lab.RoleWorker, options: lab.Options{K8S: true, Mode: lab.ModeController, K8SVersion: lab.DefaultK8SVersion}}},
+			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 4, role: lab.RoleWorker, options: lab.Options{K8S: true, Mode: lab.ModeController, K8SVersion: lab.DefaultK8SVersion}, conformance: ginkgo}},
 		{[]string{"up", "--k8s", "--k8s-version", "v1.35.4"},
-			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{K8S: true, Mode: lab.ModePlanned, K8SVersion: "v1.35.4"}}},
+			args{command: "up", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{K8S: true, Mode: lab.ModePlanned, K8SVersion: "v1.35.4"}, conformance: ginkgo}},
 		{[]string{"remove-node", "--node", "worker-3"},
-			args{command: "remove-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, node: "worker-3", role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}}},
-		{[]string{"down"}, args{command: "down", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}}},
-		{[]string{"add-node", "--role", "master"}, args{command: "add-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleMaster, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}}},
+			args{command: "remove-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, node: "worker-3", role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}, conformance: ginkgo}},
+		{[]string{"down"}, args{command: "down", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}, conformance: ginkgo}},
+		{[]string{"conformance", "--focus", "DNS", "--serial", "--ginkgo-nodes", "2"}, args{command: "conformance", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleWorker, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}, conformance: lab.ConformanceOptions{Focus: "DNS", Serial: true, Nodes: 2}}},
+		{[]string{"add-node", "--role", "master"}, args{command: "add-node", dir: ".lab", repo: ".", saltBin: ".venv/bin", nodes: 6, role: lab.RoleMaster, options: lab.Options{Mode: lab.ModePlanned, K8SVersion: lab.DefaultK8SVersion}, conformance: ginkgo}},
 	} {
 		got, err := parseArgs(c.argv, io.Discard)
 		if err != nil || got != c.want {

@@ -44,11 +44,11 @@ func TestPKICommands(t *testing.T) {
 		t.Errorf("--test created %s", dir)
 	}
 	code, out, _ = runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir)
-	if code != 0 || out.Result == nil || !*out.Result || len(out.Changes["issued"]) != 22 || out.Changes["kubeconfigs"]["worker-2/kubelet"] != "new" {
+	if code != 0 || out.Result == nil || !*out.Result || len(out.Changes["issued"]) != 23 || out.Changes["kubeconfigs"]["worker-2/kubelet"] != "new" {
 		t.Errorf("issue: code %d result %v changes %v", code, out.Result, out.Changes)
 	}
 	code, out, _ = runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir, "--test")
-	if code != 0 || out.Result == nil || !*out.Result || len(out.Changes) != 0 || !strings.Contains(out.Comment, "all 20 certificates") {
+	if code != 0 || out.Result == nil || !*out.Result || len(out.Changes) != 0 || !strings.Contains(out.Comment, "all 21 certificates") {
 		t.Errorf("no-op: code %d result %v changes %v comment %q", code, out.Result, out.Changes, out.Comment)
 	}
 	code, out, _ = runPKI(t, string(def), "pki", "issue", "--definition", "-", "--dir", dir, "--reissue", "admin,worker-0/kubelet")
@@ -66,7 +66,7 @@ func TestPKICommands(t *testing.T) {
 			DaysLeft int      `json:"days_left"`
 		} `json:"certificates"`
 	}
-	if err := json.Unmarshal(out.Data, &report); err != nil || code != 0 || len(report.Certificates) != 20 || report.Certificates[0].Name != "ca" || report.Certificates[0].DaysLeft < 3600 {
+	if err := json.Unmarshal(out.Data, &report); err != nil || code != 0 || len(report.Certificates) != 21 || report.Certificates[0].Name != "ca" || report.Certificates[0].DaysLeft < 3600 {
 		t.Errorf("check: code %d err %v %+v", code, err, report)
 	}
 	// Everything is inside a 9000h window: exit 1.
@@ -136,7 +136,7 @@ func TestPKIRotateCommands(t *testing.T) {
 		} `json:"certificates"`
 	}
 	code, out, _ := runPKI(t, string(def), "pki", "rotate", "--definition", "-", "--dir", dir)
-	if json.Unmarshal(out.Data, &data); code != 0 || len(data.Dispatch) != 0 || len(data.Certificates) != 20 || !strings.Contains(out.Comment, "nothing due") {
+	if json.Unmarshal(out.Data, &data); code != 0 || len(data.Dispatch) != 0 || len(data.Certificates) != 21 || !strings.Contains(out.Comment, "nothing due") {
 		t.Errorf("fresh set: %d %q %+v", code, out.Comment, data)
 	}
 	// A kubelet certificate reissued (by hand, or by a highstate of the
