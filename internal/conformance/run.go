@@ -151,7 +151,6 @@ type junit struct {
 	Suites []struct {
 		Cases []struct {
 			Name    string    `xml:"name,attr"`
-			Status  string    `xml:"status,attr"`
 			Skipped *struct{} `xml:"skipped"`
 			Failure *struct{} `xml:"failure"`
 			Error   *struct{} `xml:"error"`

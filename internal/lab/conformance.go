@@ -43,7 +43,6 @@ func (l *Lab) Conformance(o ConformanceOptions) (conformance.Result, error) {
 	if _, err := os.Stat(filepath.Join(e2eDir, "e2e.test")); err != nil {
 		return conformance.Result{}, fmt.Errorf("%w: run `make e2e-binaries K8S_VERSION=%s`", err, l.k8sVersion())
 	}
-	var refs []string
 	err := l.phase("the images the suite lists, made on a Debian tree", func() error {
 		made, err := debian.Tree(l.conformanceRootfs(), conformance.RootfsPackages)
 		if err != nil {
@@ -56,11 +55,10 @@ func (l *Lab) Conformance(o ConformanceOptions) (conformance.Result, error) {
 		if err != nil {
 			return fmt.Errorf("e2e.test --list-images: %w", err)
 		}
-		refs = strings.Fields(string(out))
 		built, unbuilt, err := conformance.BuildImages(conformance.Sources{
 			Rootfs: l.conformanceRootfs(), E2EDir: e2eDir,
 			Etcd: l.builtBin("etcd"), Pause: filepath.Join(l.Repo, "bin/kubesalt-pod"),
-		}, refs, filepath.Join(l.binariesDir(), "images/e2e"))
+		}, strings.Fields(string(out)), filepath.Join(l.binariesDir(), "images/e2e"))
 		if err != nil {
 			return err
 		}

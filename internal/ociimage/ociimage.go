@@ -173,7 +173,7 @@ func (img Image) validate() error {
 	if len(img.Files) == 0 && len(img.Base) == 0 {
 		return fmt.Errorf("image %s: Files is empty: give at least the binary the image runs", img.Ref)
 	}
-	seen := map[string]bool{}
+	seen, dirs := map[string]bool{}, map[string]bool{}
 	for i, f := range img.Files {
 		if !path.IsAbs(f.Path) {
 			return fmt.Errorf("image %s: Files[%d].Path %q is relative: give the absolute path inside the image, e.g. /%s", img.Ref, i, f.Path, strings.TrimPrefix(f.Path, "./"))
@@ -190,11 +190,11 @@ func (img Image) validate() error {
 		if seen[f.Path] {
 			return fmt.Errorf("image %s: Files[%d].Path %s is given twice: keep one", img.Ref, i, f.Path)
 		}
-		seen[f.Path] = true
+		seen[f.Path], dirs[f.Path] = true, f.Mode&os.ModeDir != 0
 	}
 	for _, f := range img.Files {
 		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
-			if seen[d] && !img.isDir(d) {
+			if seen[d] && !dirs[d] {
 				return fmt.Errorf("image %s: %s is a file and also the parent directory of %s: rename one", img.Ref, d, f.Path)
 			}
 		}
@@ -205,15 +205,6 @@ func (img Image) validate() error {
 		}
 	}
 	return nil
-}
-
-func (img Image) isDir(p string) bool {
-	for _, f := range img.Files {
-		if f.Path == p {
-			return f.Mode&os.ModeDir != 0
-		}
-	}
-	return false
 }
 
 // blob is one content-addressed file of the layout.
