@@ -1,7 +1,7 @@
 {#- Binaries: kubesalt's own, and this role's Kubernetes, etcd, containerd,
     runc and CNI plugin binaries, from release URLs checked by sha256 or,
     for the lab and the tests, from a local directory. -#}
-{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths, local_exists with context %}
 {%- set b = k.binaries %}
 {%- set wanted = b.roles.get(me.role, []) %}
 
@@ -16,7 +16,7 @@ kubernetes-bin-dirs:
 {%- set missing = [] %}
 {%- for name in ['kubesalt'] + wanted %}
 {%-   set src = cluster.local_src[name] %}
-{%-   if salt['file.file_exists'](src) %}
+{%-   if local_exists(src) | load_json %}
 
 kubernetes-bin-{{ name }}:
   file.managed:
@@ -36,7 +36,7 @@ kubernetes-bin-{{ name }}:
 {%- if me.role == 'worker' %}
 {%-   for name in b.cni_plugins %}
 {%-     set src = b.local_dir ~ '/cni/' ~ name %}
-{%-     if salt['file.file_exists'](src) %}
+{%-     if local_exists(src) | load_json %}
 
 kubernetes-cni-bin-{{ name }}:
   file.managed:

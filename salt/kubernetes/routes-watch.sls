@@ -5,10 +5,10 @@
     kubernetes.routes runs, with the node list that run recorded
     (paths:routes_record); routes kubesalt does not own are never touched.
     Restarted when the kubesalt binary changes. -#}
-{%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
+{%- from "kubernetes/map.jinja" import k, me, cluster, paths, local_exists with context %}
 {%- from "kubernetes/service.jinja" import service, stopped with context %}
 {%- set local = k.binaries.source == 'local' %}
-{%- set have = not local or salt['file.file_exists'](k.binaries.local_dir ~ '/kubesalt') %}
+{%- set have = not local or local_exists(k.binaries.local_dir ~ '/kubesalt') | load_json %}
 
 include:
   - kubernetes.binaries

@@ -18,8 +18,10 @@ from conftest import (
     FORMULA_SLS,
     PILLAR_EXAMPLE,
     REPO,
+    SALT_DIR,
     default_versions,
     example_pillar,
+    kubesalt_bin,
     local_binaries,
     local_etcd,
     pillar_override,
@@ -566,6 +568,31 @@ def read(path):
 
 def tree(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+def test_local_binaries_from_the_master_file_server(make_cluster, tmp_path):
+    """binaries:local_dir as a salt:// directory (the lab's VMs, whose disks
+    hold no copy of the binaries): what the file server has is installed
+    from it, what it lacks is listed as missing, as with a local path."""
+    served = tmp_path / "fileserver"
+    served.mkdir()
+    (served / "kubesalt-binaries").symlink_to(local_binaries(tmp_path / "binaries"))
+    minion = make_cluster("example").minion(
+        "vm-binaries", extra={"id": "worker-0", "file_roots": {"base": [str(SALT_DIR), str(served)]}}
+    )
+    ret = minion.call(
+        "state.sls",
+        "kubernetes.binaries",
+        pillar_override(binaries={"source": "local", "local_dir": "salt://kubesalt-binaries"}),
+    )
+    failed = {k: v["comment"] for k, v in ret.items() if v["result"] is False}
+    assert not failed, failed
+    installed = minion.root / "usr/local/bin/kubesalt"
+    assert installed.read_bytes() == kubesalt_bin().read_bytes()
+    if Path("/usr/lib/cni/bridge").exists():
+        assert (minion.root / "opt/cni/bin/bridge").exists()
+    missing = [v["comment"] for k, v in ret.items() if "kubernetes-bin-missing" in k]
+    assert missing and "not in salt://kubesalt-binaries" in missing[0] and "kubelet" in missing[0], ret
 
 
 def owned_routes():
