@@ -141,7 +141,7 @@ func TestE2EVMJoinsSaltMaster(t *testing.T) {
 		t.Fatalf("the master does not hold worker-0's key accepted: %v", err)
 	}
 
-	console := filepath.Join(s.Dir, "var/log/libvirt/qemu/worker-0-serial.log")
+	console := s.daemon.SerialLog("worker-0")
 	consoleTail := func() string { b, _ := os.ReadFile(console); return string(tail(b, 4000)) }
 	wait := func(what string, limit time.Duration, ok func() bool) {
 		t.Helper()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubesalt/kubesalt/internal/libvirtd"
 	"github.com/kubesalt/kubesalt/internal/testenv"
 )
 
@@ -23,6 +24,7 @@ type sandbox struct {
 	NS     string
 	URI    string
 	Pool   string // a directory pool's path for the test's volumes
+	daemon libvirtd.Daemon
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -52,35 +54,12 @@ func startLibvirtd(t *testing.T) *sandbox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sandbox{Dir: dir, NS: fmt.Sprintf("ksvirt%d", os.Getpid()), Pool: filepath.Join(dir, "images"), exited: make(chan struct{})}
-	s.URI = "qemu+unix:///system?socket=" + filepath.Join(dir, "sock", "libvirt-sock")
-	t.Cleanup(s.stop)
-	for _, d := range []string{"sock", "images", "var/lib/libvirt", "var/log/libvirt/qemu", "var/cache/libvirt"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	d, err := libvirtd.Prepare(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Debian's libvirt-daemon without systemd: root runs the guests, no
-	// cgroups or security drivers (a container has neither), virtlogd
-	// keeps the serial logs.
-	writeFiles(t, map[string]string{
-		filepath.Join(dir, "etc/libvirtd.conf"): fmt.Sprintf(`unix_sock_dir = "%s"
-unix_sock_rw_perms = "0700"
-auth_unix_rw = "none"
-auth_unix_ro = "none"
-log_outputs = "2:file:/var/log/libvirt/libvirtd.log"
-`, filepath.Join(dir, "sock")),
-		filepath.Join(dir, "etc/virtlogd.conf"): "log_outputs = \"2:file:/var/log/libvirt/virtlogd.log\"\n",
-		filepath.Join(dir, "etc/qemu.conf"): `user = "root"
-group = "root"
-dynamic_ownership = 0
-remember_owner = 0
-security_driver = "none"
-cgroup_controllers = [ ]
-namespaces = [ ]
-stdio_handler = "logd"
-`,
-	})
+	s := &sandbox{Dir: dir, NS: fmt.Sprintf("ksvirt%d", os.Getpid()), Pool: d.Pool(), URI: d.URI(), daemon: d, exited: make(chan struct{})}
+	t.Cleanup(s.stop)
 	if out, err := exec.Command("ip", "netns", "add", s.NS).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v %s", s.NS, err, out)
 	}
@@ -89,8 +68,8 @@ stdio_handler = "logd"
 		t.Fatal(err)
 	}
 	defer log.Close()
-	script, _ := filepath.Abs("testdata/libvirtd-sandbox.sh")
-	s.cmd = exec.Command("ip", "netns", "exec", s.NS, "unshare", "-m", "--propagation", "private", "sh", script, dir)
+	argv := d.Argv(s.NS)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -116,17 +95,7 @@ stdio_handler = "logd"
 }
 
 // logs returns the daemons' output and logs, for failure messages.
-func (s *sandbox) logs() string {
-	var b strings.Builder
-	for _, f := range []string{"sandbox.out", "var/log/libvirt/libvirtd.log", "var/log/libvirt/virtlogd.log"} {
-		c, _ := os.ReadFile(filepath.Join(s.Dir, f))
-		if len(c) > 4000 {
-			c = c[len(c)-4000:]
-		}
-		fmt.Fprintf(&b, "--- %s\n%s\n", f, c)
-	}
-	return b.String()
-}
+func (s *sandbox) logs() string { return s.daemon.Logs() }
 
 // inNS runs a command inside the sandbox's network namespace.
 func (s *sandbox) inNS(t *testing.T, args ...string) string {

@@ -1,13 +1,13 @@
 #!/bin/sh
-# Runs virtlogd and libvirtd for a test, inside the network namespace the
-# test made (ip netns exec) and a private mount namespace (unshare -m), so
+# Runs virtlogd and libvirtd inside the network namespace the caller
+# made (ip netns exec) and a private mount namespace (unshare -m), so
 # that the daemons' state, sockets, bridges and firewall rules never touch
 # the host's: /run is a fresh tmpfs, and /etc/libvirt, /var/lib, /var/log
-# and /var/cache are the test's own directories under $1.
+# and /var/cache are the caller's own directories under $1.
 # Debian's libvirt-daemon-system would create the system users the qemu
 # and network drivers resolve at start; here they exist only in this mount
 # namespace, in copies of /etc/passwd and /etc/group.
-# Usage: ip netns exec NS unshare -m --propagation private sh libvirtd-sandbox.sh DIR
+# Usage: ip netns exec NS unshare -m --propagation private sh sandbox.sh DIR
 set -eu
 D=$1
 cp /etc/passwd "$D/passwd"
