@@ -68,10 +68,11 @@ func (d Daemon) SerialLog(domain string) string {
 	return filepath.Join(d.Dir, "var/log/libvirt/qemu", domain+"-serial.log")
 }
 
-// Argv runs the daemon inside network namespace ns, in a private mount
-// namespace (it stays in the foreground: it is libvirtd).
-func (d Daemon) Argv(ns string) []string {
-	return []string{"ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", filepath.Join(d.Dir, "sandbox.sh"), d.Dir}
+// Argv runs the daemons in a private mount namespace, to be run inside
+// the network namespace they serve (ip netns exec); it stays in the
+// foreground: it becomes libvirtd.
+func (d Daemon) Argv() []string {
+	return []string{"unshare", "-m", "--propagation", "private", "sh", filepath.Join(d.Dir, "sandbox.sh"), d.Dir}
 }
 
 // Logs is the tail of the daemons' output and logs, for error messages.

@@ -68,8 +68,7 @@ func startLibvirtd(t *testing.T) *sandbox {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	argv := d.Argv(s.NS)
-	s.cmd = exec.Command(argv[0], argv[1:]...)
+	s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.NS}, d.Argv()...)...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
