@@ -22,7 +22,7 @@ K8S_BINS := k8s-binaries coredns containerd runc
 LAB_K8S := $(if $(filter 1 yes true,$(K8S)),$(K8S_BINS) deps-apt-k8s)
 LAB_ENV := KUBESALT_LAB_SALT_BIN=$(CURDIR)/$(VENV)/bin KUBESALT_LAB_K8S_VERSION=$(K8S_VERSION)
 
-.PHONY: deps-apt-lab deps-apt-k8s build-lab lab lab-show lab-add-node lab-remove-node lab-down \
+.PHONY: deps-apt-lab deps-apt-k8s build-lab lab lab-show lab-add-node lab-remove-node lab-add-vm lab-remove-vm lab-down \
         lab-failover test-lab test-apiserver test-lab-k8s test-lab-rotation test-lab-upgrade bench-lab bench-lab-k8s bench-dns newcomer
 
 deps-apt-lab: deps-apt-pki
@@ -56,6 +56,16 @@ lab-remove-node: build-lab
 # node-local endpoint and the VIP failed.
 lab-failover: build-lab
 	$(LAB) failover
+
+# A worker as a VM: the node image, a libvirtd in a
+# namespace of its own bridged onto the node network, kubesalt_virt.node_ensure
+# through Salt; the created event's add_node does the rest. Prints the time
+# from node ensure to each step. lab-remove-vm (NODE=name) takes it out.
+lab-add-vm: build-lab build-virt venv deps-apt-virt-lab
+	$(LAB) add-vm
+
+lab-remove-vm: build-lab
+	$(LAB) remove-vm $(if $(NODE),--node $(NODE))
 
 lab-down: build-lab
 	$(LAB) down

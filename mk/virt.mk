@@ -12,7 +12,11 @@ APT_VIRT_E2E   := debootstrap e2fsprogs iputils-ping dosfstools mtools syslinux 
 APT_TEST       += $(APT_VIRT_BUILD) $(APT_VIRT_TEST)
 E2E_TIMEOUT    ?= 45m
 
-.PHONY: build-virt deps-apt-virt-build e2e-vm bench-virt
+.PHONY: build-virt deps-apt-virt-build deps-apt-virt-lab e2e-vm bench-virt
+
+# The lab's VMs: libvirtd, qemu and virsh, and what the node image is made with.
+deps-apt-virt-lab:
+	@$(call apt_install,$(APT_VIRT_TEST) $(APT_VIRT_E2E))
 
 deps-apt-virt-build:
 	@$(call apt_install,$(APT_VIRT_BUILD))

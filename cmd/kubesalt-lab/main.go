@@ -24,7 +24,7 @@ type args struct {
 	conformance        lab.ConformanceOptions
 }
 
-var commands = map[string]bool{"up": true, "add-node": true, "remove-node": true, "show": true, "failover": true, "bench-dns": true, "conformance": true, "down": true}
+var commands = map[string]bool{"up": true, "add-node": true, "remove-node": true, "add-vm": true, "remove-vm": true, "show": true, "failover": true, "bench-dns": true, "conformance": true, "down": true}
 
 // parseArgs reads the subcommand and its flags, which may come before or
 // after it (the Makefile puts them first). A bad command line is an error
@@ -37,7 +37,7 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	fs.StringVar(&a.repo, "repo", ".", "the kubesalt checkout (salt/ is served, bin/ holds the binaries)")
 	fs.StringVar(&a.saltBin, "salt-bin", ".venv/bin", "directory of the Salt commands")
 	fs.IntVar(&a.nodes, "nodes", 6, "up: nodes in the lab: the first 3 are masters, the rest workers")
-	fs.StringVar(&a.node, "node", "", "remove-node: the node to remove: a worker (drained first), or a master of 3 or more (default: the last worker added)")
+	fs.StringVar(&a.node, "node", "", "remove-node: the node to remove: a worker (drained first), or a master of 3 or more (default: the last worker added); remove-vm: the VM to remove (default: the last one added)")
 	fs.StringVar(&a.role, "role", lab.RoleWorker, "add-node: a "+lab.RoleWorker+" or a "+lab.RoleMaster+" (the first free of master-0..9)")
 	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s/<version> from `make k8s-binaries`, containerd, the smoke test)")
 	fs.StringVar(&a.options.K8SVersion, "k8s-version", envOr("KUBESALT_LAB_K8S_VERSION", lab.DefaultK8SVersion), "up: the Kubernetes release (bin/k8s/<version>, the formula's versions:kubernetes; env KUBESALT_LAB_K8S_VERSION)")
@@ -46,7 +46,7 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	fs.BoolVar(&a.conformance.Serial, "serial", false, "conformance: also the [Serial] and [Disruptive] specs")
 	fs.IntVar(&a.conformance.Nodes, "ginkgo-nodes", 4, "conformance: ginkgo processes running specs side by side")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|show|failover|bench-dns|conformance|down [flags]")
+		fmt.Fprintln(stderr, "usage: kubesalt-lab up|add-node|remove-node|add-vm|remove-vm|show|failover|bench-dns|conformance|down [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(argv); err != nil {
@@ -54,7 +54,7 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	}
 	if fs.NArg() != 1 || !commands[fs.Arg(0)] {
 		fs.Usage()
-		return a, fmt.Errorf("give one command: up, add-node, remove-node, show, failover, bench-dns, conformance or down (got %q)", fs.Args())
+		return a, fmt.Errorf("give one command: up, add-node, remove-node, add-vm, remove-vm, show, failover, bench-dns, conformance or down (got %q)", fs.Args())
 	}
 	a.command = fs.Arg(0)
 	if a.role != lab.RoleWorker && a.role != lab.RoleMaster {
@@ -110,6 +110,17 @@ func main() {
 			name = l.LastWorker()
 		}
 		_, err = l.RemoveNode(name)
+	case "add-vm":
+		var n lab.Node
+		if n, _, err = l.AddVM(); err == nil {
+			fmt.Printf("added %s (a VM)\n", n.Name)
+		}
+	case "remove-vm":
+		name := a.node
+		if name == "" {
+			name = l.LastVM()
+		}
+		err = l.RemoveVM(name)
 	case "show":
 		_, err = l.Show()
 	case "failover":

@@ -126,6 +126,12 @@ func (l *Lab) masterConfig() (map[string]any, error) {
 	conf["interface"] = MasterIP.String()
 	conf["user"] = "root"
 	conf["pillar_roots"] = map[string]any{"base": []string{filepath.Join(l.Dir, "pillar")}}
+	// The binaries the lab's VMs install (salt://kubesalt-binaries/).
+	if roots, ok := conf["file_roots"].(map[string]any); ok {
+		if base, ok := roots["base"].([]any); ok {
+			roots["base"] = append(base, l.fileServerDir())
+		}
+	}
 	return conf, nil
 }
 
@@ -223,6 +229,15 @@ func (l *Lab) writePillar() error {
 				map[string]any{"kubectl": "/usr/local/bin/kubectl"},
 			},
 		}}); err != nil {
+			return err
+		}
+	}
+	if l.st.Hypervisor {
+		k["libvirt"] = l.libvirtPillar()
+	}
+	if vms := l.vmNames(); len(vms) > 0 {
+		top[strings.Join(vms, ",")] = []any{map[string]any{"match": "list"}, "vm"}
+		if err := writeYAML(filepath.Join(dir, "vm.sls"), vmPillar()); err != nil {
 			return err
 		}
 	}
@@ -342,6 +357,10 @@ func (l *Lab) Plan() (map[string][]netip.Prefix, error) {
 // owns: the name "kubesalt" resolves only where something registered it,
 // and the lab reads from the host's /etc, where nothing did.
 func (l *Lab) Routes(node string) string {
+	if n, _ := l.st.Node(node); n.VM {
+		out, _ := l.inVM(node, "ip route show proto "+routeProto)
+		return out
+	}
 	out, _ := l.in(l.NodeNS(node), "ip", "route", "show", "proto", routeProto)
 	return strings.TrimSpace(out)
 }

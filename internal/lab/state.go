@@ -34,6 +34,8 @@ type Node struct {
 	Name string     `json:"name"`
 	Role string     `json:"role"`
 	IP   netip.Addr `json:"ip"`
+	// VM: a libvirt guest of the lab's hypervisor (AddVM), not a namespace.
+	VM bool `json:"vm,omitempty"`
 }
 
 // Options choose what the lab runs.
@@ -99,7 +101,9 @@ type State struct {
 	// Images are image tarballs added after the lab came up (make
 	// conformance's), which the workers import beside the lab's own.
 	Images []ExtraImage `json:"images,omitempty"`
-	path   string
+	// Hypervisor: the lab's libvirtd runs (AddVM started it).
+	Hypervisor bool `json:"hypervisor,omitempty"`
+	path       string
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "state.json") }
