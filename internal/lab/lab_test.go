@@ -371,7 +371,7 @@ func TestLabKubernetesControllerMode(t *testing.T) {
 
 // checkDown takes the lab down twice and checks that nothing it made is
 // left: namespaces, processes, cgroups, its directory.
-func checkDown(t *testing.T, l *Lab) {
+func checkDown(t testing.TB, l *Lab) {
 	t.Helper()
 	id, dir := l.st.ID, l.Dir
 	if err := l.Down(); err != nil {

@@ -1,0 +1,96 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// vmJourney is make e2e-vm's lab: 1 master and 1 worker in namespaces, a
+// worker added as a VM (the node image booted by the lab's libvirtd, its
+// minion pre-accepted, add_node run by the created event), routed both
+// ways and reaching a namespace pod without NAT, then a namespace worker
+// added for comparison, the VM removed, and the lab taken down with
+// nothing left.
+func vmJourney(tb testing.TB, l *Lab) (vm VMTiming, ns AddTiming) {
+	tb.Helper()
+	if err := l.Up(SmallNodes(1, 1), Options{}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := l.Converge(); err != nil {
+		tb.Fatal(err)
+	}
+	n, vm, err := l.AddVM()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	plan, err := l.Plan()
+	if err != nil || len(plan[n.Name]) == 0 {
+		tb.Fatalf("no pod CIDR for %s in the plan %v: %v", n.Name, plan, err)
+	}
+	// Every node routes the VM's CIDR via the VM, and the VM every other's.
+	for _, m := range l.st.Nodes {
+		routes := l.Routes(m.Name)
+		for _, o := range l.st.Nodes {
+			want := fmt.Sprintf("%s nhid", plan[o.Name][0])
+			if o.Name != m.Name && (!strings.Contains(routes, want) || !strings.Contains(routes, "via "+o.IP.String())) {
+				tb.Errorf("%s has no route to %s's %s via %s:\n%s", m.Name, o.Name, plan[o.Name][0], o.IP, routes)
+			}
+		}
+	}
+	if _, _, err := l.AddNode(); err != nil {
+		tb.Fatal(err)
+	}
+	ns = l.LastAdd
+	if err := l.RemoveVM(n.Name); err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range l.st.Nodes {
+		if r := l.Routes(m.Name); strings.Contains(r, "via "+n.IP.String()) || strings.Contains(r, plan[n.Name][0].String()) {
+			tb.Errorf("%s still routes to the removed VM:\n%s", m.Name, r)
+		}
+	}
+	return vm, ns
+}
+
+// TestLabVM: make e2e-vm. Opt-in: it builds the node image (minutes, once)
+// and boots a VM under software emulation.
+func TestLabVM(t *testing.T) {
+	if os.Getenv("KUBESALT_E2E_VM") == "" {
+		t.Skip("opt-in: run `make e2e-vm` (KUBESALT_E2E_VM=1)")
+	}
+	l := openTestLab(t)
+	vm, ns := vmJourney(t, l)
+	t.Logf("VM from node ensure: running %s, static IP %s, minion %s, routed %s, pod-to-pod %s",
+		vm.Running.Round(time.Second), vm.Pinged.Round(time.Second), vm.Minion.Round(time.Second), vm.Routed.Round(time.Second), vm.Pods.Round(time.Second))
+	t.Logf("namespace node from its minion's start: minion %s, routed %s", ns.Floor.Round(time.Millisecond), ns.Took.Round(time.Millisecond))
+	checkDown(t, l)
+}
+
+// BenchmarkLabVM (make bench-vm) prints the VM's times from node ensure
+// beside a namespace node's in the same lab (from its minion's start; a
+// namespace has no boot), with the ratio.
+func BenchmarkLabVM(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		l := openTestLab(b)
+		vm, ns := vmJourney(b, l)
+		b.Logf("%-26s %10s %14s %s", "from create to", "VM", "namespace node", "VM / namespace")
+		b.Logf("%-26s %9.1fs %13s", "domain running", vm.Running.Seconds(), "-")
+		b.Logf("%-26s %9.1fs %13s", "static IP answering", vm.Pinged.Seconds(), "-")
+		b.Logf("%-26s %9.1fs %12.1fs %s", "minion connected", vm.Minion.Seconds(), ns.Floor.Seconds(), ratio(vm.Minion, ns.Floor))
+		b.Logf("%-26s %9.1fs %12.1fs %s", "routed on every node", vm.Routed.Seconds(), ns.Took.Seconds(), ratio(vm.Routed, ns.Took))
+		b.Logf("%-26s %9.1fs %13s", "pod-to-pod", vm.Pods.Seconds(), "-")
+		b.ReportMetric(vm.Routed.Seconds(), "vm-routed-s")
+		b.ReportMetric(ns.Took.Seconds(), "ns-routed-s")
+		checkDown(b, l)
+	}
+}
+
+func ratio(vm, ns time.Duration) string {
+	if ns <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1fx", vm.Seconds()/ns.Seconds())
+}
