@@ -67,6 +67,9 @@ type Node struct {
 	Role string
 	IPs  []netip.Addr   // one per family, IPv4 first
 	Pods []netip.Prefix // pinned pod CIDRs, one per family (optional)
+	// Hypervisor pins the node's VM to one of kubernetes:libvirt:hypervisors
+	// ("": placed by kubesalt-virt).
+	Hypervisor string
 }
 
 // NodeMask returns the per-node block size for the family of p.

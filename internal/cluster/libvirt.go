@@ -12,6 +12,10 @@ const (
 	ForwardNAT   = "nat"   // nodes reach out through the hypervisor's masquerade
 	ForwardRoute = "route" // routed, no NAT: the upstream router must know node_cidr
 	ForwardNone  = "none"  // isolated: only the nodes and the hypervisor
+	// ForwardBridge puts the VMs on an existing bridge of each hypervisor
+	// (holding a NIC on the network the hypervisors share): libvirt adds no
+	// address, DNS or NAT. The mode for several hypervisors.
+	ForwardBridge = "bridge"
 )
 
 // Guest operating systems of the base image; they differ in what the seed
@@ -48,6 +52,15 @@ type Libvirt struct {
 	// DomainType is libvirt's domain type: kvm, or qemu for software
 	// emulation (TCG) where KVM is missing or unusable.
 	DomainType string
+	// Hypervisors, when there are several: each a Salt minion (its id is
+	// the key) running kubesalt-virt against its libvirt URI. Empty: one
+	// hypervisor at URI.
+	Hypervisors map[string]Hypervisor
+}
+
+// Hypervisor is one host of the cluster's VMs.
+type Hypervisor struct {
+	URI string
 }
 
 // LibvirtNetwork is the flat node network as a libvirt network.
@@ -70,15 +83,20 @@ type Machine struct {
 }
 
 type rawLibvirt struct {
-	URI               string                `yaml:"uri"`
-	Network           rawLibvirtNetwork     `yaml:"network"`
-	Pool              string                `yaml:"pool"`
-	BaseImage         string                `yaml:"base_image"`
-	BaseOS            string                `yaml:"base_image_os"`
-	SaltMaster        string                `yaml:"salt_master"`
-	SSHAuthorizedKeys []string              `yaml:"ssh_authorized_keys"`
-	Roles             map[string]rawMachine `yaml:"roles"`
-	DomainType        string                `yaml:"domain_type"`
+	URI               string                   `yaml:"uri"`
+	Network           rawLibvirtNetwork        `yaml:"network"`
+	Pool              string                   `yaml:"pool"`
+	BaseImage         string                   `yaml:"base_image"`
+	BaseOS            string                   `yaml:"base_image_os"`
+	SaltMaster        string                   `yaml:"salt_master"`
+	SSHAuthorizedKeys []string                 `yaml:"ssh_authorized_keys"`
+	Roles             map[string]rawMachine    `yaml:"roles"`
+	DomainType        string                   `yaml:"domain_type"`
+	Hypervisors       map[string]rawHypervisor `yaml:"hypervisors"`
+}
+
+type rawHypervisor struct {
+	URI string `yaml:"uri"`
 }
 
 type rawLibvirtNetwork struct {
@@ -97,7 +115,9 @@ type rawMachine struct {
 
 func init() {
 	// Name the section and its fields when the strict decoder meets a typo.
-	knownFields["rawLibvirt"] = "uri, network, pool, base_image, base_image_os, salt_master, ssh_authorized_keys, roles, domain_type"
+	knownFields["rawLibvirt"] = "uri, network, pool, base_image, base_image_os, salt_master, ssh_authorized_keys, roles, domain_type, hypervisors"
+	sectionOf["rawHypervisor"] = "kubernetes:libvirt:hypervisors:<minion>"
+	knownFields["rawHypervisor"] = "uri"
 	sectionOf["rawLibvirt"] = "kubernetes:libvirt"
 	knownFields["rawLibvirtNetwork"] = "name, bridge, forward, gateway, dns"
 	sectionOf["rawLibvirtNetwork"] = "kubernetes:libvirt:network"
@@ -176,9 +196,9 @@ func (c *checker) libvirt(r *rawLibvirt, d *Definition) *Libvirt {
 	switch n.Forward {
 	case "":
 		n.Forward = ForwardNAT
-	case ForwardNAT, ForwardRoute, ForwardNone:
+	case ForwardNAT, ForwardRoute, ForwardNone, ForwardBridge:
 	default:
-		c.add(f+"network:forward", "%q is not a forward mode; use %q, %q or %q (isolated)", n.Forward, ForwardNAT, ForwardRoute, ForwardNone)
+		c.add(f+"network:forward", "%q is not a forward mode; use %q, %q, %q (isolated) or %q (an existing bridge the hypervisors share)", n.Forward, ForwardNAT, ForwardRoute, ForwardNone, ForwardBridge)
 	}
 	nodeIP := map[netip.Addr]string{}
 	for _, node := range d.Nodes {
@@ -245,8 +265,43 @@ func (c *checker) libvirt(r *rawLibvirt, d *Definition) *Libvirt {
 		}
 		l.Roles[role] = m
 	}
+	c.hypervisors(r, l, d)
 	return l
 }
+
+// hypervisors checks kubernetes:libvirt:hypervisors and the nodes pinned to
+// one. Several hypervisors share one node network only on a bridge of
+// their own hosts (forward: bridge): a network of libvirt's would hold the
+// same gateway address on each.
+func (c *checker) hypervisors(r *rawLibvirt, l *Libvirt, d *Definition) {
+	const f = "kubernetes:libvirt:hypervisors"
+	l.Hypervisors = map[string]Hypervisor{}
+	for name, h := range r.Hypervisors {
+		if !minionID.MatchString(name) {
+			c.add(f+":"+name, "%q is not a Salt minion id; name each hypervisor by its minion's id", name)
+		}
+		if h.URI == "" {
+			c.add(f+":"+name+":uri", "missing; give the libvirt URI kubesalt-virt uses on that minion, e.g. qemu:///system")
+		} else if !uriRe.MatchString(h.URI) {
+			c.add(f+":"+name+":uri", "%q is not a libvirt connection URI; use e.g. qemu:///system", h.URI)
+		}
+		l.Hypervisors[name] = Hypervisor{URI: h.URI}
+	}
+	if len(l.Hypervisors) > 1 && l.Network.Forward != ForwardBridge {
+		c.add(f, "%d hypervisors share the node network only on a bridge of their own hosts; set kubernetes:libvirt:network:forward to %q (and network:bridge to that bridge)", len(l.Hypervisors), ForwardBridge)
+	}
+	for _, n := range d.Nodes {
+		if n.Hypervisor == "" {
+			continue
+		}
+		if _, ok := l.Hypervisors[n.Hypervisor]; !ok {
+			c.add("kubernetes:nodes:"+n.Name+":hypervisor", "%q is not under kubernetes:libvirt:hypervisors; name one of them or remove the pin", n.Hypervisor)
+		}
+	}
+}
+
+// minionID: what a Salt minion id and a libvirt-side name can both be.
+var minionID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 // gateways parses the gateway list, defaulting to the first host of each
 // node network.

@@ -48,7 +48,10 @@ func TestLibvirtDefaults(t *testing.T) {
 func TestLibvirtValidationNamesFieldAndFix(t *testing.T) {
 	cases := []struct{ section, want string }{
 		{"{}", "kubernetes:libvirt:base_image: missing; give the cloud image's volume name"},
-		{"{base_image: a, network: {forward: bridge}}", `kubernetes:libvirt:network:forward: "bridge" is not a forward mode`},
+		{"{base_image: a, network: {forward: open}}", `kubernetes:libvirt:network:forward: "open" is not a forward mode`},
+		{"{base_image: a, hypervisors: {hv-0: {uri: 'qemu:///system'}, hv-1: {uri: 'qemu:///system'}}}", `kubernetes:libvirt:hypervisors: 2 hypervisors share the node network only on a bridge of their own hosts; set kubernetes:libvirt:network:forward to "bridge"`},
+		{"{base_image: a, hypervisors: {hv-0: {}}}", "kubernetes:libvirt:hypervisors:hv-0:uri: missing"},
+		{"{base_image: a, hypervisors: {hv-0: {url: x}}}", `kubernetes:libvirt:hypervisors:<minion>:url: unknown field "url"`},
 		{"{base_image: a, network: {bridge: a-very-long-bridge-name}}", "kubernetes:libvirt:network:bridge:"},
 		{"{base_image: a, network: {gateway: 192.168.170.10}}", "kubernetes:libvirt:network:gateway: 192.168.170.10 is also node master-0's address"},
 		{"{base_image: a, network: {gateway: 10.0.0.1}}", "kubernetes:libvirt:network:gateway: 10.0.0.1 is not a host address of the node network 192.168.170.0/24"},
@@ -90,4 +93,27 @@ func FuzzLoadLibvirt(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Several hypervisors on a bridge they share; a node pinned to one of them,
+// or to one that is not there, named with its fix.
+func TestLibvirtHypervisors(t *testing.T) {
+	def := strings.Replace(base, "worker-0: {role: worker, ip: 192.168.170.20}", "worker-0: {role: worker, ip: 192.168.170.20, hypervisor: hv-1}", 1) +
+		"  libvirt: {base_image: a, network: {forward: bridge, bridge: br0}, hypervisors: {hv-0: {uri: 'qemu:///system'}, hv-1: {uri: 'qemu+ssh://root@hv-1/system'}}}\n"
+	d, err := Load([]byte(def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Libvirt.Hypervisors["hv-1"].URI; got != "qemu+ssh://root@hv-1/system" || len(d.Libvirt.Hypervisors) != 2 {
+		t.Errorf("hypervisors %+v", d.Libvirt.Hypervisors)
+	}
+	for _, n := range d.Nodes {
+		if want := map[string]string{"worker-0": "hv-1"}[n.Name]; n.Hypervisor != want {
+			t.Errorf("%s pinned to %q, want %q", n.Name, n.Hypervisor, want)
+		}
+	}
+	_, err = Load([]byte(strings.Replace(def, "hypervisor: hv-1", "hypervisor: hv-9", 1)))
+	wantProblems(t, err, `kubernetes:nodes:worker-0:hypervisor: "hv-9" is not under kubernetes:libvirt:hypervisors`)
+	_, err = Load([]byte(strings.Replace(base, "ip: 192.168.170.20}", "ip: 192.168.170.20, hypervisor: hv-1}", 1)))
+	wantProblems(t, err, `kubernetes:nodes:worker-0:hypervisor: "hv-1" names a hypervisor, but the definition has no kubernetes:libvirt section`)
 }

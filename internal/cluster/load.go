@@ -45,9 +45,10 @@ type rawAPI struct {
 }
 
 type rawNode struct {
-	Role    string     `yaml:"role"`
-	IP      stringList `yaml:"ip"`
-	PodCIDR stringList `yaml:"pod_cidr"`
+	Role       string     `yaml:"role"`
+	IP         stringList `yaml:"ip"`
+	PodCIDR    stringList `yaml:"pod_cidr"`
+	Hypervisor string     `yaml:"hypervisor"`
 }
 
 // stringList accepts one string or a list of strings (dual-stack).
@@ -113,7 +114,7 @@ var unknownField = regexp.MustCompile(`^line \d+: field (\S+) not found in type 
 var knownFields = map[string]string{
 	"rawNetwork": "node_cidr, cluster_cidr, service_cidr, node_cidr_mask_size_ipv4, node_cidr_mask_size_ipv6, cluster_dns",
 	"rawAPI":     "port, vip, name, local_port",
-	"rawNode":    "role, ip, pod_cidr",
+	"rawNode":    "role, ip, pod_cidr, hypervisor",
 }
 
 var sectionOf = map[string]string{

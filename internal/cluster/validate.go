@@ -131,6 +131,13 @@ func (r *raw) validate() (*Definition, error) {
 	c.dns(&r.DNS, &d.DNS)
 	c.reconcile(&r.Reconcile, &d.Reconcile)
 	d.Libvirt = c.libvirt(r.Libvirt, d)
+	if d.Libvirt == nil {
+		for _, n := range d.Nodes {
+			if n.Hypervisor != "" {
+				c.add("kubernetes:nodes:"+n.Name+":hypervisor", "%q names a hypervisor, but the definition has no kubernetes:libvirt section; add it (with hypervisors) or remove the pin", n.Hypervisor)
+			}
+		}
+	}
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}
 	}
@@ -248,7 +255,7 @@ func (c *checker) nodes(raw map[string]rawNode, d *Definition) {
 		if !dnsSubdomain.MatchString(name) || len(name) > 253 {
 			c.add(f, "%q is not a valid node name; use lower-case letters, digits, '-' and '.' (it becomes the Kubernetes node name)", name)
 		}
-		node := Node{Name: name, Role: r.Role}
+		node := Node{Name: name, Role: r.Role, Hypervisor: strings.TrimSpace(r.Hypervisor)}
 		if r.Role != RoleMaster && r.Role != RoleWorker {
 			c.add(f+":role", "%q is not a role; use %q or %q", r.Role, RoleMaster, RoleWorker)
 		}
