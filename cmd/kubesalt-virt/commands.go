@@ -53,9 +53,14 @@ func nodeEnsure(s *streams, args []string) int {
 	defer h.Close()
 	defer c.release()
 	opts := virt.Options{Test: c.Test, Update: update}
-	rep, err := h.EnsureNodes(d, nodes, pkiDir, opts)
-	if err != nil {
+	if nodes, err = virt.OnHypervisor(d, c.hypervisor, nodes); err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
+	}
+	rep := &virt.NodesReport{Changes: map[string]*virt.NodeChange{}, Nodes: map[string]virt.NodeState{}}
+	if nodes == nil || len(nodes) > 0 { // an empty list: none placed here
+		if rep, err = h.EnsureNodes(d, nodes, pkiDir, opts); err != nil {
+			return saltio.Fail(s.Stdout, s.Stderr, err)
+		}
 	}
 	return emit(s, &c, rep.Result(opts, "created or changed"), nodesTable(rep))
 }

@@ -16,12 +16,14 @@ type common struct {
 	cli.Output
 	definition string
 	connect    string
+	hypervisor string
 	unlock     func() // releases the hypervisor lock open took
 }
 
 func newFlags(s *streams, name string, c *common, withDefinition bool) *pflag.FlagSet {
 	fs := cli.NewFlags(s, "kubesalt-virt "+name, &c.Output)
-	fs.StringVar(&c.connect, "connect", "", "libvirt URI (default: kubernetes:libvirt:uri, else qemu:///system)")
+	fs.StringVar(&c.connect, "connect", "", "libvirt URI (default: the hypervisor's uri, else kubernetes:libvirt:uri, else qemu:///system)")
+	fs.StringVar(&c.hypervisor, "hypervisor", "", "this hypervisor, with several under kubernetes:libvirt:hypervisors (its minion id; the Salt module passes it): its uri and the nodes placed on it")
 	if withDefinition {
 		fs.StringVar(&c.definition, "definition", "", "cluster definition file (the kubernetes: pillar tree, YAML or JSON), - for stdin")
 	}
@@ -48,7 +50,12 @@ func open(s *streams, c *common) (*cluster.Definition, *virt.Hypervisor, error) 
 	if d.Libvirt == nil {
 		return nil, nil, saltio.BadInputf("kubernetes:libvirt: missing; add the section that says where the VMs go (see pillar.example)")
 	}
-	uri := d.Libvirt.URI
+	if len(d.Libvirt.Hypervisors) > 0 {
+		if _, err := virt.OnHypervisor(d, c.hypervisor, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	uri := virt.URIOf(d, c.hypervisor)
 	if c.connect != "" {
 		uri = c.connect
 	}

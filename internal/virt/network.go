@@ -48,6 +48,15 @@ func NetworkXML(d *cluster.Definition) (string, error) {
 
 func desiredNetwork(d *cluster.Definition) *libvirtxml.Network {
 	l := d.Libvirt.Network
+	if l.Forward == cluster.ForwardBridge {
+		// The host's bridge, which the hosts share: libvirt only attaches
+		// the VMs to it (no address, DNS, NAT or STP settings of its own).
+		return &libvirtxml.Network{
+			Name:    l.Name,
+			Bridge:  &libvirtxml.NetworkBridge{Name: l.Bridge},
+			Forward: &libvirtxml.NetworkForward{Mode: cluster.ForwardBridge},
+		}
+	}
 	n := &libvirtxml.Network{
 		Name:   l.Name,
 		Bridge: &libvirtxml.NetworkBridge{Name: l.Bridge, STP: "on", Delay: "0"},
