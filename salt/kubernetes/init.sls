@@ -6,12 +6,18 @@
     (kubernetes.routes-watch) and the schedule that runs this state again
     (kubernetes.reconcile). The CA host
     (kubernetes:ca:minion, the Salt master's own minion) gets its PKI, so
-    that `salt '*' state.apply kubernetes` also renews certificates. -#}
+    that `salt '*' state.apply kubernetes` also renews certificates. A
+    hypervisor's minion (kubernetes:libvirt:hypervisors) gets the node
+    network and the VMs placed on it (kubernetes.vms). -#}
 {%- from "kubernetes/map.jinja" import k, me with context %}
 {%- if me.role not in ['master', 'worker'] and k.ca.minion and grains['id'] == k.ca.minion %}
 
 include:
   - kubernetes.ca
+{%- elif me.role not in ['master', 'worker'] and grains['id'] in ((k.get('libvirt') or {}).get('hypervisors') or {}) %}
+
+include:
+  - kubernetes.vms
 {%- else %}
 
 include:

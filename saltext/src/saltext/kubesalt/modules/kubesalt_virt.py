@@ -33,7 +33,13 @@ def _names(node):
     return [node] if isinstance(node, str) else list(node)
 
 
-def network_ensure(definition=None, connect=None, update=False, test=None):
+def _hypervisor(hypervisor):
+    # With several hypervisors in the definition the binary places the
+    # nodes; this minion is the one named by its id unless told otherwise.
+    return hypervisor or __opts__.get("id")
+
+
+def network_ensure(definition=None, connect=None, update=False, test=None, hypervisor=None):
     """
     Define, start and autostart the cluster's libvirt network.
 
@@ -44,15 +50,23 @@ def network_ensure(definition=None, connect=None, update=False, test=None):
         salt hypervisor kubesalt_virt.network_ensure test=True
     """
     args, stdin = kb.definition_input(definition, __pillar__)
-    args += kb.flags(connect=connect, update=bool(update), test=kb.test_mode(__opts__, test))
+    args += kb.flags(
+        connect=connect,
+        hypervisor=_hypervisor(hypervisor),
+        update=bool(update),
+        test=kb.test_mode(__opts__, test),
+    )
     return _run(["network", "ensure", *args], stdin)
 
 
-def node_ensure(node=None, definition=None, connect=None, master_pki_dir=None, update=False, test=None):
+def node_ensure(
+    node=None, definition=None, connect=None, master_pki_dir=None, update=False, test=None, hypervisor=None
+):
     """
     Create and start the node VMs (``node``: one name or a list; default
-    every node of the definition), and fire ``kubesalt/virt/<node>/created``
-    for each one whose domain was created.
+    every node of the definition, or with several hypervisors every node
+    placed on this one), and fire ``kubesalt/virt/<node>/created`` for each
+    one whose domain was created.
 
     CLI Example:
 
@@ -63,7 +77,12 @@ def node_ensure(node=None, definition=None, connect=None, master_pki_dir=None, u
     test = kb.test_mode(__opts__, test)
     args, stdin = kb.definition_input(definition, __pillar__)
     args += kb.flags(
-        node=_names(node), connect=connect, master_pki_dir=master_pki_dir, update=bool(update), test=test
+        node=_names(node),
+        connect=connect,
+        hypervisor=_hypervisor(hypervisor),
+        master_pki_dir=master_pki_dir,
+        update=bool(update),
+        test=test,
     )
     ret = _run(["node", "ensure", *args], stdin)
     if not test:
@@ -85,7 +104,7 @@ def _fire_created(ret):
                 log.error("kubesalt_virt: could not fire %s: %s", tag, exc)
 
 
-def node_remove(node, definition=None, connect=None, master_pki_dir=None, test=None):
+def node_remove(node, definition=None, connect=None, master_pki_dir=None, test=None, hypervisor=None):
     """
     Remove node VMs: domain, disk, seed, and the accepted minion key.
 
@@ -97,7 +116,11 @@ def node_remove(node, definition=None, connect=None, master_pki_dir=None, test=N
     """
     args, stdin = kb.definition_input(definition, __pillar__)
     args += kb.flags(
-        node=_names(node), connect=connect, master_pki_dir=master_pki_dir, test=kb.test_mode(__opts__, test)
+        node=_names(node),
+        connect=connect,
+        hypervisor=_hypervisor(hypervisor),
+        master_pki_dir=master_pki_dir,
+        test=kb.test_mode(__opts__, test),
     )
     return _run(["node", "remove", *args], stdin)
 

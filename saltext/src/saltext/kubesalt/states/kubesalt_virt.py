@@ -10,6 +10,12 @@ The cluster's libvirt network and node VMs, on the hypervisor.
       kubesalt_virt.node_running:
         - require:
           - kubesalt_virt: cluster-network
+
+    # or every node placed on this hypervisor:
+    cluster-vms:
+      kubesalt_virt.nodes_running:
+        - require:
+          - kubesalt_virt: cluster-network
 """
 
 __virtualname__ = "kubesalt_virt"
@@ -55,6 +61,26 @@ def node_running(name, definition=None, connect=None, master_pki_dir=None, updat
         test,
         __salt__["kubesalt_virt.node_ensure"],
         node=name,
+        definition=definition,
+        connect=connect,
+        master_pki_dir=master_pki_dir,
+        update=update,
+        test=test,
+    )
+
+
+def nodes_running(name, definition=None, connect=None, master_pki_dir=None, update=False):
+    """
+    Every node VM placed on this hypervisor (with several hypervisors in
+    the definition; else every node) exists and runs. ``name`` is only the
+    state's id.
+    """
+    test = bool(__opts__.get("test"))
+    return ks.call(
+        name,
+        "virt node ensure",
+        test,
+        __salt__["kubesalt_virt.node_ensure"],
         definition=definition,
         connect=connect,
         master_pki_dir=master_pki_dir,
