@@ -62,7 +62,7 @@ lab-failover: build-lab
 # through Salt; the created event's add_node does the rest. Prints the time
 # from node ensure to each step. lab-remove-vm (NODE=name) takes it out.
 lab-add-vm: build-lab build-virt venv deps-apt-virt-lab
-	$(LAB) add-vm
+	$(LAB) add-vm $(if $(VMS),--vms $(VMS))
 
 lab-remove-vm: build-lab
 	$(LAB) remove-vm $(if $(NODE),--node $(NODE))

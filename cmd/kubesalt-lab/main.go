@@ -18,7 +18,7 @@ import (
 type args struct {
 	command            string
 	dir, repo, saltBin string
-	nodes              int
+	nodes, vms         int
 	node, role         string
 	options            lab.Options
 	conformance        lab.ConformanceOptions
@@ -37,6 +37,7 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	fs.StringVar(&a.repo, "repo", ".", "the kubesalt checkout (salt/ is served, bin/ holds the binaries)")
 	fs.StringVar(&a.saltBin, "salt-bin", ".venv/bin", "directory of the Salt commands")
 	fs.IntVar(&a.nodes, "nodes", 6, "up: nodes in the lab: the first 3 are masters, the rest workers")
+	fs.IntVar(&a.vms, "vms", 1, "add-vm: workers added as VMs, the i-th on hypervisor hv-<i> (started as needed)")
 	fs.StringVar(&a.node, "node", "", "remove-node: the node to remove: a worker (drained first), or a master of 3 or more (default: the last worker added); remove-vm: the VM to remove (default: the last one added)")
 	fs.StringVar(&a.role, "role", lab.RoleWorker, "add-node: a "+lab.RoleWorker+" or a "+lab.RoleMaster+" (the first free of master-0..9)")
 	fs.BoolVar(&a.options.K8S, "k8s", false, "up: run Kubernetes (bin/k8s/<version> from `make k8s-binaries`, containerd, the smoke test)")
@@ -59,6 +60,9 @@ func parseArgs(argv []string, stderr io.Writer) (args, error) {
 	a.command = fs.Arg(0)
 	if a.role != lab.RoleWorker && a.role != lab.RoleMaster {
 		return a, fmt.Errorf("--role %q: give %s or %s", a.role, lab.RoleWorker, lab.RoleMaster)
+	}
+	if a.vms < 1 || a.vms > 10 {
+		return a, fmt.Errorf("--vms %d: give 1 to 10 (one hypervisor each)", a.vms)
 	}
 	if a.nodes < 1 {
 		return a, fmt.Errorf("--nodes %d: give at least 1 (the first 3 are masters)", a.nodes)
@@ -111,9 +115,11 @@ func main() {
 		}
 		_, err = l.RemoveNode(name)
 	case "add-vm":
-		var n lab.Node
-		if n, _, err = l.AddVM(); err == nil {
-			fmt.Printf("added %s (a VM)\n", n.Name)
+		var vms []lab.Node
+		if vms, _, err = l.AddVMs(a.vms); err == nil {
+			for _, n := range vms {
+				fmt.Printf("added %s (a VM on %s)\n", n.Name, n.Hypervisor)
+			}
 		}
 	case "remove-vm":
 		name := a.node

@@ -68,9 +68,13 @@ type Node struct {
 	IPs  []netip.Addr   // one per family, IPv4 first
 	Pods []netip.Prefix // pinned pod CIDRs, one per family (optional)
 	// Hypervisor pins the node's VM to one of kubernetes:libvirt:hypervisors
-	// ("": placed by kubesalt-virt).
+	// ("": placed by kubesalt-virt; NoHypervisor: no VM, a machine of its own).
 	Hypervisor string
 }
+
+// NoHypervisor marks a node kubesalt-virt does not make: bare metal, or
+// any machine of its own, in a cluster whose other nodes are VMs.
+const NoHypervisor = "none"
 
 // NodeMask returns the per-node block size for the family of p.
 func (n Network) NodeMask(p netip.Prefix) int {

@@ -277,7 +277,7 @@ func (c *checker) hypervisors(r *rawLibvirt, l *Libvirt, d *Definition) {
 	const f = "kubernetes:libvirt:hypervisors"
 	l.Hypervisors = map[string]Hypervisor{}
 	for name, h := range r.Hypervisors {
-		if !minionID.MatchString(name) {
+		if !minionID.MatchString(name) || name == NoHypervisor {
 			c.add(f+":"+name, "%q is not a Salt minion id; name each hypervisor by its minion's id", name)
 		}
 		if h.URI == "" {
@@ -291,7 +291,7 @@ func (c *checker) hypervisors(r *rawLibvirt, l *Libvirt, d *Definition) {
 		c.add(f, "%d hypervisors share the node network only on a bridge of their own hosts; set kubernetes:libvirt:network:forward to %q (and network:bridge to that bridge)", len(l.Hypervisors), ForwardBridge)
 	}
 	for _, n := range d.Nodes {
-		if n.Hypervisor == "" {
+		if n.Hypervisor == "" || n.Hypervisor == NoHypervisor {
 			continue
 		}
 		if _, ok := l.Hypervisors[n.Hypervisor]; !ok {

@@ -133,7 +133,7 @@ func (r *raw) validate() (*Definition, error) {
 	d.Libvirt = c.libvirt(r.Libvirt, d)
 	if d.Libvirt == nil {
 		for _, n := range d.Nodes {
-			if n.Hypervisor != "" {
+			if n.Hypervisor != "" && n.Hypervisor != NoHypervisor {
 				c.add("kubernetes:nodes:"+n.Name+":hypervisor", "%q names a hypervisor, but the definition has no kubernetes:libvirt section; add it (with hypervisors) or remove the pin", n.Hypervisor)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kubesalt/kubesalt/internal/cluster"
 	"github.com/kubesalt/kubesalt/internal/routes"
 )
 
@@ -186,6 +187,13 @@ func (l *Lab) writePillar() error {
 	nodes := map[string]any{}
 	for _, n := range l.st.Nodes {
 		nodes[n.Name] = map[string]any{"role": n.Role, "ip": n.IP.String()}
+		switch {
+		case n.Hypervisor != "":
+			nodes[n.Name].(map[string]any)["hypervisor"] = n.Hypervisor
+		case l.st.Hypervisors > 0:
+			// A namespace node: no VM for the hypervisors to make.
+			nodes[n.Name].(map[string]any)["hypervisor"] = cluster.NoHypervisor
+		}
 	}
 	dir := filepath.Join(l.Dir, "pillar")
 	top := map[string]any{"*": []string{"kubernetes"}}
@@ -232,8 +240,16 @@ func (l *Lab) writePillar() error {
 			return err
 		}
 	}
-	if l.st.Hypervisor {
+	if l.st.Hypervisors > 0 {
 		k["libvirt"] = l.libvirtPillar()
+		var hvs []string
+		for i := 0; i < l.st.Hypervisors; i++ {
+			hvs = append(hvs, hypervisorName(i))
+		}
+		top[strings.Join(hvs, ",")] = []any{map[string]any{"match": "list"}, "hypervisor"}
+		if err := writeYAML(filepath.Join(dir, "hypervisor.sls"), l.hypervisorPillar()); err != nil {
+			return err
+		}
 	}
 	if vms := l.vmNames(); len(vms) > 0 {
 		top[strings.Join(vms, ",")] = []any{map[string]any{"match": "list"}, "vm"}

@@ -34,8 +34,9 @@ type Node struct {
 	Name string     `json:"name"`
 	Role string     `json:"role"`
 	IP   netip.Addr `json:"ip"`
-	// VM: a libvirt guest of the lab's hypervisor (AddVM), not a namespace.
-	VM bool `json:"vm,omitempty"`
+	// VM: a libvirt guest (AddVMs), not a namespace, on Hypervisor.
+	VM         bool   `json:"vm,omitempty"`
+	Hypervisor string `json:"hypervisor,omitempty"`
 }
 
 // Options choose what the lab runs.
@@ -101,9 +102,9 @@ type State struct {
 	// Images are image tarballs added after the lab came up (make
 	// conformance's), which the workers import beside the lab's own.
 	Images []ExtraImage `json:"images,omitempty"`
-	// Hypervisor: the lab's libvirtd runs (AddVM started it).
-	Hypervisor bool `json:"hypervisor,omitempty"`
-	path       string
+	// Hypervisors: how many of hv-0, hv-1, ... run (AddVMs starts them).
+	Hypervisors int `json:"hypervisors,omitempty"`
+	path        string
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "state.json") }

@@ -17,55 +17,76 @@ import (
 	"github.com/kubesalt/kubesalt/internal/topology"
 )
 
-// The lab's hypervisor: a private libvirtd in a namespace of its own,
-// which the CA minion beside the master drives with the kubesalt_virt
-// module (through its socket, a file). Its node network (forward: none: a
-// bridge of libvirt's holding the gateway address, 192.168.170.1) is
-// joined to the lab's switch, so that the VMs and the namespace nodes
-// share 192.168.170.0/24.
+// The lab's hypervisors hv-0, hv-1, ...: each a namespace of its own with
+// a host's bridge (a veth on the lab's switch, the hypervisor's address on
+// it), a private libvirtd and a salt-minion of that id. The pillar names
+// them (kubernetes:libvirt:hypervisors) with the shared bridge (forward:
+// bridge), so the VMs and the namespace nodes share 192.168.170.0/24;
+// each minion runs kubernetes.vms for the VMs placed on it.
 const (
 	vmPool      = "kubesalt-lab"
 	vmBaseImage = "kubesalt-node.qcow2"
 	vmNetwork   = "kubesalt-lab"
 	// vmBinaries is where the VMs' formula takes the lab's binaries from:
 	// the master's file server (a VM's disk has no copy of them).
-	vmBinaries = "kubesalt-binaries"
+	vmBinaries     = "kubesalt-binaries"
+	roleHypervisor = "hypervisor"
 )
 
-func (l *Lab) hypervisor() libvirtd.Daemon {
-	return libvirtd.Daemon{Dir: filepath.Join(l.Dir, "hypervisor")}
+func hypervisorName(i int) string { return fmt.Sprintf("hv-%d", i) }
+
+// hypervisorIP is hypervisor i's address, far from the nodes' and the VIP.
+func hypervisorIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 168, 170, byte(240 + i)}) }
+
+func (l *Lab) hypervisor(i int) libvirtd.Daemon {
+	return libvirtd.Daemon{Dir: filepath.Join(l.Dir, "hypervisors", hypervisorName(i))}
 }
 
-// hypervisorNS is libvirtd's namespace; vmBridge is libvirt's bridge for
-// the node network there; vmUplink is the veth pair joining it to the
-// switch.
-func (l *Lab) hypervisorNS() string { return l.st.ID + "-hv" }
-func (l *Lab) vmBridge() string     { return l.st.ID + "-vm" }
-func (l *Lab) vmUplink() string     { return l.st.ID + "-up" }
+// hypervisorOf is the index of the hypervisor named hv (hv-<i>).
+func hypervisorOf(hv string) int {
+	var i int
+	fmt.Sscanf(hv, "hv-%d", &i)
+	return i
+}
+
+// hypervisorNS is hypervisor i's namespace; vmBridge is the host bridge
+// in every hypervisor namespace; vmUplink the veth from it to the switch.
+func (l *Lab) hypervisorNS(i int) string { return fmt.Sprintf("%s-hv%d", l.st.ID, i) }
+func (l *Lab) vmBridge() string          { return l.st.ID + "-vm" }
+func (l *Lab) vmUplink(i int) string     { return fmt.Sprintf("%s-up%d", l.st.ID, i) }
 
 // fileServerDir is a file_roots entry of the lab's master: the binaries
 // the VMs install (salt://kubesalt-binaries/).
 func (l *Lab) fileServerDir() string { return filepath.Join(l.Dir, "fileserver") }
 
-// libvirtPillar is kubernetes:libvirt for the lab's hypervisor: a small
+// libvirtPillar is kubernetes:libvirt for the lab's hypervisors: a small
 // VM per node under software emulation (TCG).
 func (l *Lab) libvirtPillar() map[string]any {
 	machine := map[string]any{"vcpu": 1, "memory_mib": 1024, "disk_gib": 5}
+	hvs := map[string]any{}
+	for i := 0; i < l.st.Hypervisors; i++ {
+		hvs[hypervisorName(i)] = map[string]any{"uri": l.hypervisor(i).URI()}
+	}
 	return map[string]any{
-		"uri":         l.hypervisor().URI(),
-		"network":     map[string]any{"name": vmNetwork, "bridge": l.vmBridge(), "forward": "none"},
+		"network":     map[string]any{"name": vmNetwork, "bridge": l.vmBridge(), "forward": "bridge"},
 		"pool":        vmPool,
 		"base_image":  vmBaseImage,
 		"domain_type": "qemu",
 		"salt_master": MasterIP.String(),
 		"roles":       map[string]any{RoleWorker: machine, RoleMaster: machine},
+		"hypervisors": hvs,
 	}
 }
 
 // vmPillar is what a VM's pillar adds to the lab's: its binaries from the
-// master's file server.
+// master's file server. hypervisorPillar is a hypervisor minion's: the
+// master's key directory, which it shares, for the VMs' keys.
 func vmPillar() map[string]any {
 	return map[string]any{"kubernetes": map[string]any{"binaries": map[string]any{"local_dir": "salt://" + vmBinaries}}}
+}
+
+func (l *Lab) hypervisorPillar() map[string]any {
+	return map[string]any{"master_pki_dir": l.masterPKI()}
 }
 
 // VMTiming is how long each step of a VM's join took from `node ensure`.
@@ -73,89 +94,124 @@ type VMTiming struct {
 	Running, Pinged, Minion, Routed, Pods time.Duration
 }
 
-// AddVM adds a worker as a VM: the node image, the hypervisor (once), the
-// node in the pillar, then `kubesalt_virt.node_ensure` through Salt; its
-// kubesalt/virt/<node>/created event runs orch.kubernetes.add_node. It
-// waits for the routes everywhere and checks pod-to-pod traffic, without
-// NAT, between a pod on the VM and one on a namespace worker.
-func (l *Lab) AddVM() (Node, VMTiming, error) {
-	n := l.nextWorker()
-	n.VM = true
-	var t VMTiming
+// AddVMs adds count workers as VMs, the i-th on hypervisor hv-<i> (pinned
+// in the pillar; the hypervisors are started as needed): the node image,
+// the nodes in the pillar, then orch.kubernetes.vms, which has every
+// hypervisor's minion make its VMs; each VM's created event runs
+// orch.kubernetes.add_node. It waits for the routes everywhere and checks
+// pod-to-pod traffic, without NAT, between a pod on each VM and one on a
+// namespace worker.
+func (l *Lab) AddVMs(count int) ([]Node, []VMTiming, error) {
+	var vms []Node
+	for i := 0; i < count; i++ {
+		n := l.nextWorker()
+		n.VM, n.Hypervisor = true, hypervisorName(i)
+		l.st.Nodes = append(l.st.Nodes, n) // so that nextWorker skips it
+		vms = append(vms, n)
+	}
+	l.st.Nodes = l.st.Nodes[:len(l.st.Nodes)-count] // added for good by the pillar step
+	times := make([]VMTiming, count)
 	var start time.Time
 	var image string
-	err := l.runActions([]action{
+	acts := []action{
 		{"the node image (bin/node-image: Debian 12, syslinux, cloud-init, the venv's Salt and saltext-kubesalt)", func() error {
 			var err error
 			image, err = l.nodeImage()
 			return err
 		}},
-		{"the hypervisor: libvirtd in a namespace of its own, its node network joined to the switch", func() error {
-			return l.ensureHypervisor(image)
+		{fmt.Sprintf("hypervisors hv-0..hv-%d: a namespace each, a host bridge on the switch, libvirtd, a minion", count-1), func() error {
+			for i := l.st.Hypervisors; i < count; i++ {
+				if err := l.startHypervisor(i, image); err != nil {
+					return fmt.Errorf("%s: %w", hypervisorName(i), err)
+				}
+			}
+			return nil
 		}},
-		{fmt.Sprintf("%s (%s) in the pillar as a VM", n.Name, n.IP), func() error {
-			l.st.Nodes = append(l.st.Nodes, n)
+		{fmt.Sprintf("%s in the pillar as VMs, each pinned to its hypervisor", strings.Join(nodeNamesOf(vms), ", ")), func() error {
+			l.st.Nodes = append(l.st.Nodes, vms...)
 			if err := l.st.Save(); err != nil {
 				return err
 			}
 			return l.writePillar()
 		}},
-		{"kubesalt_virt.node_ensure " + n.Name + " on the hypervisor's minion: its domain, disk, seed and accepted key", func() error {
+		{"orch.kubernetes.vms: every hypervisor's minion makes the VMs placed on it (domain, disk, seed, accepted key)", func() error {
 			start = time.Now()
-			if err := l.virtCall("kubesalt_virt.node_ensure", n.Name, "master_pki_dir="+l.masterPKI()); err != nil {
+			if err := l.orchestrate("orch.kubernetes.vms", nil); err != nil {
 				return err
 			}
-			t.Running = time.Since(start)
+			for i := range times {
+				times[i].Running = time.Since(start)
+			}
 			return nil
 		}},
-		{n.Name + " answers on its static IP (cloud-init)", func() error {
+	}
+	for i, n := range vms {
+		acts = append(acts, action{n.Name + " answers on its static IP (cloud-init)", func() error {
 			err := poll(15*time.Minute, time.Second, func() (string, error) {
 				if _, err := l.in(l.masterNS(), "ping", "-c", "1", "-W", "1", n.IP.String()); err != nil {
 					return "no answer from " + n.IP.String(), nil
 				}
 				return "", nil
 			})
-			t.Pinged = time.Since(start)
-			return l.withConsole(n.Name, err)
-		}},
-		{n.Name + "'s minion answers (its key accepted in advance)", func() error {
+			times[i].Pinged = time.Since(start)
+			return l.withConsole(n, err)
+		}})
+	}
+	for i, n := range vms {
+		acts = append(acts, action{n.Name + "'s minion answers (its key accepted in advance)", func() error {
 			err := l.waitMinions([]string{n.Name}, 15*time.Minute)
-			t.Minion = time.Since(start)
-			return l.withConsole(n.Name, err)
-		}},
-		{"routes: every node routes every other node's pod CIDR, the VM too", func() error {
-			err := l.waitConverged(15 * time.Minute)
-			t.Routed = time.Since(start)
-			return err
-		}},
-		{"pods: a pod on " + n.Name + "'s cni0 and one on a namespace worker reach each other, each seeing the other's address", func() error {
+			times[i].Minion = time.Since(start)
+			return l.withConsole(n, err)
+		}})
+	}
+	acts = append(acts, action{"routes: every node routes every other node's pod CIDR, the VMs too", func() error {
+		err := l.waitConverged(15 * time.Minute)
+		for i := range times {
+			times[i].Routed = time.Since(start)
+		}
+		return err
+	}})
+	for i, n := range vms {
+		acts = append(acts, action{"pods: a pod on " + n.Name + "'s cni0 and one on a namespace worker reach each other, each seeing the other's address", func() error {
 			if err := l.checkVMPods(n); err != nil {
 				return err
 			}
-			t.Pods = time.Since(start)
+			times[i].Pods = time.Since(start)
 			return nil
-		}},
-	})
-	if err == nil {
-		l.say("    %s from node ensure: domain running %.1fs, static IP answering %.1fs, minion connected %.1fs, routed on every node %.1fs, pod-to-pod %.1fs",
-			n.Name, t.Running.Seconds(), t.Pinged.Seconds(), t.Minion.Seconds(), t.Routed.Seconds(), t.Pods.Seconds())
+		}})
 	}
-	return n, t, err
+	err := l.runActions(acts)
+	if err == nil {
+		for i, n := range vms {
+			t := times[i]
+			l.say("    %s on %s, from orch.kubernetes.vms's start: domain running %.1fs, static IP answering %.1fs, minion connected %.1fs, routed on every node %.1fs, pod-to-pod %.1fs",
+				n.Name, n.Hypervisor, t.Running.Seconds(), t.Pinged.Seconds(), t.Minion.Seconds(), t.Routed.Seconds(), t.Pods.Seconds())
+		}
+	}
+	return vms, times, err
 }
 
-// RemoveVM takes VM node name out: `kubesalt_virt.node_remove` (domain,
-// disk, seed and key), then the pillar, whose change event removes every
-// other node's route to it.
+func nodeNamesOf(nodes []Node) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// RemoveVM takes VM node name out: kubesalt_virt.node_remove on its
+// hypervisor's minion (domain, disk, seed and key), then the pillar,
+// whose change event removes every other node's route to it.
 func (l *Lab) RemoveVM(name string) error {
 	n, ok := l.st.Node(name)
 	if !ok || !n.VM {
 		return fmt.Errorf("%s is not a VM of the lab (its VMs: %s)", name, strings.Join(l.vmNames(), ", "))
 	}
 	return l.runActions([]action{
-		{"kubesalt_virt.node_remove " + name + ": its domain, volumes and key", func() error {
-			return l.virtCall("kubesalt_virt.node_remove", name, "master_pki_dir="+l.masterPKI())
+		{"kubesalt_virt.node_remove " + name + " on " + n.Hypervisor + ": its domain, volumes and key", func() error {
+			return l.virtCall(n.Hypervisor, "kubesalt_virt.node_remove", name, "master_pki_dir="+l.masterPKI())
 		}},
-		{"nothing of " + name + " is left on the hypervisor or the master", func() error { return l.checkVMGone(name) }},
+		{"nothing of " + name + " is left on " + n.Hypervisor + " or the master", func() error { return l.checkVMGone(n) }},
 		{fmt.Sprintf("remove %s: pillar, kubesalt/pillar/changed event", name), func() error { return l.dropFromPillar(name) }},
 		{"routes: every node's route to " + name + " gone, the others kept", func() error { return l.waitConverged(5 * time.Minute) }},
 	})
@@ -200,23 +256,35 @@ func (l *Lab) nodeImage() (string, error) {
 	return path, err
 }
 
-// ensureHypervisor starts the lab's libvirtd with a pool holding the node
-// image, and has the CA minion define the node network, once.
-func (l *Lab) ensureHypervisor(image string) error {
-	if l.st.Hypervisor {
-		return nil
+// startHypervisor makes hypervisor i: its namespace with the host bridge
+// on the switch holding its address, libvirtd with a pool holding the
+// node image, and its minion (accepted in advance). The first also serves
+// the binaries to the VMs.
+func (l *Lab) startHypervisor(i int, image string) error {
+	ns, name := l.hypervisorNS(i), hypervisorName(i)
+	if err := l.record(ns); err != nil {
+		return err
 	}
-	d, err := libvirtd.Prepare(l.hypervisor().Dir)
+	if err := topology.AddNamespace(ns); err != nil {
+		return err
+	}
+	sw, host := l.vmUplink(i), l.vmUplink(i)+"h"
+	if err := steps(
+		[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
+		[]string{"ip", "-n", ns, "link", "add", l.vmBridge(), "type", "bridge"},
+		[]string{"ip", "-n", ns, "addr", "add", netip.PrefixFrom(hypervisorIP(i), NodeNet.Bits()).String(), "dev", l.vmBridge()},
+		[]string{"ip", "-n", ns, "link", "set", l.vmBridge(), "up"},
+		[]string{"ip", "-n", l.switchNS(), "link", "add", sw, "type", "veth", "peer", "name", host, "netns", ns},
+		[]string{"ip", "-n", l.switchNS(), "link", "set", sw, "master", topology.Bridge, "up"},
+		[]string{"ip", "-n", ns, "link", "set", host, "master", l.vmBridge(), "up"},
+	); err != nil {
+		return err
+	}
+	d, err := libvirtd.Prepare(l.hypervisor(i).Dir)
 	if err != nil {
 		return err
 	}
-	if err := l.record(l.hypervisorNS()); err != nil {
-		return err
-	}
-	if err := topology.AddNamespace(l.hypervisorNS()); err != nil {
-		return err
-	}
-	if err := l.startDaemon("libvirtd", l.hypervisorNS(), filepath.Join(d.Dir, "sandbox.out"), d.Argv()...); err != nil {
+	if err := l.startDaemon("libvirtd/"+name, ns, filepath.Join(d.Dir, "sandbox.out"), d.Argv()...); err != nil {
 		return err
 	}
 	virsh := func(args ...string) (string, error) { return run("virsh", append([]string{"-c", d.URI()}, args...)...) }
@@ -239,30 +307,31 @@ func (l *Lab) ensureHypervisor(image string) error {
 			return fmt.Errorf("virsh %s: %v: %s", strings.Join(c, " "), err, out)
 		}
 	}
-	if err := os.MkdirAll(l.fileServerDir(), 0o755); err != nil {
-		return err
+	if i == 0 {
+		if err := os.MkdirAll(l.fileServerDir(), 0o755); err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(l.fileServerDir(), vmBinaries))
+		if err := os.Symlink(l.binariesDir(), filepath.Join(l.fileServerDir(), vmBinaries)); err != nil {
+			return err
+		}
 	}
-	os.Remove(filepath.Join(l.fileServerDir(), vmBinaries))
-	if err := os.Symlink(l.binariesDir(), filepath.Join(l.fileServerDir(), vmBinaries)); err != nil {
-		return err
-	}
-	l.st.Hypervisor = true
+	l.st.Hypervisors = i + 1
 	if err := l.st.Save(); err != nil {
 		return err
 	}
 	if err := l.writePillar(); err != nil {
 		return err
 	}
-	if err := l.virtCall("kubesalt_virt.network_ensure"); err != nil {
+	hv := Node{Name: name, Role: roleHypervisor, IP: hypervisorIP(i)}
+	if err := l.configureMinion(hv, l.minionExtra()); err != nil {
 		return err
 	}
-	// libvirt's bridge onto the switch: one L2 network for VMs and nodes.
-	sw, up := l.vmUplink(), l.vmUplink()+"b"
-	return steps(
-		[]string{"ip", "-n", l.switchNS(), "link", "add", sw, "type", "veth", "peer", "name", up, "netns", l.hypervisorNS()},
-		[]string{"ip", "-n", l.switchNS(), "link", "set", sw, "master", topology.Bridge, "up"},
-		[]string{"ip", "-n", l.hypervisorNS(), "link", "set", up, "master", l.vmBridge(), "up"},
-	)
+	if err := l.startDaemon("minion/"+name, ns, filepath.Join(l.nodeDir(name), "minion.log"),
+		filepath.Join(l.SaltBin, "salt-minion"), "-c", l.minionConf(name)); err != nil {
+		return err
+	}
+	return l.waitMinions([]string{name}, 2*time.Minute)
 }
 
 func steps(cmds ...[]string) error {
@@ -274,24 +343,23 @@ func steps(cmds ...[]string) error {
 	return nil
 }
 
-// virtCall runs a kubesalt_virt function on the CA minion (the
-// hypervisor's), after a pillar refresh, and fails with its comment when
-// the function did not succeed.
-func (l *Lab) virtCall(fun string, args ...string) error {
-	if _, out, err := l.Salt(time.Minute, CAMinion, "saltutil.refresh_pillar", "wait=True"); err != nil {
-		return fmt.Errorf("saltutil.refresh_pillar on %s: %v: %s", CAMinion, err, out)
+// virtCall runs a kubesalt_virt function on a hypervisor's minion, after
+// a pillar refresh, and fails with its comment when it did not succeed.
+func (l *Lab) virtCall(minion, fun string, args ...string) error {
+	if _, out, err := l.Salt(time.Minute, minion, "saltutil.refresh_pillar", "wait=True"); err != nil {
+		return fmt.Errorf("saltutil.refresh_pillar on %s: %v: %s", minion, err, out)
 	}
-	res, out, err := l.Salt(10*time.Minute, append([]string{CAMinion, fun}, args...)...)
+	res, out, err := l.Salt(10*time.Minute, append([]string{minion, fun}, args...)...)
 	var ret struct {
 		Result  *bool          `json:"result"`
 		Comment string         `json:"comment"`
 		Changes map[string]any `json:"changes"`
 	}
-	if jerr := json.Unmarshal(res[CAMinion], &ret); jerr != nil || ret.Result == nil {
-		return fmt.Errorf("%s on %s: %v: %s", fun, CAMinion, err, out)
+	if jerr := json.Unmarshal(res[minion], &ret); jerr != nil || ret.Result == nil {
+		return fmt.Errorf("%s on %s: %v: %s", fun, minion, err, out)
 	}
 	if !*ret.Result {
-		return fmt.Errorf("%s on %s failed: %s", fun, CAMinion, ret.Comment)
+		return fmt.Errorf("%s on %s failed: %s", fun, minion, ret.Comment)
 	}
 	if len(ret.Changes) > 0 {
 		b, _ := json.Marshal(ret.Changes)
@@ -301,11 +369,12 @@ func (l *Lab) virtCall(fun string, args ...string) error {
 }
 
 // withConsole adds the tail of a VM's serial console to err.
-func (l *Lab) withConsole(node string, err error) error {
+func (l *Lab) withConsole(n Node, err error) error {
 	if err == nil {
 		return nil
 	}
-	b, _ := os.ReadFile(l.hypervisor().SerialLog(node))
+	node := n.Name
+	b, _ := os.ReadFile(l.hypervisor(hypervisorOf(n.Hypervisor)).SerialLog(node))
 	if len(b) > 3000 {
 		b = b[len(b)-3000:]
 	}
@@ -477,9 +546,10 @@ func (l *Lab) sourceInVM(node string, vmIP netip.Addr, p Pod) (string, error) {
 	}
 }
 
-// checkVMGone checks the hypervisor and the master hold nothing of node.
-func (l *Lab) checkVMGone(node string) error {
-	d := l.hypervisor()
+// checkVMGone checks VM n's hypervisor and the master hold nothing of it.
+func (l *Lab) checkVMGone(n Node) error {
+	node := n.Name
+	d := l.hypervisor(hypervisorOf(n.Hypervisor))
 	var left []string
 	if out, _ := run("virsh", "-c", d.URI(), "list", "--all", "--name"); strings.Contains(out, node) {
 		left = append(left, "its domain")

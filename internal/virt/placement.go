@@ -14,7 +14,8 @@ import (
 // fewest masters so far (in name order), so that the masters, and etcd's
 // quorum, are spread over the hosts; else, for a worker, rendezvous
 // hashing of its name, so that a worker keeps its hypervisor while others
-// come and go. Empty when d names no hypervisors (one hypervisor at URI).
+// come and go. A node with hypervisor "none" is no VM and not placed.
+// Empty when d names no hypervisors (one hypervisor at URI).
 func Placement(d *cluster.Definition) map[string]string {
 	if d.Libvirt == nil || len(d.Libvirt.Hypervisors) == 0 {
 		return map[string]string{}
@@ -27,7 +28,7 @@ func Placement(d *cluster.Definition) map[string]string {
 	out := map[string]string{}
 	masters := map[string]int{}
 	for _, n := range d.Nodes {
-		if n.Hypervisor != "" {
+		if n.Hypervisor != "" && n.Hypervisor != cluster.NoHypervisor {
 			out[n.Name] = n.Hypervisor
 			if n.Role == cluster.RoleMaster {
 				masters[n.Hypervisor]++
@@ -41,7 +42,7 @@ func Placement(d *cluster.Definition) map[string]string {
 	slices.Sort(names)
 	for _, name := range names {
 		n, _ := d.Node(name)
-		if out[name] != "" {
+		if out[name] != "" || n.Hypervisor == cluster.NoHypervisor {
 			continue
 		}
 		if n.Role == cluster.RoleMaster {

@@ -142,3 +142,31 @@ func TestNetworkXMLBridgeMode(t *testing.T) {
 		t.Errorf("bridge-mode network:\n%s", x)
 	}
 }
+
+// A node marked hypervisor: none is a machine of its own: never placed,
+// never made, and named as such when asked for.
+func TestNoHypervisorIsNoVM(t *testing.T) {
+	d := hvDefinition(t, nodeLines(1, 2, map[string]string{"master-0": "none", "worker-0": "none"}), twoHypervisors)
+	placed := Placement(d)
+	if _, ok := placed["master-0"]; ok || placed["worker-1"] == "" {
+		t.Errorf("placement %v", placed)
+	}
+	var here []string
+	for _, hv := range []string{"hv-0", "hv-1"} {
+		got, err := OnHypervisor(d, hv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		here = append(here, got...)
+	}
+	if strings.Join(here, ",") != "worker-1" {
+		t.Errorf("VMs on the hypervisors: %v", here)
+	}
+	if _, err := Specs(d, []string{"worker-0"}); err == nil || !strings.Contains(err.Error(), `hypervisor is "none"`) {
+		t.Errorf("Specs of a none node: %v", err)
+	}
+	specs, err := Specs(d, nil)
+	if err != nil || len(specs) != 1 || specs[0].Name != "worker-1" {
+		t.Errorf("every VM: %v %v", specs, err)
+	}
+}

@@ -57,8 +57,12 @@ func Specs(d *cluster.Definition, names []string) ([]NodeSpec, error) {
 	}
 	want := map[string]bool{}
 	for _, n := range names {
-		if _, ok := d.Node(n); !ok {
+		node, ok := d.Node(n)
+		if !ok {
 			return nil, fmt.Errorf("--node %s: no such node under kubernetes:nodes; add it there first or fix the name", n)
+		}
+		if node.Hypervisor == cluster.NoHypervisor {
+			return nil, fmt.Errorf("--node %s: kubernetes:nodes:%s:hypervisor is %q: a machine of its own, not a VM; remove that to make it one", n, n, cluster.NoHypervisor)
 		}
 		want[n] = true
 	}
@@ -70,7 +74,7 @@ func Specs(d *cluster.Definition, names []string) ([]NodeSpec, error) {
 			return nil, fmt.Errorf("kubernetes:nodes:%s: its derived MAC %s equals node %s's; rename one of them", n.Name, mac, other)
 		}
 		macOwner[mac] = n.Name
-		if len(want) > 0 && !want[n.Name] {
+		if len(want) > 0 && !want[n.Name] || n.Hypervisor == cluster.NoHypervisor {
 			continue
 		}
 		s := NodeSpec{Cluster: d.Name, Name: n.Name, Role: n.Role, MAC: mac, Machine: d.Libvirt.Roles[n.Role], Domain: d.Domain}
