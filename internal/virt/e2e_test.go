@@ -76,9 +76,10 @@ func startSaltMaster(t *testing.T, s *sandbox, addr string) *saltMaster {
 	return m
 }
 
-// salt runs a salt command against the master and decodes its JSON.
-func (m *saltMaster) salt(args ...string) (map[string]json.RawMessage, error) {
-	argv := append([]string{"netns", "exec", m.ns, filepath.Join(m.bin, "salt"), "-c", m.conf, "--out", "json", "--static", "--timeout", "10"}, args...)
+// salt runs a salt command against the master, waiting up to timeout
+// seconds for the returns, and decodes its JSON.
+func (m *saltMaster) salt(timeout int, args ...string) (map[string]json.RawMessage, error) {
+	argv := append([]string{"netns", "exec", m.ns, filepath.Join(m.bin, "salt"), "-c", m.conf, "--out", "json", "--static", "--timeout", fmt.Sprint(timeout)}, args...)
 	out, err := exec.Command("ip", argv...).Output()
 	res := map[string]json.RawMessage{}
 	if i := strings.Index(string(out), "{"); i >= 0 {
@@ -158,10 +159,11 @@ func TestE2EVMJoinsSaltMaster(t *testing.T) {
 		return exec.Command("ip", "netns", "exec", s.NS, "ping", "-c", "1", "-W", "1", "192.168.171.20").Run() == nil
 	})
 	wait("minion worker-0 answers test.ping", 20*time.Minute, func() bool {
-		res, _ := m.salt("worker-0", "test.ping")
+		res, _ := m.salt(10, "worker-0", "test.ping")
 		return string(res["worker-0"]) == "true"
 	})
-	res, err := m.salt("worker-0", "grains.item", "role", "cluster", "host", "saltversion")
+	// An emulated CPU starts Python slowly: a minute for each answer.
+	res, err := m.salt(60, "worker-0", "grains.item", "role", "cluster", "host", "saltversion")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +175,7 @@ func TestE2EVMJoinsSaltMaster(t *testing.T) {
 		t.Errorf("worker-0's grains (the seed's role and cluster, its hostname, the image's Salt): %s", res["worker-0"])
 	}
 	// The extension was installed beside Salt: its modules are the minion's.
-	res, _ = m.salt("worker-0", "cmd.run", venvPip+" show saltext-kubesalt")
+	res, _ = m.salt(60, "worker-0", "cmd.run", venvPip+" show saltext-kubesalt")
 	if !strings.Contains(string(res["worker-0"]), "Name: saltext-kubesalt") {
 		t.Errorf("saltext-kubesalt in the image's venv: %s", res["worker-0"])
 	}
