@@ -98,7 +98,7 @@ func (l *Lab) startHypervisor(i int, image string) error {
 		return err
 	}
 	sw, host := l.vmUplink(i), l.vmUplink(i)+"h"
-	if err := steps(
+	if err := topology.Steps(
 		[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
 		[]string{"ip", "-n", ns, "link", "add", l.vmBridge(), "type", "bridge"},
 		[]string{"ip", "-n", ns, "addr", "add", netip.PrefixFrom(hypervisorIP(i), NodeNet.Bits()).String(), "dev", l.vmBridge()},
@@ -161,15 +161,6 @@ func (l *Lab) startHypervisor(i int, image string) error {
 		return err
 	}
 	return l.waitMinions([]string{name}, 2*time.Minute)
-}
-
-func steps(cmds ...[]string) error {
-	for _, c := range cmds {
-		if out, err := run(c[0], c[1:]...); err != nil {
-			return fmt.Errorf("%s: %v: %s", strings.Join(c, " "), err, out)
-		}
-	}
-	return nil
 }
 
 // virtCall runs a kubesalt_virt function on a hypervisor's minion, after

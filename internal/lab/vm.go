@@ -3,7 +3,6 @@ package lab
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -286,20 +285,6 @@ func (l *Lab) checkVMPods(n Node) error {
 
 const vmProbePort = 9099
 
-func listenUDP(ip netip.Addr, port int) (*net.UDPConn, error) {
-	return net.ListenUDP("udp", &net.UDPAddr{IP: ip.AsSlice(), Port: port})
-}
-
-func sendUDP(ip netip.Addr, port int) error {
-	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: ip.AsSlice(), Port: port})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_, err = c.Write([]byte("kubesalt"))
-	return err
-}
-
 // sourceFromVM sends a datagram from the VM's pod to pod p and returns the
 // source address p's receiver saw.
 func (l *Lab) sourceFromVM(node string, p Pod) (netip.Addr, error) {
@@ -311,7 +296,7 @@ func (l *Lab) sourceFromVM(node string, p Pod) (netip.Addr, error) {
 	ready := make(chan error, 1)
 	go func() {
 		err := probe.InNetns(p.NS, func() error {
-			c, err := listenUDP(p.IP, vmProbePort)
+			c, err := probe.ListenUDP(p.IP, vmProbePort)
 			ready <- err
 			if err != nil {
 				return err
@@ -356,7 +341,7 @@ func (l *Lab) sourceInVM(node string, vmIP netip.Addr, p Pod) (string, error) {
 		case s := <-got:
 			return s.out, s.err
 		case <-time.After(time.Second):
-			probe.InNetns(p.NS, func() error { return sendUDP(vmIP, vmProbePort) })
+			probe.InNetns(p.NS, func() error { return probe.SendUDP(vmIP, vmProbePort) })
 		}
 	}
 }

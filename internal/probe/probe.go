@@ -34,28 +34,37 @@ func InNetns(name string, fn func() error) error {
 	return fn()
 }
 
+// ListenUDP opens a UDP socket on ip:port (port 0: any) in the current
+// network namespace (InNetns picks one).
+func ListenUDP(ip netip.Addr, port int) (*net.UDPConn, error) {
+	return net.ListenUDP("udp", &net.UDPAddr{IP: ip.AsSlice(), Port: port})
+}
+
+// SendUDP sends one datagram to ip:port from the current network namespace.
+func SendUDP(ip netip.Addr, port int) error {
+	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: ip.AsSlice(), Port: port})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte("kubesalt"))
+	return err
+}
+
 // SourceSeen sends one UDP datagram from namespace fromNS to address to in
 // namespace toNS and returns the source address the receiver saw: the
 // sender's own address unless something on the way rewrote it (NAT).
 func SourceSeen(fromNS, toNS string, to netip.Addr) (netip.Addr, error) {
 	var recv *net.UDPConn
 	if err := InNetns(toNS, func() (err error) {
-		recv, err = net.ListenUDP("udp", &net.UDPAddr{IP: to.AsSlice()})
+		recv, err = ListenUDP(to, 0)
 		return err
 	}); err != nil {
 		return netip.Addr{}, err
 	}
 	defer recv.Close()
 	port := recv.LocalAddr().(*net.UDPAddr).Port
-	if err := InNetns(fromNS, func() error {
-		c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: to.AsSlice(), Port: port})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Write([]byte("kubesalt"))
-		return err
-	}); err != nil {
+	if err := InNetns(fromNS, func() error { return SendUDP(to, port) }); err != nil {
 		return netip.Addr{}, err
 	}
 	recv.SetReadDeadline(time.Now().Add(2 * time.Second))

@@ -58,10 +58,10 @@ func Switch(ns string) error {
 	if err := AddNamespace(ns); err != nil {
 		return err
 	}
-	return steps([][]string{
+	return Steps([][]string{
 		{"ip", "-n", ns, "link", "add", Bridge, "type", "bridge"},
 		{"ip", "-n", ns, "link", "set", Bridge, "up"},
-	})
+	}...)
 }
 
 // Node creates namespace ns plugged into switch sw: a veth pair, port on
@@ -88,11 +88,11 @@ func PodBridge(ns, name string, gw netip.Prefix) error {
 	if !gw.IsValid() {
 		return fmt.Errorf("pod bridge %s in %s: no gateway address (want the pod CIDR's first, e.g. 10.200.1.1/24)", name, ns)
 	}
-	return steps([][]string{
+	return Steps([][]string{
 		{"ip", "-n", ns, "link", "add", name, "type", "bridge"},
 		{"ip", "-n", ns, "addr", "add", gw.String(), "dev", name},
 		{"ip", "-n", ns, "link", "set", name, "up"},
-	})
+	}...)
 }
 
 // Pod creates namespace pod on bridge in node namespace nodeNS: a veth
@@ -115,16 +115,18 @@ func Pod(nodeNS, bridge, port, pod string, addr netip.Prefix, gw netip.Addr) err
 // attach links namespace inner to bridge in namespace outer: a veth pair,
 // port on the bridge, eth0 in inner holding addr, every link up.
 func attach(outer, bridge, port, inner string, addr netip.Prefix) error {
-	return steps([][]string{
+	return Steps([][]string{
 		{"ip", "link", "add", port, "netns", outer, "type", "veth", "peer", "name", "eth0", "netns", inner},
 		{"ip", "-n", outer, "link", "set", port, "master", bridge, "up"},
 		{"ip", "-n", inner, "addr", "add", addr.String(), "dev", "eth0"},
 		{"ip", "-n", inner, "link", "set", "eth0", "up"},
 		{"ip", "-n", inner, "link", "set", "lo", "up"},
-	})
+	}...)
 }
 
-func steps(cmds [][]string) error {
+// Steps runs commands in order and stops at the first failure (which
+// carries the command and its output).
+func Steps(cmds ...[]string) error {
 	for _, c := range cmds {
 		if _, err := Run(c[0], c[1:]...); err != nil {
 			return err
