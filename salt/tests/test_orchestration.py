@@ -132,6 +132,8 @@ def check_names(rendered, loaded, problems):
                 problems.append(f"{sid}: state {mod}.{fun} is not loaded")
             if (mod, fun) == ("salt", "function") and kw["name"] not in loaded["functions"]:
                 problems.append(f"{sid}: function {kw['name']} is not loaded")
+            if (mod, fun) == ("salt", "runner") and kw["name"] not in loaded["runners"]:
+                problems.append(f"{sid}: runner {kw['name']} is not loaded")
             if (mod, fun) == ("salt", "state"):
                 sls = kw.get("sls")
                 for s in [sls] if isinstance(sls, str) else sls or []:
@@ -154,18 +156,18 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
     if mods.endswith("add_node") and pillar:
         steps = {sid: next(iter(v for k, v in b.items() if not k.startswith("__"))) for sid, b in rendered.items()}
         assert {"tgt": "worker-3"} in steps["kubernetes-add-node-highstate"]
-        # The other nodes' routes: one publish of routes_sync (no state run
-        # queued behind another), in the background as soon as the node
-        # answers, each node's pillar compiled for the call: no wait for
-        # the certificates or a pillar refresh of every minion.
+        # The other nodes' routes: a publish of routes_sync (no state run
+        # queued behind another; kubesalt.routes_publish asks a connected
+        # node that did not answer again), in the background as soon as the
+        # node answers, each node's pillar compiled for the call: no wait
+        # for the certificates or a pillar refresh of every minion.
         routes = steps["kubernetes-add-node-routes"]
-        assert {"name": "kubesalt_net.routes_sync"} in routes
+        assert {"name": "kubesalt.routes_publish"} in routes
         assert {"tgt": "I@kubesalt:node:* and not L@worker-3"} in routes
         # The record the node's routes watcher reconciles from, or the
         # watcher would take the new route away again.
-        assert {
-            "kwarg": {"adopt": False, "protocol": 201, "record": "/var/lib/kubesalt/routes.json", "fresh_pillar": True}
-        } in routes
+        assert {"record": "/var/lib/kubesalt/routes.json"} in routes
+        assert {"adopt": False} in routes and {"protocol": 201} in routes
         assert {"require": [{"salt": "kubernetes-add-node-up"}]} in routes
         assert {"parallel": True} in routes
         order = sorted(rendered, key=lambda sid: state_order(rendered[sid]))

@@ -4,8 +4,9 @@
     certificates, its highstate, and routes on every other node. State runs
     are queued on their minions (queue: True), and the planner and the PKI
     lock their files, so two adds at once wait for each other instead of
-    colliding. The other nodes' routes (planned mode) are one publish of
-    kubesalt_net.routes_sync as soon as the node answers, each node's
+    colliding. The other nodes' routes (planned mode) are a publish of
+    kubesalt_net.routes_sync as soon as the node answers (kubesalt.routes_publish:
+    again to a connected node that did not answer), each node's
     pillar compiled for that call: no state run queued behind another, no
     pillar refresh of every minion first, no wait for the certificates
     (routes sync tells another sync's route from a conflict). The new
@@ -60,20 +61,19 @@ kubernetes-add-node-up:
 
 {#- In the background (parallel) from the moment the node answers, beside
     the certificates and the highstate: each node's pillar, compiled for
-    the call, has the new node's CIDR. A node that fails to sync fails this
-    step and the orchestration. #}
+    the call, has the new node's CIDR. A connected node that fails to sync
+    or does not answer in time (a slow machine) is asked again; one that
+    still fails fails this step and the orchestration. #}
 kubernetes-add-node-routes:
-  salt.function:
-    - name: kubesalt_net.routes_sync
+  salt.runner:
+    - name: kubesalt.routes_publish
     - tgt: I@kubesalt:node:* and not L@{{ node }}
     - tgt_type: compound
-    - kwarg:
-        adopt: {{ routing.adopt | json }}
-        protocol: {{ routing.protocol | json }}
-        {#- The node's routes watcher reconciles from this record: without
-            the new node in it, it would take the new route away again. #}
-        record: {{ routes_record | json }}
-        fresh_pillar: True
+    - adopt: {{ routing.adopt | json }}
+    - protocol: {{ routing.protocol | json }}
+    {#- The node's routes watcher reconciles from this record: without
+        the new node in it, it would take the new route away again. #}
+    - record: {{ routes_record | json }}
     - parallel: True
     - require:
       - salt: kubernetes-add-node-up

@@ -195,3 +195,81 @@ def upgrade_plan(target, nodes, worker_batch=1, states=None, timeout=60):
     # Flat, no "data" key (see etcd_snapshot_send).
     plan = res["data"]
     return {"result": True, "comment": res["comment"], "nodes": states, **plan}
+
+
+# Salt's answer from a minion where the module did not load: kubesalt is not
+# installed there yet, so its own highstate (kubernetes.routes first) routes it.
+_NOT_LOADED = "'kubesalt_net.routes_sync' is not available"
+
+
+def routes_publish(
+    tgt, tgt_type="compound", adopt=False, protocol=None, record=None, attempts=5, interval=15, timeout=None
+):
+    """
+    ``kubesalt_net.routes_sync`` (with a pillar compiled for the call) on
+    every minion of ``tgt``, until each one the master is connected to has
+    synced. One that answers with a failure, or is connected but does not
+    answer in time (a slow machine), gets the call again, up to ``attempts``
+    times, ``interval`` seconds apart. Skipped, and said so: a minion the
+    master has no connection to (it routes when it starts: the minion-start
+    reactor's add_node) and one where kubesalt is not installed yet (its
+    highstate routes it).
+
+    Returns ``result``, ``comment``, ``synced``, ``skipped`` and ``failed``
+    (each by minion); fails the orchestration step when a minion failed.
+
+    .. code-block:: bash
+
+        salt-run kubesalt.routes_publish 'I@kubesalt:node:* and not L@w3' record=/var/lib/kubesalt/routes.json
+    """
+    import time  # pylint: disable=import-outside-toplevel
+
+    import salt.client  # pylint: disable=import-outside-toplevel
+    import salt.utils.minions  # pylint: disable=import-outside-toplevel
+
+    client = salt.client.get_local_client(__opts__["conf_file"])
+    kwarg = {"adopt": bool(adopt), "protocol": protocol, "record": record, "fresh_pillar": True}
+    kwarg = {k: v for k, v in kwarg.items() if v is not None}
+    synced, skipped, failed = {}, {}, {}
+    pending, pending_type = tgt, tgt_type
+    for attempt in range(1, int(attempts) + 1):
+        ret = client.cmd(
+            pending,
+            "kubesalt_net.routes_sync",
+            kwarg=kwarg,
+            tgt_type=pending_type,
+            timeout=timeout,
+            full_return=True,
+            expect_minions=True,
+        )
+        connected = None
+        for minion, answer in ret.items():
+            answer = answer if isinstance(answer, dict) else {"ret": answer}
+            got = answer.get("ret")
+            failed.pop(minion, None)
+            if answer.get("failed"):
+                if connected is None:
+                    connected = salt.utils.minions.CkMinions(__opts__).connected_ids()
+                if minion not in connected:
+                    skipped[minion] = "not connected to the master: it routes when its minion starts"
+                    continue
+                failed[minion] = f"connected but gave no answer (attempt {attempt} of {attempts})"
+            elif answer.get("retcode", 0) == 0 and isinstance(got, dict) and got.get("result") is not False:
+                synced[minion] = got.get("comment", "")
+            elif _NOT_LOADED in str(got):
+                skipped[minion] = "kubesalt is not installed yet: its highstate routes it"
+            else:
+                failed[minion] = str(got.get("comment") if isinstance(got, dict) else got)[:500]
+        if not failed or attempt == int(attempts):
+            break
+        pending, pending_type = sorted(failed), "list"
+        time.sleep(float(interval))
+    if failed:
+        __context__["retcode"] = 1
+    comment = f"routes synced on {len(synced)} minion(s)"
+    if skipped:
+        comment += f", skipped on {len(skipped)} ({', '.join(sorted(skipped))})"
+    if failed:
+        comment += f"; failed on {', '.join(f'{m}: {r}' for m, r in sorted(failed.items()))}"
+    # Flat, no "data" key (see etcd_snapshot_send).
+    return {"result": not failed, "comment": comment, "synced": synced, "skipped": skipped, "failed": failed}
