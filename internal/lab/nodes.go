@@ -157,7 +157,15 @@ func without(list []string, drop ...string) []string {
 // waitConverged waits until the plan holds exactly the lab's nodes and
 // every node routes every other node's pod CIDR, and nothing else.
 func (l *Lab) waitConverged(limit time.Duration) error {
-	err := poll(limit, 250*time.Millisecond, func() (string, error) {
+	interval := 250 * time.Millisecond
+	for _, n := range l.st.Nodes {
+		if n.VM {
+			// A VM's routes are read through Salt, a job on an emulated
+			// CPU: asked back to back, they starve its own state runs.
+			interval = 10 * time.Second
+		}
+	}
+	err := poll(limit, interval, func() (string, error) {
 		return strings.Join(l.unconverged(), "; "), nil
 	})
 	if err != nil {

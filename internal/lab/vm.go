@@ -85,7 +85,10 @@ func (l *Lab) AddVMs(count int) ([]Node, []VMTiming, error) {
 	}
 	for i, n := range vms {
 		acts = append(acts, action{n.Name + "'s minion answers (its key accepted in advance)", func() error {
-			err := l.waitMinions([]string{n.Name}, 15*time.Minute)
+			// Each test.ping is a new Python process on the guest, tens
+			// of seconds on an emulated CPU: asked every half second, the
+			// jobs pile up and starve the guest (a join took over 15 min).
+			err := l.pollMinions([]string{n.Name}, 15*time.Minute, 15*time.Second, time.Minute)
 			times[i].Minion = time.Since(start)
 			return l.withConsole(n, err)
 		}})
