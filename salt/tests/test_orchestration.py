@@ -157,8 +157,8 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
         steps = {sid: next(iter(v for k, v in b.items() if not k.startswith("__"))) for sid, b in rendered.items()}
         assert {"tgt": "worker-3"} in steps["kubernetes-add-node-highstate"]
         # The other nodes' routes: a publish of routes_sync (no state run
-        # queued behind another; kubesalt.routes_publish asks a connected
-        # node that did not answer again), in the background as soon as the
+        # queued behind another; kubesalt.routes_publish waits for a slow
+        # node and asks a failed one again), in the background as soon as the
         # node answers, each node's pillar compiled for the call: no wait
         # for the certificates or a pillar refresh of every minion.
         routes = steps["kubernetes-add-node-routes"]

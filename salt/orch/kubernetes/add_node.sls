@@ -5,8 +5,8 @@
     are queued on their minions (queue: True), and the planner and the PKI
     lock their files, so two adds at once wait for each other instead of
     colliding. The other nodes' routes (planned mode) are a publish of
-    kubesalt_net.routes_sync as soon as the node answers (kubesalt.routes_publish:
-    again to a connected node that did not answer), each node's
+    kubesalt_net.routes_sync to the connected nodes as soon as the node
+    answers (kubesalt.routes_publish: it waits for a slow one), each node's
     pillar compiled for that call: no state run queued behind another, no
     pillar refresh of every minion first, no wait for the certificates
     (routes sync tells another sync's route from a conflict). The new
@@ -61,9 +61,9 @@ kubernetes-add-node-up:
 
 {#- In the background (parallel) from the moment the node answers, beside
     the certificates and the highstate: each node's pillar, compiled for
-    the call, has the new node's CIDR. A connected node that fails to sync
-    or does not answer in time (a slow machine) is asked again; one that
-    still fails fails this step and the orchestration. #}
+    the call, has the new node's CIDR. A slow node is waited for, one that
+    fails to sync is asked again; one that still fails, or never answers,
+    fails this step and the orchestration. #}
 kubernetes-add-node-routes:
   salt.runner:
     - name: kubesalt.routes_publish

@@ -203,15 +203,16 @@ _NOT_LOADED = "'kubesalt_net.routes_sync' is not available"
 
 
 def routes_publish(
-    tgt, tgt_type="compound", adopt=False, protocol=None, record=None, attempts=5, interval=15, timeout=None
+    tgt, tgt_type="compound", adopt=False, protocol=None, record=None, attempts=3, interval=15, timeout=300
 ):
     """
     ``kubesalt_net.routes_sync`` (with a pillar compiled for the call) on
-    every minion of ``tgt``, until each one the master is connected to has
-    synced. One that answers with a failure, or is connected but does not
-    answer in time (a slow machine), gets the call again, up to ``attempts``
-    times, ``interval`` seconds apart. Skipped, and said so: a minion the
-    master has no connection to (it routes when it starts: the minion-start
+    every minion of ``tgt`` the master is connected to. It waits up to
+    ``timeout`` seconds for their answers (a slow machine, an emulated CPU,
+    takes minutes, and asking it again only piles more jobs on it); one that
+    answers with a failure gets the call again, up to ``attempts`` times,
+    ``interval`` seconds apart. Skipped, and said so: a minion the master
+    has no connection to (it routes when it starts: the minion-start
     reactor's add_node) and one where kubesalt is not installed yet (its
     highstate routes it).
 
@@ -227,43 +228,47 @@ def routes_publish(
     import salt.client  # pylint: disable=import-outside-toplevel
     import salt.utils.minions  # pylint: disable=import-outside-toplevel
 
+    ck = salt.utils.minions.CkMinions(__opts__)
+    targets = set(ck.check_minions(tgt, tgt_type)["minions"])
+    connected = ck.connected_ids()
+    skipped = dict.fromkeys(
+        sorted(targets - connected), "not connected to the master: it routes when its minion starts"
+    )
     client = salt.client.get_local_client(__opts__["conf_file"])
     kwarg = {"adopt": bool(adopt), "protocol": protocol, "record": record, "fresh_pillar": True}
     kwarg = {k: v for k, v in kwarg.items() if v is not None}
-    synced, skipped, failed = {}, {}, {}
-    pending, pending_type = tgt, tgt_type
+    synced, failed = {}, {}
+    pending = sorted(targets & connected)
     for attempt in range(1, int(attempts) + 1):
+        if not pending:
+            break
         ret = client.cmd(
             pending,
             "kubesalt_net.routes_sync",
             kwarg=kwarg,
-            tgt_type=pending_type,
+            tgt_type="list",
             timeout=timeout,
             full_return=True,
             expect_minions=True,
         )
-        connected = None
-        for minion, answer in ret.items():
+        retry = []
+        for minion in pending:
+            answer = ret.get(minion, {"failed": True})
             answer = answer if isinstance(answer, dict) else {"ret": answer}
             got = answer.get("ret")
             failed.pop(minion, None)
             if answer.get("failed"):
-                if connected is None:
-                    connected = salt.utils.minions.CkMinions(__opts__).connected_ids()
-                if minion not in connected:
-                    skipped[minion] = "not connected to the master: it routes when its minion starts"
-                    continue
-                failed[minion] = f"connected but gave no answer (attempt {attempt} of {attempts})"
+                failed[minion] = f"gave no answer within {timeout} s"
             elif answer.get("retcode", 0) == 0 and isinstance(got, dict) and got.get("result") is not False:
                 synced[minion] = got.get("comment", "")
             elif _NOT_LOADED in str(got):
                 skipped[minion] = "kubesalt is not installed yet: its highstate routes it"
             else:
                 failed[minion] = str(got.get("comment") if isinstance(got, dict) else got)[:500]
-        if not failed or attempt == int(attempts):
-            break
-        pending, pending_type = sorted(failed), "list"
-        time.sleep(float(interval))
+                retry.append(minion)
+        pending = retry
+        if pending and attempt < int(attempts):
+            time.sleep(float(interval))
     if failed:
         __context__["retcode"] = 1
     comment = f"routes synced on {len(synced)} minion(s)"
