@@ -230,7 +230,9 @@ def routes_publish(
 
     ck = salt.utils.minions.CkMinions(__opts__)
     targets = set(ck.check_minions(tgt, tgt_type)["minions"])
-    connected = ck.connected_ids()
+    # Salt tells a connection by the minion's address in its cached grains;
+    # none found (minions behind NAT): every target is asked.
+    connected = ck.connected_ids() or targets
     skipped = dict.fromkeys(
         sorted(targets - connected), "not connected to the master: it routes when its minion starts"
     )
