@@ -159,7 +159,20 @@ func Build(cacheDir string, in Inputs, log io.Writer) (path string, built bool, 
 			return "", false, fmt.Errorf("nodeimage: %s: %w", step.what, err)
 		}
 	}
+	pruneOthers(cacheDir, path)
 	return path, true, nil
+}
+
+// pruneOthers removes every image in cacheDir but keep: each is a
+// gigabyte, and one of other inputs (an older Salt or saltext) is only
+// wanted again by an older checkout, which rebuilds it in minutes.
+func pruneOthers(cacheDir, keep string) {
+	images, _ := filepath.Glob(filepath.Join(cacheDir, "node-*.qcow2"))
+	for _, image := range images {
+		if image != keep {
+			os.Remove(image)
+		}
+	}
 }
 
 type builder struct {

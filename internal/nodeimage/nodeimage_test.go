@@ -84,3 +84,21 @@ func TestKeyIgnoresBuildOutput(t *testing.T) {
 		t.Error("build output changed the key")
 	}
 }
+
+func TestPruneOthersKeepsOnlyTheNewImage(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"node-old.qcow2", "node-new.qcow2", "tree", "node-new.qcow2.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneOthers(dir, filepath.Join(dir, "node-new.qcow2"))
+	entries, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != "node-new.qcow2 node-new.qcow2.tmp tree" {
+		t.Fatalf("left %v, want the new image and the rest untouched", left)
+	}
+}
