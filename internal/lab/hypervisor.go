@@ -156,8 +156,14 @@ func (l *Lab) startHypervisor(i int, image string) error {
 	if err := l.configureMinion(hv, l.minionExtra()); err != nil {
 		return err
 	}
+	// kubesalt-virt's lock per hypervisor URI goes to TMPDIR: the lab's,
+	// removed with it, not the host's /tmp.
+	tmp := filepath.Join(l.nodeDir(name), "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
 	if err := l.startDaemon("minion/"+name, ns, filepath.Join(l.nodeDir(name), "minion.log"),
-		filepath.Join(l.SaltBin, "salt-minion"), "-c", l.minionConf(name)); err != nil {
+		"env", "TMPDIR="+tmp, filepath.Join(l.SaltBin, "salt-minion"), "-c", l.minionConf(name)); err != nil {
 		return err
 	}
 	return l.waitMinions([]string{name}, 2*time.Minute)
