@@ -56,7 +56,7 @@ func runCIDRPlan(s *streams, args []string) int {
 		Comment: comment,
 		// cluster: the facts the formula reads rather than derives (the
 		// ext_pillar hands them to every minion as kubesalt:cluster).
-		Data: map[string]any{"nodes": members, "plan_file": planFile, "cluster": def.Facts()},
+		Data: map[string]any{"nodes": members, "plan_file": planFile, "cluster": def.Facts(), "revision": plan.Revision},
 	}
 	return emit(s, &c, res, func(w io.Writer) {
 		row(w, "NODE", "ROLE", "IPS", "POD CIDRS")

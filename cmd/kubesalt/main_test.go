@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -194,5 +195,58 @@ func TestGroupHelp(t *testing.T) {
 				t.Errorf("%v does not name the unknown command: %s", args, errb.String())
 			}
 		}
+	}
+}
+
+// A sync of a node list older than the recorded one (a state run whose
+// pillar predates a node's addition) changes nothing; one without a
+// revision applies as always.
+func TestRoutesSyncOfAnOlderRevisionChangesNothing(t *testing.T) {
+	l := nstest.New(t)
+	node := l.AddNode(netip.MustParsePrefix("192.168.170.20/24"), netip.MustParsePrefix("10.200.3.0/24"))
+	dir := t.TempDir()
+	var planOut bytes.Buffer
+	if code := run(&streams{Stdin: strings.NewReader(pillar(t)), Stdout: &planOut, Stderr: os.Stderr}, []string{"cidr", "plan", "--plan", filepath.Join(dir, "plan.json")}); code != 0 {
+		t.Fatal(planOut.String())
+	}
+	var plan struct {
+		Data struct {
+			Nodes    []map[string]any `json:"nodes"`
+			Revision int64            `json:"revision"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(planOut.Bytes(), &plan); err != nil || plan.Data.Revision <= 0 || len(plan.Data.Nodes) != 6 {
+		t.Fatalf("plan: revision %d, %d nodes, %v", plan.Data.Revision, len(plan.Data.Nodes), err)
+	}
+	older, _ := json.Marshal(map[string]any{"nodes": plan.Data.Nodes[:5]})
+	record := filepath.Join(dir, "routes.json")
+	rev := strconv.FormatInt(plan.Data.Revision, 10)
+	sync := func(nodes string, extra ...string) (result, int) {
+		r, code, _ := call(t, nodes, append([]string{"routes", "sync", "--netns", node.NS, "--record", record}, extra...)...)
+		return r, code
+	}
+	if r, code := sync(planOut.String(), "--revision", rev); code != 0 || !*r.Result || !strings.Contains(r.Comment, "5 added") {
+		t.Fatalf("sync of revision %s: %d %+v", rev, code, r)
+	}
+	r, code := sync(string(older), "--revision", strconv.FormatInt(plan.Data.Revision-1, 10))
+	if code != 0 || !*r.Result || len(r.Changes) != 0 || !strings.Contains(r.Comment, "newer than this one's") {
+		t.Fatalf("sync of an older revision: %d %+v", code, r)
+	}
+	if rec, err := routes.ReadRecord(record); err != nil || rec.Revision != plan.Data.Revision || len(rec.Nodes) != 6 {
+		t.Fatalf("the record changed: %+v %v", rec, err)
+	}
+	if out := l.In(node.NS, "ip", "route", "show", "proto", "201"); strings.Count(out, "via") != 5 {
+		t.Fatalf("routes changed by an older list:\n%s", out)
+	}
+	// Bad input changes nothing either.
+	if r, code := sync(string(older), "--revision", "-1"); code != 2 || !strings.Contains(r.Comment, "--revision -1") {
+		t.Fatalf("--revision -1: %d %+v", code, r)
+	}
+	// No revision: applied (a person's sync by hand), and recorded as such.
+	if r, code := sync(string(older)); code != 0 || !strings.Contains(r.Comment, "1 removed") {
+		t.Fatalf("sync without a revision: %d %+v", code, r)
+	}
+	if rec, _ := routes.ReadRecord(record); rec.Revision != 0 {
+		t.Errorf("record revision %d after a sync without one", rec.Revision)
 	}
 }

@@ -22,6 +22,7 @@ type routeFlags struct {
 	self      string
 	protosDir string
 	record    string
+	revision  int64
 }
 
 func newRouteFlags(s *streams, name string, f *routeFlags, withNodes bool) *pflag.FlagSet {
@@ -38,6 +39,7 @@ func newRouteFlags(s *streams, name string, f *routeFlags, withNodes bool) *pfla
 		// every host a test runs it on. The formula registers the name itself.
 		fs.StringVar(&f.protosDir, "rt-protos-dir", "", "register the protocol's name for `ip route` as <dir>/kubesalt.conf, e.g. "+routes.DefaultProtosDir+" (default: do not)")
 		fs.StringVar(&f.record, "record", "", "keep the node list and options of an applied sync in this file for `routes watch`, e.g. "+routes.DefaultRecord+" (default: do not)")
+		fs.Int64Var(&f.revision, "revision", 0, "the plan revision of the node list (`kubesalt cidr plan` prints it): with --record, a list older than the recorded one changes nothing (default 0: always apply)")
 	}
 	return fs
 }
@@ -45,6 +47,9 @@ func newRouteFlags(s *streams, name string, f *routeFlags, withNodes bool) *pfla
 func (f *routeFlags) check() error {
 	if f.opts.Protocol < 5 || f.opts.Protocol > 255 {
 		return saltio.BadInputf("--protocol %d: use 5-255 (0-4 are the kernel's own); default %d", f.opts.Protocol, routes.DefaultProtocol)
+	}
+	if f.revision < 0 {
+		return saltio.BadInputf("--revision %d: give the plan's revision (0 or more; 0 applies whatever the record holds)", f.revision)
 	}
 	if f.opts.Table < 1 || f.opts.Table == 255 {
 		return saltio.BadInputf("--table %d: use a table id of 1 or more other than 255 (local); 254 is main", f.opts.Table)
@@ -84,6 +89,16 @@ func routesSync(s *streams, name string, args []string, diff bool) int {
 		}
 		defer unlock()
 	}
+	if f.record != "" && f.revision > 0 {
+		// Read under the lock: the sync that wrote it may be newer.
+		if prev, err := routes.ReadRecord(f.record); err == nil && prev.Supersedes(f.revision) {
+			return emit(s, &f.common, saltio.Result{
+				Result:  saltio.Bool(true),
+				Changes: map[string]any{},
+				Comment: fmt.Sprintf("routes left as they are: %s holds the node list of plan revision %d, newer than this one's %d (this run's pillar predates a node's addition or removal)", f.record, prev.Revision, f.revision),
+			}, nil)
+		}
+	}
 	conn, err := routes.Open(f.opts)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
@@ -102,7 +117,7 @@ func routesSync(s *streams, name string, args []string, diff bool) int {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
 	if record {
-		rec := routes.Record{Self: f.self, Protocol: f.opts.Protocol, Table: f.opts.Table, Plain: f.opts.Plain, Nodes: nodes}
+		rec := routes.Record{Self: f.self, Protocol: f.opts.Protocol, Table: f.opts.Table, Plain: f.opts.Plain, Nodes: nodes, Revision: f.revision}
 		if _, err := routes.WriteRecord(f.record, rec); err != nil {
 			return saltio.Fail(s.Stdout, s.Stderr, fmt.Errorf("the routes are synced but not recorded for the watcher: --record %s: %w", f.record, err))
 		}

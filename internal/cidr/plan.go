@@ -13,6 +13,12 @@ import (
 // Plan maps each node to its pod CIDRs, one per family, IPv4 first.
 type Plan struct {
 	Nodes map[string][]netip.Prefix `json:"nodes"`
+	// Revision grows with every change of the assignments (the planner's
+	// clock in Unix nanoseconds, and at least one more than before): of
+	// two node lists, the one of the higher revision is the newer, so a
+	// route sync from a pillar compiled before a node was added does not
+	// take that node's routes away again.
+	Revision int64 `json:"revision,omitempty"`
 }
 
 // Move is a node whose block changed because its pin asked for another.

@@ -287,3 +287,30 @@ func TestUpdateWaitsForTheLock(t *testing.T) {
 		t.Errorf("plan = %v", p.Nodes)
 	}
 }
+
+// The revision orders node lists: it grows with each change (even when the
+// clock is behind), and stays when nothing changed.
+func TestRevisionGrowsWithEachChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plan.json")
+	first, _, err := Update(path, definition(t, "10.200.0.0/16", "", 24, names("a", "b")), false)
+	if err != nil || first.Revision == 0 {
+		t.Fatalf("first plan: revision %d, %v", first.Revision, err)
+	}
+	same, _, _ := Update(path, definition(t, "10.200.0.0/16", "", 24, names("a", "b")), false)
+	if same.Revision != first.Revision {
+		t.Errorf("no change moved the revision: %d -> %d", first.Revision, same.Revision)
+	}
+	added, _, _ := Update(path, definition(t, "10.200.0.0/16", "", 24, names("a", "b", "c")), false)
+	if added.Revision <= first.Revision {
+		t.Errorf("adding c: revision %d, not above %d", added.Revision, first.Revision)
+	}
+	if stored, _ := ReadPlan(path); stored.Revision != added.Revision {
+		t.Errorf("stored revision %d, want %d", stored.Revision, added.Revision)
+	}
+	if got := nextRevision(100, true, time.Unix(0, 50)); got != 101 {
+		t.Errorf("clock behind: %d, want 101", got)
+	}
+	if got := nextRevision(100, false, time.Unix(0, 500)); got != 100 {
+		t.Errorf("no change: %d, want 100", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kubesalt/kubesalt/internal/atomicfile"
 	"github.com/kubesalt/kubesalt/internal/cluster"
@@ -31,6 +32,15 @@ func ReadPlan(path string) (Plan, error) {
 		p.Nodes = map[string][]netip.Prefix{}
 	}
 	return p, nil
+}
+
+// nextRevision is the revision after prev: unchanged when nothing
+// changed, else now, or prev+1 if the clock is behind prev.
+func nextRevision(prev int64, changed bool, now time.Time) int64 {
+	if !changed {
+		return prev
+	}
+	return max(prev+1, now.UnixNano())
 }
 
 func encode(p Plan) []byte {
@@ -61,6 +71,7 @@ func Update(path string, def *cluster.Definition, test bool) (Plan, Changes, err
 	if err != nil {
 		return Plan{}, Changes{}, err
 	}
+	next.Revision = nextRevision(prev.Revision, !ch.Empty(), time.Now())
 	if test {
 		return next, ch, nil
 	}

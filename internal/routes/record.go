@@ -25,7 +25,17 @@ type Record struct {
 	Table    int              `json:"table"`
 	Plain    bool             `json:"plain,omitempty"`
 	Nodes    []cluster.Member `json:"nodes"`
+	// Revision is the plan revision of Nodes (`kubesalt cidr plan`), 0
+	// when the sync was given none.
+	Revision int64 `json:"revision,omitempty"`
 }
+
+// Supersedes reports whether r holds a newer node list than one of plan
+// revision rev: a sync of that list would take newer nodes' routes away
+// (a state run whose pillar was compiled before a node was added,
+// finishing after the sync that routed it). A list without a revision is
+// never superseded.
+func (r Record) Supersedes(rev int64) bool { return rev > 0 && r.Revision > rev }
 
 // LockRecord takes the lock that the sync and the watcher hold while they
 // reconcile from path, so that neither acts on a node list the other is
@@ -75,7 +85,8 @@ func ReadRecord(path string) (Record, error) {
 		Protocol *int    `json:"protocol"`
 		Table    *int    `json:"table"`
 		Plain    *bool   `json:"plain"`
-	}{&r.Self, &r.Protocol, &r.Table, &r.Plain}); err != nil {
+		Revision *int64  `json:"revision"`
+	}{&r.Self, &r.Protocol, &r.Table, &r.Plain, &r.Revision}); err != nil {
 		return Record{}, fmt.Errorf("%s: %v; remove it and run `kubesalt routes sync --record %s` again", path, err, path)
 	}
 	if r.Nodes, err = cluster.ParseNodeList(data); err != nil {

@@ -53,6 +53,9 @@ kubernetes-routes:
 kubernetes-routes:
   kubesalt_net.routes_synced:
     - nodes: {{ cluster.route_nodes | json }}
+    {#- A run whose pillar predates a newer sync's (a node added while it
+        ran) leaves the newer routes alone. #}
+    - revision: {{ cluster.route_revision }}
     - self_name: {{ me.name }}
     - adopt: {{ k.routing.adopt }}
     - protocol: {{ k.routing.protocol }}

@@ -78,6 +78,7 @@ def routes_sync(
     table=None,
     record=None,
     fresh_pillar=False,
+    revision=None,
 ):
     """
     Program a route to every other node's pod CIDR(s) and remove stale ones.
@@ -100,6 +101,12 @@ def routes_sync(
         Take the node list from a pillar the master compiles for this call,
         not the minion's loaded one: a node added to the definition is
         routed without a pillar refresh of every minion first.
+    revision
+        The plan revision of the node list (default: ``kubesalt:revision``
+        of the pillar it comes from). With ``record``, a sync of an older
+        revision than the record's changes nothing: a state run whose
+        pillar was compiled before a node was added does not take its
+        routes away again.
 
     CLI Example:
 
@@ -109,11 +116,14 @@ def routes_sync(
     """
     pillar = _fresh_pillar() if fresh_pillar and nodes is None else None
     args, stdin = _routes_args(nodes, self_name, netns, protocol, table, pillar)
+    if revision is None and nodes is None:
+        revision = ((__pillar__ if pillar is None else pillar).get("kubesalt") or {}).get("revision")
     args += kb.flags(
         adopt=bool(adopt),
         test=kb.test_mode(__opts__, test),
         rt_protos_dir=kb.option(__opts__, "rt_protos_dir"),
         record=record,
+        revision=int(revision) if revision and record else None,
     )
     return _run(["routes", "sync", *args], stdin)
 

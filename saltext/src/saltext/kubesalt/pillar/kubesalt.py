@@ -24,6 +24,7 @@ A cluster minion gets::
       ips: [192.168.170.20]
       pod_cidrs: [10.200.3.0/24]
       nodes: [{name, role, ips, pod_cidrs}, ...]   # every node, for routes
+      revision: 1764576000000000000                # the plan's: grows with each change
       cluster:                                     # derived by the binary, not the formula
         api_host: 192.168.170.10
         api_url: https://192.168.170.10:6443       # the VIP, else api:name, else the first master
@@ -100,6 +101,8 @@ def ext_pillar(minion_id, pillar, definition=None, plan_file=None, pki_dir=None,
         "ips": node.get("ips", []),
         "pod_cidrs": node.get("pod_cidrs", []),
         "nodes": nodes,
+        # Orders node lists: a route sync of an older one changes nothing.
+        "revision": planned.get("revision", 0),
         "cluster": planned["cluster"],
     }
     if pki_dir:
@@ -140,7 +143,11 @@ def _run_planner(minion_id, def_args, def_stdin, plan_file, cache):
     try:
         res = kb.run(__opts__, kb.KUBESALT, ["cidr", "plan", *def_args, "--plan", plan_file], def_stdin)
         data = res.get("data") or {}
-        planned = {"nodes": data.get("nodes"), "cluster": data.get("cluster")}
+        planned = {
+            "nodes": data.get("nodes"),
+            "cluster": data.get("cluster"),
+            "revision": data.get("revision", 0),
+        }
         if not _complete(planned):
             raise kb.KubesaltError("kubesalt cidr plan: its result lacks the data.nodes list or data.cluster")
     except kb.KubesaltError as exc:

@@ -26,7 +26,15 @@ def __virtual__():
 
 
 def routes_synced(
-    name, nodes=None, netns=None, adopt=False, self_name=None, protocol=None, table=None, record=None
+    name,
+    nodes=None,
+    netns=None,
+    adopt=False,
+    self_name=None,
+    protocol=None,
+    table=None,
+    record=None,
+    revision=None,
 ):
     """
     Every other node's pod CIDR is routed via its host IP; stale kubesalt
@@ -41,6 +49,9 @@ def routes_synced(
         Program the routes inside this network namespace.
     record
         Keep the node list in this file for ``kubesalt routes watch``.
+    revision
+        The plan revision of ``nodes`` (``kubesalt:revision``): when the
+        record holds a newer one, this sync changes nothing.
     """
     test = bool(__opts__.get("test"))
     own = __pillar__.get("kubesalt") or {}
@@ -57,6 +68,7 @@ def routes_synced(
         protocol=protocol,
         table=table,
         record=record,
+        revision=revision,
     )
     if "kubesalt" in ret:
         pods = own.get("pod_cidrs")
