@@ -212,14 +212,8 @@ func (l *Lab) SaltRun(args ...string) (string, error) {
 // half second, as the benchmark takes this wait as the floor of a
 // bootstrap (all minions started and answering).
 func (l *Lab) waitMinions(names []string, limit time.Duration) error {
-	return l.pollMinions(names, limit, 500*time.Millisecond, 3*time.Second)
-}
-
-// pollMinions asks names test.ping every interval, each time waiting up to
-// answerWithin for the answers.
-func (l *Lab) pollMinions(names []string, limit, interval, answerWithin time.Duration) error {
-	err := poll(limit, interval, func() (string, error) {
-		res, _, _ := l.Salt(answerWithin, "-L", strings.Join(names, ","), "test.ping")
+	err := poll(limit, 500*time.Millisecond, func() (string, error) {
+		res, _, _ := l.Salt(3*time.Second, "-L", strings.Join(names, ","), "test.ping")
 		var missing []string
 		for _, n := range names {
 			if string(res[n]) != "true" {

@@ -85,10 +85,11 @@ func (l *Lab) AddVMs(count int) ([]Node, []VMTiming, error) {
 	}
 	for i, n := range vms {
 		acts = append(acts, action{n.Name + "'s minion answers (its key accepted in advance)", func() error {
-			// Each test.ping is a new Python process on the guest, tens
-			// of seconds on an emulated CPU: asked every half second, the
-			// jobs pile up and starve the guest (a join took over 15 min).
-			err := l.pollMinions([]string{n.Name}, 15*time.Minute, 15*time.Second, time.Minute)
+			// A job takes minutes on an emulated CPU once a few are queued:
+			// pings asked on a timer piled up until none was answered in
+			// time. kubesalt.wait_up (add_node's own wait) publishes
+			// nothing before the minion connects, then one ping at a time.
+			err := l.waitUp(n.Name, 15*time.Minute)
 			times[i].Minion = time.Since(start)
 			return l.withConsole(n, err)
 		}})
@@ -118,6 +119,19 @@ func (l *Lab) AddVMs(count int) ([]Node, []VMTiming, error) {
 		}
 	}
 	return vms, times, err
+}
+
+// waitUp waits, through the runner kubesalt.wait_up, for minion to answer.
+func (l *Lab) waitUp(minion string, limit time.Duration) error {
+	out, err := l.SaltRun("kubesalt.wait_up", minion, fmt.Sprintf("timeout=%d", int(limit.Seconds())))
+	var ret struct {
+		Result  bool
+		Comment string
+	}
+	if jerr := json.Unmarshal([]byte(out), &ret); jerr != nil || !ret.Result {
+		return fmt.Errorf("%s's minion: %v %s %s", minion, err, ret.Comment, out)
+	}
+	return nil
 }
 
 func nodeNamesOf(nodes []Node) []string {
@@ -201,7 +215,9 @@ func (l *Lab) withConsole(n Node, err error) error {
 // inVM runs a shell command on VM node through Salt and returns its
 // output; a failing command is an error with its output.
 func (l *Lab) inVM(node, script string) (string, error) {
-	res, out, err := l.Salt(time.Minute, node, "cmd.run_all", script, "python_shell=True")
+	// Minutes: a job queued on an emulated CPU waits for the others, and
+	// one given up on and asked again piles another on it.
+	res, out, err := l.Salt(5*time.Minute, node, "cmd.run_all", script, "python_shell=True")
 	var ret struct {
 		Retcode        int
 		Stdout, Stderr string

@@ -10,7 +10,8 @@
     pillar compiled for that call: no state run queued behind another, no
     pillar refresh of every minion first, no wait for the certificates
     (routes sync tells another sync's route from a conflict). The new
-    node routes first thing in its highstate (kubernetes.routes). With unless_converged (the
+    node is in that publish too when kubesalt is on it already; else it
+    routes first thing in its highstate (kubernetes.routes). With unless_converged (the
     minion-start reactor), a node the status store reports converged is
     left alone, and so is every node of a cluster not built yet (no node
     has run a state). -#}
@@ -46,14 +47,13 @@ kubernetes-add-node-skipped:
     - name: {{ skip | json }}
 {%- else %}
 
+{#- Until the master sees the node's connection nothing is published;
+    then one test.ping at a time, each given minutes: pings every few
+    seconds pile up on a slow (emulated) machine until none is answered. #}
 kubernetes-add-node-up:
-  salt.function:
-    - name: test.ping
+  salt.runner:
+    - name: kubesalt.wait_up
     - tgt: {{ node }}
-    - expect_minions: True
-    - retry:
-        attempts: 150
-        interval: 2
 
 {%- if mode != 'controller' %}
 {%- set routing = salt['slsutil.merge'](defaults.kubernetes.routing, salt['pillar.get']('kubernetes:routing', {}), strategy='recurse') %}
@@ -61,13 +61,14 @@ kubernetes-add-node-up:
 
 {#- In the background (parallel) from the moment the node answers, beside
     the certificates and the highstate: each node's pillar, compiled for
-    the call, has the new node's CIDR. A slow node is waited for, one that
+    the call, has the new node's CIDR, and the new node's has everyone's
+    (its routes need not wait for its highstate). A slow node is waited for, one that
     fails to sync is asked again; one that still fails, or never answers,
     fails this step and the orchestration. #}
 kubernetes-add-node-routes:
   salt.runner:
     - name: kubesalt.routes_publish
-    - tgt: I@kubesalt:node:* and not L@{{ node }}
+    - tgt: I@kubesalt:node:* or L@{{ node }}
     - tgt_type: compound
     - adopt: {{ routing.adopt | json }}
     - protocol: {{ routing.protocol | json }}

@@ -12,6 +12,11 @@ import salt.utils.minions
 import saltext.kubesalt.runners.kubesalt as runner
 
 NOT_LOADED = "'kubesalt_net.routes_sync' is not available."
+# What a VM answered before its highstate installed the binary.
+VIRTUAL_FALSE = (
+    "'kubesalt_net' __virtual__ returned False: kubesalt_net: the kubesalt binary is not at "
+    "/usr/local/bin/kubesalt; install it there or set kubesalt.bin_dir"
+)
 
 
 def synced(comment="1 route added"):
@@ -26,7 +31,7 @@ def configure_loader_modules():
 @pytest.fixture
 def publish(monkeypatch):
     """The master's answers, one dict per publish; records each publish."""
-    state = {"answers": [], "sent": [], "targets": set(), "connected": set()}
+    state = {"answers": [], "sent": [], "targets": set(), "connected": set(), "nodes": None, "compiled": []}
 
     class Client:
         def cmd(self, tgt, fun, **kw):
@@ -39,6 +44,12 @@ def publish(monkeypatch):
     monkeypatch.setattr(salt.utils.minions.CkMinions, "check_minions", targets)
     monkeypatch.setattr(salt.utils.minions.CkMinions, "connected_ids", lambda self: state["connected"])
     monkeypatch.setattr("time.sleep", lambda s: None)
+
+    def node_list(minion):
+        state["compiled"].append(minion)
+        return state["nodes"], state.get("revision")
+
+    monkeypatch.setattr(runner, "_node_list", node_list)
     return state
 
 
@@ -88,15 +99,17 @@ def test_a_silent_minion_is_waited_for_not_asked_again(publish):
 
 
 def test_skipped_not_connected_and_not_installed_yet(publish):
-    publish["targets"] = {"w0", "w3", "master-2"}
-    publish["connected"] = {"w0", "w3"}
-    publish["answers"] = [{"w0": synced(), "w3": {"ret": NOT_LOADED, "retcode": 254}}]
+    publish["targets"] = {"w0", "w3", "w4", "master-2"}
+    publish["connected"] = {"w0", "w3", "w4"}
+    not_loaded, virtual_false = {"ret": NOT_LOADED, "retcode": 254}, {"ret": VIRTUAL_FALSE, "retcode": 1}
+    publish["answers"] = [{"w0": synced(), "w3": not_loaded, "w4": virtual_false}]
     ret = runner.routes_publish("I@kubesalt:node:*")
-    assert ret["result"] is True and [s[0] for s in publish["sent"]] == [["w0", "w3"]]
-    assert sorted(ret["skipped"]) == ["master-2", "w3"]
+    # Asked once: a machine without kubesalt is not asked again.
+    assert ret["result"] is True and [s[0] for s in publish["sent"]] == [["w0", "w3", "w4"]]
+    assert sorted(ret["skipped"]) == ["master-2", "w3", "w4"]
     assert "not connected" in ret["skipped"]["master-2"]
-    assert "not installed yet" in ret["skipped"]["w3"]
-    assert "skipped on 2 (master-2, w3)" in ret["comment"]
+    assert "not installed yet" in ret["skipped"]["w3"] and "not installed yet" in ret["skipped"]["w4"]
+    assert "skipped on 3 (master-2, w3, w4)" in ret["comment"]
 
 
 def test_no_connection_seen_asks_every_target(publish):
@@ -106,3 +119,25 @@ def test_no_connection_seen_asks_every_target(publish):
     publish["answers"] = [{"w0": synced(), "w1": synced()}]
     ret = runner.routes_publish("I@kubesalt:node:*")
     assert ret["result"] is True and publish["sent"][0][0] == ["w0", "w1"] and not ret["skipped"]
+
+
+def test_the_node_list_compiled_once_goes_to_every_minion(publish):
+    publish["targets"] = publish["connected"] = {"w0", "w1", "w2"}
+    publish["revision"] = 7
+    publish["nodes"] = [{"name": "w0", "ips": ["192.168.170.10"], "pod_cidrs": ["10.200.0.0/24"]}]
+    publish["answers"] = [{"w0": synced(), "w1": synced(), "w2": synced()}]
+    ret = runner.routes_publish("I@kubesalt:node:*", record="/r.json")
+    assert ret["result"] is True and publish["compiled"] == ["w0"]
+    assert publish["sent"][0][3] == {
+        "adopt": False,
+        "record": "/r.json",
+        "nodes": publish["nodes"],
+        "revision": 7,
+    }
+
+
+def test_nothing_compiled_when_no_minion_is_asked(publish):
+    publish["targets"] = {"w0"}
+    publish["connected"] = {"m0"}
+    ret = runner.routes_publish("w0", tgt_type="glob")
+    assert ret["result"] is True and publish["compiled"] == [] and publish["sent"] == []

@@ -197,17 +197,20 @@ def upgrade_plan(target, nodes, worker_batch=1, states=None, timeout=60):
     return {"result": True, "comment": res["comment"], "nodes": states, **plan}
 
 
-# Salt's answer from a minion where the module did not load: kubesalt is not
-# installed there yet, so its own highstate (kubernetes.routes first) routes it.
-_NOT_LOADED = "'kubesalt_net.routes_sync' is not available"
+# Salt's answers from a minion where the module did not load (the first
+# when the minion never tried, the second when its __virtual__ said why):
+# kubesalt is not installed there yet, so its own highstate
+# (kubernetes.routes first) routes it.
+_NOT_LOADED = ("'kubesalt_net.routes_sync' is not available", "'kubesalt_net' __virtual__ returned False")
 
 
 def routes_publish(
     tgt, tgt_type="compound", adopt=False, protocol=None, record=None, attempts=3, interval=15, timeout=300
 ):
     """
-    ``kubesalt_net.routes_sync`` (with a pillar compiled for the call) on
-    every minion of ``tgt`` the master is connected to. It waits up to
+    ``kubesalt_net.routes_sync`` on every minion of ``tgt`` the master is
+    connected to, with the node list of the pillar compiled once for the
+    call (else each minion compiles a fresh pillar). It waits up to
     ``timeout`` seconds for their answers (a slow machine, an emulated CPU,
     takes minutes, and asking it again only piles more jobs on it); one that
     answers with a failure gets the call again, up to ``attempts`` times,
@@ -237,10 +240,15 @@ def routes_publish(
         sorted(targets - connected), "not connected to the master: it routes when its minion starts"
     )
     client = salt.client.get_local_client(__opts__["conf_file"])
-    kwarg = {"adopt": bool(adopt), "protocol": protocol, "record": record, "fresh_pillar": True}
-    kwarg = {k: v for k, v in kwarg.items() if v is not None}
     synced, failed = {}, {}
     pending = sorted(targets & connected)
+    # Every node's pillar has the same node list: compiled once here, not
+    # once per minion on its call (at 20 minions, 20 compiles queued on the
+    # master's workers).
+    nodes, revision = _node_list(pending[0]) if pending else (None, None)
+    kwarg = {"adopt": bool(adopt), "protocol": protocol, "record": record}
+    kwarg.update({"nodes": nodes, "revision": revision} if nodes else {"fresh_pillar": True})
+    kwarg = {k: v for k, v in kwarg.items() if v is not None}
     for attempt in range(1, int(attempts) + 1):
         if not pending:
             break
@@ -263,7 +271,7 @@ def routes_publish(
                 failed[minion] = f"gave no answer within {timeout} s"
             elif answer.get("retcode", 0) == 0 and isinstance(got, dict) and got.get("result") is not False:
                 synced[minion] = got.get("comment", "")
-            elif _NOT_LOADED in str(got):
+            elif any(reason in str(got) for reason in _NOT_LOADED):
                 skipped[minion] = "kubesalt is not installed yet: its highstate routes it"
             else:
                 failed[minion] = str(got.get("comment") if isinstance(got, dict) else got)[:500]
@@ -280,3 +288,70 @@ def routes_publish(
         comment += f"; failed on {', '.join(f'{m}: {r}' for m, r in sorted(failed.items()))}"
     # Flat, no "data" key (see etcd_snapshot_send).
     return {"result": not failed, "comment": comment, "synced": synced, "skipped": skipped, "failed": failed}
+
+
+def _node_list(minion):
+    """``kubesalt:nodes`` and ``kubesalt:revision`` of ``minion``'s
+    pillar, compiled on the master with its cached grains; None when it
+    has none."""
+    import salt.cache  # pylint: disable=import-outside-toplevel
+    import salt.pillar  # pylint: disable=import-outside-toplevel
+
+    data = salt.cache.factory(__opts__).fetch(f"minions/{minion}", "data") or {}
+    pillar = salt.pillar.get_pillar(
+        __opts__,
+        data.get("grains") or {},
+        minion,
+        saltenv=__opts__.get("saltenv") or "base",
+        pillarenv=__opts__.get("pillarenv"),
+    ).compile_pillar()
+    own = (pillar or {}).get("kubesalt") or {}
+    return own.get("nodes"), own.get("revision")
+
+
+def wait_up(tgt, timeout=900, answer_within=300, interval=2):
+    """
+    Wait until minion ``tgt`` answers ``test.ping``, putting as few jobs on
+    it as it can: a slow machine (an emulated CPU) takes minutes per job,
+    and pings asked every few seconds queue up behind each other until none
+    is answered in time. While the master sees no connection from ``tgt``,
+    nothing is published (a publish it is not connected for is lost); once
+    it is connected (or the master sees no minion's connection: NAT), one
+    ``test.ping`` is given ``answer_within`` seconds, and asked again only
+    after that. Fails after ``timeout`` seconds.
+
+    .. code-block:: bash
+
+        salt-run kubesalt.wait_up worker-3
+    """
+    import time  # pylint: disable=import-outside-toplevel
+
+    import salt.client  # pylint: disable=import-outside-toplevel
+    import salt.utils.minions  # pylint: disable=import-outside-toplevel
+
+    ck = salt.utils.minions.CkMinions(__opts__)
+    client = salt.client.get_local_client(__opts__["conf_file"])
+    start = time.monotonic()
+    deadline = start + float(timeout)
+    asked = 0
+    while True:
+        connected = ck.connected_ids()
+        if not connected or tgt in connected:
+            asked += 1
+            within = max(1, min(float(answer_within), deadline - time.monotonic()))
+            ret = client.cmd(tgt, "test.ping", tgt_type="list", timeout=within)
+            if ret.get(tgt) is True:
+                return {
+                    "result": True,
+                    "comment": f"{tgt} answered after {time.monotonic() - start:.1f} s ({asked} ping(s))",
+                }
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(float(interval))
+    __context__["retcode"] = 1
+    state = "connected, no answer" if tgt in ck.connected_ids() else "not connected to the master"
+    return {
+        "result": False,
+        "comment": f"{tgt} did not answer within {timeout} s ({state}; {asked} ping(s)): "
+        "see its minion log; a new VM's cloud-init starts it",
+    }
