@@ -64,9 +64,17 @@ func (l *Lab) convergeActions() []action {
 				err := l.orchestrate("orch.kubernetes.bootstrap", nil)
 				if recErr != nil {
 					l.say("    no timeline: %v", recErr)
-				} else {
-					l.printTimeline(rec.stop(), start, "salt-run's start")
+					return err
 				}
+				// salt-run prints a large return (every step of 20 nodes)
+				// after the orchestration has returned to the lab.
+				poll(time.Minute, 250*time.Millisecond, func() (string, error) {
+					if rec.orchestrationReturned("orch.kubernetes.bootstrap") {
+						return "", nil
+					}
+					return "orch.kubernetes.bootstrap's return not recorded yet", nil
+				})
+				l.printTimeline(rec.stop(), start, "salt-run's start")
 				return err
 			}},
 		{"salt '*' state.apply kubernetes", func() error { _, err := l.applyAll(); return err }},

@@ -12,6 +12,14 @@ import (
 // show that a second run changes nothing (convergeActions).
 func (l *Lab) Converge() error { return l.runActions(l.convergeActions()) }
 
+// Bootstrap is Converge's first step alone: orch.kubernetes.bootstrap,
+// which builds the cluster (the benchmark's time to pod-to-pod).
+func (l *Lab) Bootstrap() error { return l.runActions(l.convergeActions()[:1]) }
+
+// Reapply is the rest of Converge: the highstate on every node, then
+// again, changing nothing (checks of the formula, not needed to build).
+func (l *Lab) Reapply() error { return l.runActions(l.convergeActions()[1:]) }
+
 // applyChangesNothing runs the highstate again and fails if any state
 // changed something.
 func (l *Lab) applyChangesNothing() error {

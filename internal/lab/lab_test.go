@@ -174,13 +174,21 @@ func BenchmarkLab(b *testing.B) {
 					b.Fatal(err)
 				}
 				floor := phaseTook(l, "salt-minions")
-				if err := l.Converge(); err != nil {
+				if err := l.Bootstrap(); err != nil {
 					b.Fatal(err)
 				}
 				if rep, err := l.Show(); err != nil || !rep.PodsOK {
 					b.Fatalf("%+v %v", rep, err)
 				}
 				toPods := time.Since(start)
+				// The lab's checks of the formula (make lab runs them): every
+				// node's highstate, then again changing nothing. Not needed
+				// for pod-to-pod; the baselines included them.
+				reapplyStart := time.Now()
+				if err := l.Reapply(); err != nil {
+					b.Fatal(err)
+				}
+				reapply := time.Since(reapplyStart)
 				runs0, served0 := l.PlannerCounts()
 				_, add, err := l.AddNode()
 				if err != nil {
@@ -191,14 +199,17 @@ func BenchmarkLab(b *testing.B) {
 					runs-runs0+served-served0, runs-runs0, runs0+served0, runs0)
 				addFloor := l.LastAdd.Floor
 				b.ReportMetric(toPods.Seconds(), "s-to-pod-to-pod")
+				b.ReportMetric((toPods + reapply).Seconds(), "s-with-two-checking-highstates")
 				b.ReportMetric(floor.Seconds(), "s-minions-answering")
 				b.ReportMetric(add.Seconds(), "s-node-added-and-routed")
 				b.ReportMetric(addFloor.Seconds(), "s-new-minion-answering")
 				b.ReportMetric((add - addFloor).Seconds(), "s-add-after-floor")
 				b.ReportMetric(kubesprayAdd.Seconds()/add.Seconds(), "x-faster-than-kubespray-scale")
-				line := fmt.Sprintf("%d nodes: bootstrap to pod-to-pod %.1fs = %.2fx its floor (all minions answering test.ping %.1fs)%s; "+
+				line := fmt.Sprintf("%d nodes: bootstrap to pod-to-pod %.1fs = %.2fx its floor (all minions answering test.ping %.1fs); "+
+					"with the lab's two checking highstates after it (%.1fs), as the baseline was measured: %.1fs%s; "+
 					"node add %.1fs = floor %.1fs + kubesalt %.1fs%s, %.0fx faster than Kubespray's scale.yml (390 s); %s",
-					n, toPods.Seconds(), toPods.Seconds()/floor.Seconds(), floor.Seconds(), vsBaseline(toPods.Seconds(), baseline[n].bootstrap),
+					n, toPods.Seconds(), toPods.Seconds()/floor.Seconds(), floor.Seconds(),
+					reapply.Seconds(), (toPods + reapply).Seconds(), vsBaseline((toPods+reapply).Seconds(), baseline[n].bootstrap),
 					add.Seconds(), addFloor.Seconds(), (add - addFloor).Seconds(), vsBaseline(add.Seconds(), baseline[n].add),
 					kubesprayAdd.Seconds()/add.Seconds(), planner)
 				summary = append(summary, line)
