@@ -97,8 +97,14 @@ kubernetes-haproxy-config:
 
 kubernetes-haproxy-reload:
   cmd.run:
-    - name: kill -USR2 "$(cat {{ haproxy_pid }})"
-    - onlyif: test -s {{ haproxy_pid }} && kill -0 "$(cat {{ haproxy_pid }})"
+    {#- Checked in the command, not by onlyif (service.jinja's checked_stop). #}
+    - name: |
+        if test -s {{ haproxy_pid }} && kill -0 "$(cat {{ haproxy_pid }})" 2>/dev/null; then
+          kill -USR2 "$(cat {{ haproxy_pid }})" && echo "changed=yes comment='haproxy reloaded'"
+        else
+          echo "changed=no comment='haproxy is not running: it starts with the new configuration'"
+        fi
+    - stateful: True
     - onchanges:
       - file: kubernetes-haproxy-config
 {%- endif %}

@@ -114,8 +114,14 @@ kubernetes-keepalived-config:
 
 kubernetes-keepalived-reload:
   cmd.run:
-    - name: kill -HUP "$(cat {{ keepalived_pid }})"
-    - onlyif: test -s {{ keepalived_pid }} && kill -0 "$(cat {{ keepalived_pid }})"
+    {#- Checked in the command, not by onlyif (service.jinja's checked_stop). #}
+    - name: |
+        if test -s {{ keepalived_pid }} && kill -0 "$(cat {{ keepalived_pid }})" 2>/dev/null; then
+          kill -HUP "$(cat {{ keepalived_pid }})" && echo "changed=yes comment='keepalived reloaded'"
+        else
+          echo "changed=no comment='keepalived is not running: it starts with the new configuration'"
+        fi
+    - stateful: True
     - onchanges:
       - file: kubernetes-keepalived-config
 {%- endif %}

@@ -168,6 +168,32 @@ def test_upgrade_steps_render(make_cluster):
 
 
 @pytest.mark.render
+def test_node_states_have_no_run_checks(make_cluster):
+    """The states every node runs in each state run (daemons under the
+    process manager, the VIP stopped on a worker, the load balancer's
+    reload) carry no onlyif, unless or creates: for the first one in a run
+    Salt 3008 looks up the state module's mod_run_check, and the miss loads
+    every state module (about a second of CPU per state run and minion, 12 s
+    each with 20 minions at once). Their commands check for themselves
+    (stateful) instead."""
+    cluster = make_cluster("example")
+    for node in ("worker-0", "master-0"):
+        rendered = states_by_id(
+            cluster.minion(node).call(
+                "state.show_sls",
+                "kubernetes.load-balancer,kubernetes.vip,kubernetes.routes-watch",
+                pillar_override(services={"manager": "process"}),
+            )
+        )
+        checked = {sid: args for sid, (_, _, args) in ((i, state_args(st)) for i, st in rendered.items())}
+        daemon_states = [sid for sid in checked if sid.endswith(("-stopped", "-stop-changed", "-process", "-reload"))]
+        assert any(sid.endswith("-process") for sid in daemon_states), (node, sorted(checked))
+        for sid in daemon_states:
+            assert not {"onlyif", "unless", "creates"} & set(checked[sid]), (node, sid, checked[sid])
+            assert checked[sid].get("stateful"), (node, sid, "the command must say whether it changed anything")
+
+
+@pytest.mark.render
 def test_routes_watch_and_reconcile_schedule_render(make_cluster):
     """Every node runs `kubesalt routes watch` supervised, from the record
     the route sync keeps (routing:watch, on by default), and schedules
