@@ -111,8 +111,10 @@ func TestRoutesSyncRegistersNoNameByDefault(t *testing.T) {
 	}
 }
 
-// The planner's output feeds route sync as is, in a real namespace.
-func TestPlanPipesIntoRoutesSync(t *testing.T) {
+// nodeAndPlan is a namespace node (worker-0 of pillar), a temporary dir
+// and the planner's output for pillar, its plan kept in that dir.
+func nodeAndPlan(t *testing.T) (*nstest.Lab, nstest.Node, string, *bytes.Buffer) {
+	t.Helper()
 	l := nstest.New(t)
 	node := l.AddNode(netip.MustParsePrefix("192.168.170.20/24"), netip.MustParsePrefix("10.200.3.0/24"))
 	dir := t.TempDir()
@@ -120,6 +122,12 @@ func TestPlanPipesIntoRoutesSync(t *testing.T) {
 	if code := run(&streams{Stdin: strings.NewReader(pillar(t)), Stdout: &planOut, Stderr: os.Stderr}, []string{"cidr", "plan", "--plan", filepath.Join(dir, "plan.json")}); code != 0 {
 		t.Fatal(planOut.String())
 	}
+	return l, node, dir, &planOut
+}
+
+// The planner's output feeds route sync as is, in a real namespace.
+func TestPlanPipesIntoRoutesSync(t *testing.T) {
+	l, node, dir, planOut := nodeAndPlan(t)
 	args := []string{"routes", "sync", "--netns", node.NS, "--rt-protos-dir", dir}
 	r, code, _ := call(t, planOut.String(), append(args, "--test")...)
 	if code != 0 || r.Result != nil || len(r.Changes["added"]) == 0 {
@@ -202,13 +210,7 @@ func TestGroupHelp(t *testing.T) {
 // pillar predates a node's addition) changes nothing; one without a
 // revision applies as always.
 func TestRoutesSyncOfAnOlderRevisionChangesNothing(t *testing.T) {
-	l := nstest.New(t)
-	node := l.AddNode(netip.MustParsePrefix("192.168.170.20/24"), netip.MustParsePrefix("10.200.3.0/24"))
-	dir := t.TempDir()
-	var planOut bytes.Buffer
-	if code := run(&streams{Stdin: strings.NewReader(pillar(t)), Stdout: &planOut, Stderr: os.Stderr}, []string{"cidr", "plan", "--plan", filepath.Join(dir, "plan.json")}); code != 0 {
-		t.Fatal(planOut.String())
-	}
+	l, node, dir, planOut := nodeAndPlan(t)
 	var plan struct {
 		Data struct {
 			Nodes    []map[string]any `json:"nodes"`
