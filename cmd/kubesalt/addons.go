@@ -43,11 +43,13 @@ func runAddonsApply(s *streams, args []string) int {
 	var c common
 	var def, kubectl, kubeconfig string
 	var timeout time.Duration
+	var ifReady bool
 	fs := newFlags(s, "addons apply", &c)
 	fs.StringVar(&def, "definition", "", "the kubernetes: pillar tree, YAML or JSON (a file, or - for stdin)")
 	fs.StringVar(&kubectl, "kubectl", "kubectl", "the kubectl to run")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "the admin kubeconfig (it creates RBAC objects in kube-system)")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "how long each kubectl may take")
+	fs.BoolVar(&ifReady, "if-api-ready", false, "do nothing, successfully, while the kubeconfig is not written or the API server's /readyz is not ok")
 	if code, ok := parse(fs, &c, args); !ok {
 		return code
 	}
@@ -68,6 +70,11 @@ func runAddonsApply(s *streams, args []string) int {
 	manifests, err := addons.DNSManifests(d)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
+	}
+	if ifReady {
+		if code, skipped := skipUnlessAPIReady(s, &c, kubeconfig); skipped {
+			return code
+		}
 	}
 	k := addons.Kubectl{Path: kubectl, Kubeconfig: kubeconfig, Timeout: timeout}
 	got, err := addons.Apply(context.Background(), k, manifests, c.Test)

@@ -30,6 +30,16 @@ func TestAddonsBadInput(t *testing.T) {
 			t.Errorf("%s: exit %d %+v, want exit 2 and %q", c.name, code, r, c.want)
 		}
 	}
+	// --if-api-ready: bad input still fails; a kubeconfig not written yet
+	// is a success that applies nothing.
+	r, code, _ := call(t, addonsDefinition(6443, "  dns: {replicas: 0}\n"), "addons", "apply", "--definition", "-", "--kubeconfig", "/nonexistent", "--if-api-ready")
+	if code != 2 || !strings.Contains(r.Comment, "kubernetes:dns:replicas: 0") {
+		t.Errorf("--if-api-ready, bad replicas: exit %d %+v", code, r)
+	}
+	r, code, _ = call(t, addonsDefinition(6443, ""), "addons", "apply", "--definition", "-", "--kubeconfig", "/nonexistent", "--kubectl", "/nonexistent/kubectl", "--if-api-ready")
+	if code != 0 || r.Result == nil || !*r.Result || len(r.Changes) != 0 || !strings.Contains(r.Comment, "/nonexistent is not written yet") {
+		t.Errorf("--if-api-ready, no kubeconfig: exit %d %+v", code, r)
+	}
 }
 
 // TestAddonsApplyAgainstAPIServer applies the cluster DNS add-on to a real

@@ -58,10 +58,12 @@ func runNodesSetCIDRs(s *streams, args []string) int {
 	var c common
 	var nodesFile, kubeconfig string
 	var timeout time.Duration
+	var ifReady bool
 	fs := newFlags(s, "nodes set-cidrs", &c)
 	fs.StringVar(&nodesFile, "nodes", "-", "the planned node list JSON, as kubesalt cidr plan prints it (- for stdin)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of a user that may patch nodes (the admin kubeconfig)")
 	fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long the whole run may take")
+	fs.BoolVar(&ifReady, "if-api-ready", false, "do nothing, successfully, while the kubeconfig is not written or the API server's /readyz is not ok")
 	if code, ok := parse(fs, &c, args); !ok {
 		return code
 	}
@@ -80,11 +82,16 @@ func runNodesSetCIDRs(s *streams, args []string) int {
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 	}
-	cfg, err := nodes.LoadKubeconfig(kubeconfig)
-	if err != nil {
+	if err := nodes.CheckPlan(plan); err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 	}
-	if err := nodes.CheckPlan(plan); err != nil {
+	if ifReady {
+		if code, skipped := skipUnlessAPIReady(s, &c, kubeconfig); skipped {
+			return code
+		}
+	}
+	cfg, err := nodes.LoadKubeconfig(kubeconfig)
+	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInput(err))
 	}
 

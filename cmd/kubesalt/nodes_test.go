@@ -97,6 +97,25 @@ func TestNodesSetCIDRsBadInput(t *testing.T) {
 			t.Errorf("%s: exit %d result %v comment %q; want exit %d and %q", c.name, code, r.Result, r.Comment, c.code, c.want)
 		}
 	}
+
+	// --if-api-ready: bad input still fails; an API server not there yet,
+	// or a kubeconfig not written yet, is a success that does nothing.
+	for _, c := range []struct {
+		name, stdin string
+		args        []string
+		code        int
+		want        string
+	}{
+		{"bad plan, API not ready", `{"nodes": [{"name": "w", "pod_cidrs": ["10.0.0.1/24"]}]}`, []string{"--kubeconfig", admin}, 2, "host bits set"},
+		{"no API server", plan, []string{"--kubeconfig", admin}, 0, "is not ready ("},
+		{"kubeconfig not written", plan, []string{"--kubeconfig", filepath.Join(dir, "nope")}, 0, "nope is not written yet"},
+	} {
+		r, code, _ := call(t, c.stdin, append([]string{"nodes", "set-cidrs", "--if-api-ready"}, c.args...)...)
+		ok := r.Result != nil && *r.Result == (c.code == 0)
+		if code != c.code || !ok || len(r.Changes) != 0 || !strings.Contains(r.Comment, c.want) {
+			t.Errorf("--if-api-ready, %s: exit %d %s; want exit %d and %q", c.name, code, show(r), c.code, c.want)
+		}
+	}
 }
 
 // TestNodesSetCIDRsAgainstAPIServer runs `nodes set-cidrs` against a real
@@ -134,8 +153,9 @@ func TestNodesSetCIDRsAgainstAPIServer(t *testing.T) {
 		return names
 	}
 
+	// --if-api-ready on a ready API server does the work (the --test run).
 	// --test: reports what it would set, and the mismatch; sets nothing.
-	r, code := set(plan, admin, "--test")
+	r, code := set(plan, admin, "--test", "--if-api-ready")
 	if code != 1 || r.Result == nil || *r.Result || !reflect.DeepEqual(changed(r), []string{"master-0", "worker-0"}) {
 		t.Fatalf("--test: exit %d %s", code, show(r))
 	}

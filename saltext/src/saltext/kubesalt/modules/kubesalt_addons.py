@@ -22,7 +22,7 @@ def _run(args, stdin=None):
     return kb.run(__opts__, kb.KUBESALT, args, stdin)
 
 
-def apply(kubeconfig, definition=None, kubectl=None, test=None, timeout=None):
+def apply(kubeconfig, definition=None, kubectl=None, test=None, timeout=None, if_api_ready=False):
     """
     Apply the add-ons the definition enables (kubernetes:dns), server side:
     ``kubectl diff`` first, and nothing applied when nothing differs.
@@ -36,6 +36,9 @@ def apply(kubeconfig, definition=None, kubectl=None, test=None, timeout=None):
         The kubectl to run (default: kubectl on PATH).
     timeout
         How long each kubectl may take, as a Go duration (default 60s).
+    if_api_ready
+        True: while the kubeconfig is not written or the API server is not
+        ready, succeed doing nothing (a later run applies them).
 
     CLI Example:
 
@@ -45,6 +48,10 @@ def apply(kubeconfig, definition=None, kubectl=None, test=None, timeout=None):
     """
     args, stdin = kb.definition_input(definition, __pillar__)
     args += kb.flags(
-        kubectl=kubectl, kubeconfig=kubeconfig, timeout=timeout, test=kb.test_mode(__opts__, test)
+        kubectl=kubectl,
+        kubeconfig=kubeconfig,
+        timeout=timeout,
+        test=kb.test_mode(__opts__, test),
+        if_api_ready=if_api_ready,
     )
     return _run(["addons", "apply", *args], stdin)

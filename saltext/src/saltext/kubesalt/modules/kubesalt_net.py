@@ -182,7 +182,7 @@ def discover(file=None, kubectl=None, kubeconfig=None):
     return _run(["nodes", "discover", *kb.flags(file=file, kubectl=kubectl, kubeconfig=kubeconfig)])
 
 
-def set_cidrs(kubeconfig, nodes=None, test=None, timeout=None):
+def set_cidrs(kubeconfig, nodes=None, test=None, timeout=None, if_api_ready=False):
     """
     Set each registered node's empty ``Node.spec.podCIDRs`` to the plan. A
     node whose CIDRs differ is reported (result False), never changed; a
@@ -195,6 +195,9 @@ def set_cidrs(kubeconfig, nodes=None, test=None, timeout=None):
         ``kubesalt:nodes`` from the kubesalt ext_pillar.
     timeout
         How long the binary may take, as a Go duration (default 30s).
+    if_api_ready
+        True: while the kubeconfig is not written or the API server is not
+        ready, succeed doing nothing (a later run sets them).
 
     CLI Example:
 
@@ -203,5 +206,7 @@ def set_cidrs(kubeconfig, nodes=None, test=None, timeout=None):
         salt master-0 kubesalt_net.set_cidrs /var/lib/kubesalt/pki/admin.kubeconfig test=True
     """
     args, stdin = kb.nodes_input(nodes, __pillar__)
-    args += kb.flags(kubeconfig=kubeconfig, timeout=timeout, test=kb.test_mode(__opts__, test))
+    args += kb.flags(
+        kubeconfig=kubeconfig, timeout=timeout, test=kb.test_mode(__opts__, test), if_api_ready=if_api_ready
+    )
     return _run(["nodes", "set-cidrs", *args], stdin)

@@ -80,7 +80,7 @@ def routes_synced(
     return ret
 
 
-def node_cidrs_set(name, kubeconfig, nodes=None, timeout=None):
+def node_cidrs_set(name, kubeconfig, nodes=None, timeout=None, if_api_ready=False):
     """
     Every registered node's ``Node.spec.podCIDRs`` is the plan's: set once
     where empty; a node whose CIDRs differ fails the state with the fix,
@@ -93,6 +93,10 @@ def node_cidrs_set(name, kubeconfig, nodes=None, timeout=None):
         from the kubesalt ext_pillar.
     timeout
         How long the binary may take, as a Go duration (default 30s).
+    if_api_ready
+        True: while the kubeconfig is not written or the API server is not
+        ready, succeed doing nothing (a later run sets them). Cheaper than
+        an onlyif, which makes Salt 3008 load every state module.
     """
     test = bool(__opts__.get("test"))
     return ks.call(
@@ -104,4 +108,5 @@ def node_cidrs_set(name, kubeconfig, nodes=None, timeout=None):
         nodes=nodes,
         test=test,
         timeout=timeout,
+        if_api_ready=if_api_ready,
     )
