@@ -193,11 +193,24 @@ kubernetes-rbac-apiserver-to-kubelet-file:
             name: kube-apiserver-kubelet-client
 {%- if me.is_first_master %}
 
+{#- The checks are in the command (stateful), not an onlyif or unless:
+    see service.jinja, checked_stop. #}
+{%- set api_ready = 'test -x ' ~ paths.bin_dir ~ '/kubectl && ' ~ kubectl ~ ' get --raw /readyz >/dev/null 2>&1' %}
+{%- set not_ready = "echo \"changed=no comment='the API server is not ready: a later run applies the RBAC'\"; exit 0" %}
+{%- set same = "echo \"changed=no comment='the RBAC is applied'\"; exit 0" %}
+
 kubernetes-rbac-apiserver-to-kubelet:
   cmd.run:
-    - name: {{ kubectl }} apply -f {{ rbac }}
-    - onlyif: test -x {{ paths.bin_dir }}/kubectl && {{ kubectl }} get --raw /readyz
-    - unless: {{ kubectl }} diff -f {{ rbac }}
+    - name: |
+        {{ api_ready }} || { {{ not_ready }}; }
+        {{ kubectl }} diff -f {{ rbac }} >/dev/null && { {{ same }}; }
+        {{ kubectl }} apply -f {{ rbac }} >&2 || exit 1
+        echo "changed=yes comment='the RBAC applied'"
+    - stateful:
+      - test_name: |
+          {{ api_ready }} || { {{ not_ready }}; }
+          {{ kubectl }} diff -f {{ rbac }} >/dev/null && { {{ same }}; }
+          echo "changed=yes comment='the RBAC would be applied'"
     - require:
       - file: kubernetes-rbac-apiserver-to-kubelet-file
 {%- endif %}

@@ -3,15 +3,20 @@
     objects come from `kubesalt addons apply` (kubernetes:dns in pillar),
     which applies only what differs; test=True reports what it would. -#}
 {%- from "kubernetes/map.jinja" import k, me, cluster, paths with context %}
-{%- if me.is_first_master %}
-{%- set admin_kubeconfig = cluster.pki ~ '/admin.kubeconfig' %}
-{%- set kubectl = paths.bin_dir ~ '/kubectl' %}
+{%- if me.is_first_master and cluster.have.kubectl %}
 
+{#- if_api_ready, not an onlyif: an onlyif makes Salt 3008 load every
+    state module (service.jinja, checked_stop). #}
 kubernetes-dns:
   kubesalt_addons.applied:
-    - kubeconfig: {{ admin_kubeconfig }}
-    - kubectl: {{ kubectl }}
-    - onlyif: test -x {{ kubectl }} && test -s {{ admin_kubeconfig }} && {{ kubectl }} --kubeconfig={{ admin_kubeconfig }} --request-timeout=10s get --raw /readyz
+    - kubeconfig: {{ cluster.pki ~ '/admin.kubeconfig' }}
+    - kubectl: {{ paths.bin_dir ~ '/kubectl' }}
+    - if_api_ready: True
+{%- elif me.is_first_master %}
+
+kubernetes-dns:
+  test.show_notification:
+    - text: "the cluster DNS add-on is not applied: kubectl is not installed (binaries:source is local and the directory has no kubectl)"
 {%- else %}
 
 kubernetes-dns-elsewhere:

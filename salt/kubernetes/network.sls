@@ -43,7 +43,8 @@ kubernetes-masquerade-no-pod-cidr:
 
 {#- Node.spec.podCIDR(s) to the plan, by `kubesalt nodes set-cidrs`: set
     once from empty; a mismatch fails the state with the fix, never forced;
-    nodes not registered yet wait for a later run. Only once the API answers. #}
+    nodes not registered yet wait for a later run. Only once the API answers
+    (if_api_ready, not an onlyif: see service.jinja, checked_stop). #}
 {%- if k.mode != 'controller' and me.is_first_master %}
 {%- set admin_kubeconfig = cluster.pki ~ '/admin.kubeconfig' %}
 
@@ -51,5 +52,5 @@ kubernetes-node-pod-cidrs:
   kubesalt_net.node_cidrs_set:
     - kubeconfig: {{ admin_kubeconfig }}
     - nodes: {{ cluster.planned_nodes | json }}
-    - onlyif: test -x {{ paths.bin_dir }}/kubectl && test -s {{ admin_kubeconfig }} && {{ paths.bin_dir }}/kubectl --kubeconfig={{ admin_kubeconfig }} --request-timeout=10s get --raw /readyz
+    - if_api_ready: True
 {%- endif %}

@@ -153,12 +153,19 @@ kubernetes-bridge-nf-call-iptables:
 {%- set containerd_running = running('containerd', cluster.manager) %}
 {%- for img in w.images if containerd_running and cluster.have.ctr %}
 
+{%- set imported = "want=$(tar -xOf " ~ img.tarball ~ " index.json | grep -o 'sha256:[0-9a-f]\\{64\\}' | head -1)\n" ~ ctr ~ " images ls 'name==" ~ img.ref ~ "' | grep -qF \"$want\"" %}
+
+{#- The check is in the command (stateful), not an unless: see
+    service.jinja, checked_stop. #}
 kubernetes-image-{{ img.ref }}:
   cmd.run:
-    - name: {{ ctr }} images import {{ img.tarball }}
-    - unless: |
-        want=$(tar -xOf {{ img.tarball }} index.json | grep -o 'sha256:[0-9a-f]\{64\}' | head -1)
-        {{ ctr }} images ls 'name=={{ img.ref }}' | grep -qF "$want"
+    - name: |
+        if {{ imported | indent(8) }}; then echo "changed=no comment='{{ img.ref }} is imported'"; exit 0; fi
+        {{ ctr }} images import {{ img.tarball }} >&2 || exit 1
+        echo "changed=yes comment='{{ img.ref }} imported'"
+    - stateful:
+      - test_name: |
+          if {{ imported | indent(10) }}; then echo "changed=no comment='{{ img.ref }} is imported'"; else echo "changed=yes comment='{{ img.ref }} would be imported'"; fi
     {#- containerd opens its socket a moment after it starts. #}
     - retry:
         attempts: 15
@@ -171,14 +178,22 @@ kubernetes-image-{{ img.ref }}:
 
 {#- The kubelet refuses a cgroupRoot that does not exist in every
     hierarchy (cgroup v1) or in the unified one (v2). #}
+{#- The check is in the command (stateful), not an unless: see
+    service.jinja, checked_stop. #}
+{%- set have_root = 'have_root() {\n  if [ -e /sys/fs/cgroup/cgroup.controllers ]; then test -d /sys/fs/cgroup' ~ cgroup_root ~ '; return; fi\n  for d in /sys/fs/cgroup/*/; do [ ! -e "$d/cgroup.procs" ] || [ -d "${d}' ~ (cgroup_root | trim('/')) ~ '" ] || return 1; done\n}' %}
 kubernetes-kubelet-cgroup-root:
   cmd.run:
     - name: |
-        if [ -e /sys/fs/cgroup/cgroup.controllers ]; then mkdir -p /sys/fs/cgroup{{ cgroup_root }}; exit; fi
-        for d in /sys/fs/cgroup/*/; do [ -e "$d/cgroup.procs" ] && mkdir -p "${d}{{ cgroup_root | trim('/') }}"; done; true
-    - unless: |
-        if [ -e /sys/fs/cgroup/cgroup.controllers ]; then test -d /sys/fs/cgroup{{ cgroup_root }}; exit; fi
-        for d in /sys/fs/cgroup/*/; do [ ! -e "$d/cgroup.procs" ] || [ -d "${d}{{ cgroup_root | trim('/') }}" ] || exit 1; done
+        {{ have_root | indent(8) }}
+        if have_root; then echo "changed=no comment='{{ cgroup_root }} exists'"; exit 0; fi
+        if [ -e /sys/fs/cgroup/cgroup.controllers ]; then mkdir -p /sys/fs/cgroup{{ cgroup_root }} || exit 1
+        else for d in /sys/fs/cgroup/*/; do [ -e "$d/cgroup.procs" ] && mkdir -p "${d}{{ cgroup_root | trim('/') }}"; done; fi
+        have_root || exit 1
+        echo "changed=yes comment='{{ cgroup_root }} made in every hierarchy'"
+    - stateful:
+      - test_name: |
+          {{ have_root | indent(10) }}
+          if have_root; then echo "changed=no comment='{{ cgroup_root }} exists'"; else echo "changed=yes comment='{{ cgroup_root }} would be made'"; fi
 {%-   do kubelet_require.append('cmd: kubernetes-kubelet-cgroup-root') %}
 {%- endif %}
 
@@ -236,10 +251,14 @@ kubernetes-kubelet-config:
 {%- set node_kubectl = paths.bin_dir ~ '/kubectl --kubeconfig=' ~ pki ~ '/kubelet.kubeconfig --request-timeout=5s get node ' ~ me.name %}
 {%- set registered = 'test -n "$(' ~ node_kubectl ~ " -o jsonpath='{.spec.podCIDR}')\"" if k.mode == 'controller' else node_kubectl ~ ' -o name' %}
 
+{#- Waits by retrying, and reports no change: registering is the kubelet's.
+    Not an unless: see service.jinja, checked_stop. #}
+{%- set registered_check = registered ~ " >/dev/null && echo \"changed=no comment='" ~ me.name ~ " is registered'\"" %}
 kubernetes-kubelet-registered:
   cmd.run:
-    - name: {{ registered | yaml_squote }}
-    - unless: {{ registered | yaml_squote }}
+    - name: {{ registered_check | yaml_squote }}
+    - stateful:
+      - test_name: {{ (registered_check ~ " || echo \"changed=no comment='" ~ me.name ~ " is not registered yet: the kubelet registers it'\"") | yaml_squote }}
     - retry:
         attempts: 60
         interval: 2

@@ -169,23 +169,27 @@ def test_upgrade_steps_render(make_cluster):
 
 @pytest.mark.render
 def test_node_states_have_no_run_checks(make_cluster):
-    """The states every node runs in each state run (daemons under the
-    process manager, the VIP stopped on a worker, the load balancer's
-    reload) carry no onlyif, unless or creates: for the first one in a run
-    Salt 3008 looks up the state module's mod_run_check, and the miss loads
-    every state module (about a second of CPU per state run and minion, 12 s
-    each with 20 minions at once). Their commands check for themselves
-    (stateful) instead."""
+    """No state of a node's highstate but file.* carries onlyif, unless or
+    creates: for the first one in a run Salt 3008 looks up the state
+    module's mod_run_check (only file has one), and the miss loads every
+    state module (about a second of CPU per state run and minion, 12 s each
+    with 20 minions at once). Commands check for themselves (stateful), the
+    kubesalt states that need the API take if_api_ready."""
     cluster = make_cluster("example")
     for node in ("worker-0", "master-0"):
         rendered = states_by_id(
-            cluster.minion(node).call(
-                "state.show_sls",
-                "kubernetes.load-balancer,kubernetes.vip,kubernetes.routes-watch",
-                pillar_override(services={"manager": "process"}),
-            )
+            cluster.minion(node).call("state.show_sls", "kubernetes", pillar_override(services={"manager": "process"}))
         )
         checked = {sid: args for sid, (_, _, args) in ((i, state_args(st)) for i, st in rendered.items())}
+        modules = {sid: mod for sid, (mod, _, _) in ((i, state_args(st)) for i, st in rendered.items())}
+        for sid, args in checked.items():
+            if modules[sid] != "file":
+                assert not {"onlyif", "unless", "creates"} & set(args), (node, sid, args)
+        commands = [sid for sid in checked if modules[sid] == "cmd"]
+        assert any(sid == "kubernetes-kubelet-registered" for sid in commands) or node != "worker-0", sorted(commands)
+        for sid in commands:
+            if "onchanges" not in checked[sid]:  # else it runs only after a change
+                assert checked[sid].get("stateful"), (node, sid, "the command must say whether it changed anything")
         daemon_states = [sid for sid in checked if sid.endswith(("-stopped", "-stop-changed", "-process", "-reload"))]
         assert any(sid.endswith("-process") for sid in daemon_states), (node, sorted(checked))
         for sid in daemon_states:
@@ -305,7 +309,7 @@ def test_dns_applied_from_the_first_master_only(make_cluster):
     mod, fun, args = state_args(rendered["kubernetes-dns"])
     assert (mod, fun) == ("kubesalt_addons", "applied")
     assert args["kubeconfig"].endswith("/admin.kubeconfig") and args["kubectl"].endswith("/kubectl")
-    assert "get --raw /readyz" in args["onlyif"]
+    assert args["if_api_ready"] is True and "onlyif" not in args
     for other in ("master-1", "worker-0"):
         assert "kubernetes-dns-elsewhere" in states_by_id(cluster.minion(other).show_sls("kubernetes.dns"))
 
@@ -377,7 +381,7 @@ def test_first_master_sets_node_pod_cidrs(make_cluster):
     assert (mod, fun) == ("kubesalt_net", "node_cidrs_set")
     assert args["nodes"] == cluster.plan["data"]["nodes"]
     assert args["kubeconfig"] == str(minion.root / "etc/kubernetes/pki/admin.kubeconfig")
-    assert "get --raw /readyz" in args["onlyif"]
+    assert args["if_api_ready"] is True and "onlyif" not in args
     for variant, node in (("example", "master-1"), ("example", "worker-0"), ("controller", "master-0")):
         rendered = states_by_id(make_cluster(variant).minion(node).show_sls("kubernetes.network"))
         assert "kubernetes-node-pod-cidrs" not in rendered, (variant, node)
