@@ -231,13 +231,23 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
             "kubernetes-pki",
             "kubernetes-pillar",
             "kubernetes-base",
-            "kubernetes-etcd",
             "kubernetes-control-plane",
             "kubernetes-workers",
-            "kubernetes-network",
             "kubernetes-dns",
             "kubernetes-smoke",
         ]
+        steps = {sid: step_kwargs(rendered[sid]) for sid in order}
+        # Planned mode: every node routes with the base step; the masters set
+        # Node podCIDRs (kubernetes.network) once the workers registered.
+        assert "kubernetes.network" in steps["kubernetes-base"]["sls"]
+        assert steps["kubernetes-control-plane"]["sls"] == ["kubernetes.etcd", "kubernetes.control-plane"]
+        assert steps["kubernetes-dns"]["sls"] == ["kubernetes.network", "kubernetes.dns"]
+        assert steps["kubernetes-dns"]["tgt"] == "I@kubesalt:role:master"
+
+
+def step_kwargs(step):
+    """The keyword arguments of one rendered salt.* step."""
+    return {k: v for a in step["salt"] if isinstance(a, dict) for k, v in a.items()}
 
 
 def check_rotate(rendered, pillar):
@@ -249,7 +259,7 @@ def check_rotate(rendered, pillar):
         assert list(rendered) == ["kubernetes-rotate-refused"]
         return
     order = sorted(rendered, key=lambda sid: state_order(rendered[sid]))
-    steps = {sid: {k: v for a in rendered[sid]["salt"] if isinstance(a, dict) for k, v in a.items()} for sid in order}
+    steps = {sid: step_kwargs(rendered[sid]) for sid in order}
     masters = ["master-1", "master-0"] if pillar.get("nodes") else ["master-0", "master-1"]
     want = (
         ["kubernetes-rotate-pillar"]

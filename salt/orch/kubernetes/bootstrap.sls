@@ -1,13 +1,14 @@
 {#- salt-run state.orchestrate orch.kubernetes.bootstrap
     A new cluster in the order it needs: PKI on the CA host, every node's
-    pillar (its pod CIDR and certificates), binaries, certificates and the
-    API load balancer everywhere, etcd on all masters together, the control
-    plane, the workers, routes on every node (and Node podCIDRs), the cluster
-    DNS add-on (from the first master), a smoke check.
+    pillar (its pod CIDR and certificates), binaries, certificates, the API
+    load balancer and (planned mode) the routes everywhere, etcd and the
+    control plane on all masters together, the workers, Node podCIDRs and
+    the cluster DNS add-on (from the first master), a smoke check.
     In controller mode the masters report the CIDRs the controller manager
     allocated (the mine) before the workers write their CNI config and
     every node routes. Targets come from each minion's kubesalt pillar (its
-    role). -#}
+    role). Few steps, as each state run costs every minion in it a second
+    or more of Salt's own start-up. -#}
 {%- import_yaml "kubernetes/defaults.yaml" as defaults %}
 {%- set mode = salt['pillar.get']('kubernetes:mode', defaults.kubernetes.mode) %}
 {%- set ca_minion = salt['pillar.get']('ca_minion') or salt['pillar.get']('kubernetes:ca:minion', defaults.kubernetes.ca.minion) %}
@@ -37,33 +38,28 @@ kubernetes-pillar:
       - kubernetes-pki
 
 {#- The API load balancer (and the masters' VIP) first: the kubelets and
-    kube-proxy dial it, and it marks each API server up once it is ready. #}
+    kube-proxy dial it, and it marks each API server up once it is ready.
+    In planned mode the routes too (kubernetes.network): the plan is known;
+    the first master's Node podCIDRs wait for the API (a later step). #}
 kubernetes-base:
   salt.state:
     - tgt: {{ nodes }}
     - tgt_type: compound
-    - sls: [kubernetes.binaries, kubernetes.pki, kubernetes.load-balancer]
+    - sls: [kubernetes.binaries, kubernetes.pki, kubernetes.load-balancer{{ '' if mode == 'controller' else ', kubernetes.network' }}]
     - queue: True
     - require:
       - salt: kubernetes-pillar
 
-kubernetes-etcd:
-  salt.state:
-    - tgt: {{ masters }}
-    - tgt_type: compound
-    - sls: kubernetes.etcd
-    - queue: True
-    - require:
-      - salt: kubernetes-base
-
+{#- etcd starts on every master in the same moment; each API server waits
+    until it is ready (its etcd cluster has a quorum). #}
 kubernetes-control-plane:
   salt.state:
     - tgt: {{ masters }}
     - tgt_type: compound
-    - sls: kubernetes.control-plane
+    - sls: [kubernetes.etcd, kubernetes.control-plane]
     - queue: True
     - require:
-      - salt: kubernetes-etcd
+      - salt: kubernetes-base
 
 kubernetes-workers:
   salt.state:
@@ -93,7 +89,6 @@ kubernetes-workers-cni:
     - queue: True
     - require:
       - salt: kubernetes-discover
-{%- endif %}
 
 kubernetes-network:
   salt.state:
@@ -102,7 +97,7 @@ kubernetes-network:
     - sls: kubernetes.network
     - queue: True
     - require:
-      - salt: {{ 'kubernetes-workers-cni' if mode == 'controller' else 'kubernetes-workers' }}
+      - salt: kubernetes-workers-cni
 
 kubernetes-dns:
   salt.state:
@@ -112,6 +107,19 @@ kubernetes-dns:
     - queue: True
     - require:
       - salt: kubernetes-network
+{%- else %}
+
+{#- Every node routes since the base step: the masters (the first one)
+    set Node podCIDRs now the nodes registered, and apply the DNS add-on. #}
+kubernetes-dns:
+  salt.state:
+    - tgt: {{ masters }}
+    - tgt_type: compound
+    - sls: [kubernetes.network, kubernetes.dns]
+    - queue: True
+    - require:
+      - salt: kubernetes-workers
+{%- endif %}
 
 kubernetes-smoke:
   salt.state:
