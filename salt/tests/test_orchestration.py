@@ -233,16 +233,17 @@ def test_orchestration_renders_with_existing_names(master, loaded, mods, pillar)
             "kubernetes-base",
             "kubernetes-control-plane",
             "kubernetes-workers",
-            "kubernetes-dns",
-            "kubernetes-smoke",
+            "kubernetes-masters-finish",
         ]
         steps = {sid: step_kwargs(rendered[sid]) for sid in order}
         # Planned mode: every node routes with the base step; the masters set
         # Node podCIDRs (kubernetes.network) once the workers registered.
         assert "kubernetes.network" in steps["kubernetes-base"]["sls"]
         assert steps["kubernetes-control-plane"]["sls"] == ["kubernetes.etcd", "kubernetes.control-plane"]
-        assert steps["kubernetes-dns"]["sls"] == ["kubernetes.network", "kubernetes.dns"]
-        assert steps["kubernetes-dns"]["tgt"] == "I@kubesalt:role:master"
+        # Each node's smoke check is in its last step.
+        assert steps["kubernetes-workers"]["sls"] == ["kubernetes.worker", "kubernetes.smoke"]
+        assert steps["kubernetes-masters-finish"]["sls"] == ["kubernetes.network", "kubernetes.dns", "kubernetes.smoke"]
+        assert steps["kubernetes-masters-finish"]["tgt"] == "I@kubesalt:role:master"
 
 
 def step_kwargs(step):

@@ -3,7 +3,8 @@
     pillar (its pod CIDR and certificates), binaries, certificates, the API
     load balancer and (planned mode) the routes everywhere, etcd and the
     control plane on all masters together, the workers, Node podCIDRs and
-    the cluster DNS add-on (from the first master), a smoke check.
+    the cluster DNS add-on (from the first master); a smoke check in each
+    node's last step.
     In controller mode the masters report the CIDRs the controller manager
     allocated (the mine) before the workers write their CNI config and
     every node routes. Targets come from each minion's kubesalt pillar (its
@@ -65,7 +66,7 @@ kubernetes-workers:
   salt.state:
     - tgt: {{ workers }}
     - tgt_type: compound
-    - sls: kubernetes.worker
+    - sls: {{ ['kubernetes.worker'] if mode == 'controller' else ['kubernetes.worker', 'kubernetes.smoke'] }}
     - queue: True
     - require:
       - salt: kubernetes-control-plane
@@ -94,7 +95,7 @@ kubernetes-network:
   salt.state:
     - tgt: {{ nodes }}
     - tgt_type: compound
-    - sls: kubernetes.network
+    - sls: [kubernetes.network, kubernetes.smoke]
     - queue: True
     - require:
       - salt: kubernetes-workers-cni
@@ -110,22 +111,14 @@ kubernetes-dns:
 {%- else %}
 
 {#- Every node routes since the base step: the masters (the first one)
-    set Node podCIDRs now the nodes registered, and apply the DNS add-on. #}
-kubernetes-dns:
+    set Node podCIDRs now the nodes registered and apply the DNS add-on.
+    Each node's smoke check is in its last step. #}
+kubernetes-masters-finish:
   salt.state:
     - tgt: {{ masters }}
     - tgt_type: compound
-    - sls: [kubernetes.network, kubernetes.dns]
+    - sls: [kubernetes.network, kubernetes.dns, kubernetes.smoke]
     - queue: True
     - require:
       - salt: kubernetes-workers
 {%- endif %}
-
-kubernetes-smoke:
-  salt.state:
-    - tgt: {{ nodes }}
-    - tgt_type: compound
-    - sls: kubernetes.smoke
-    - queue: True
-    - require:
-      - salt: kubernetes-dns
