@@ -33,7 +33,11 @@ type Lab struct {
 	LastAdd AddTiming // the last node added: its time and the floor in it
 	// cleanups run after the current command's actions, also on failure.
 	cleanups []func()
-	st       *State
+	// starts records the master's events from the master's start on, so
+	// that waiting for many minions asks nothing of Salt until each has
+	// sent its start event (nil: every wait polls test.ping).
+	starts *eventRecorder
+	st     *State
 }
 
 // Phase is one step of the lab and how long it took.

@@ -210,7 +210,8 @@ func (l *Lab) SaltRun(args ...string) (string, error) {
 
 // waitMinions waits until every named minion answers test.ping: every
 // half second, as the benchmark takes this wait as the floor of a
-// bootstrap (all minions started and answering).
+// bootstrap (all minions started and answering; startMinions first waits
+// for their start events, which costs nothing).
 func (l *Lab) waitMinions(names []string, limit time.Duration) error {
 	err := poll(limit, 500*time.Millisecond, func() (string, error) {
 		res, _, _ := l.Salt(3*time.Second, "-L", strings.Join(names, ","), "test.ping")
@@ -222,6 +223,27 @@ func (l *Lab) waitMinions(names []string, limit time.Duration) error {
 		}
 		if len(missing) > 0 {
 			return "no answer from minions " + strings.Join(missing, ", "), nil
+		}
+		return "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w; see %s/nodes/<node>/minion.log", err, l.Dir)
+	}
+	return nil
+}
+
+// waitStartEvents waits until every named minion has sent the master its
+// start event (salt/minion/<id>/start), asking nothing of Salt meanwhile.
+func (l *Lab) waitStartEvents(rec *eventRecorder, names []string, limit time.Duration) error {
+	err := poll(limit, 250*time.Millisecond, func() (string, error) {
+		var missing []string
+		for _, n := range names {
+			if !rec.seen("salt/minion/" + n + "/start") {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			return "no start event from minions " + strings.Join(missing, ", "), nil
 		}
 		return "", nil
 	})
