@@ -27,6 +27,7 @@ var commands = []command{
 	{Name: "etcd prune", Summary: "remove the etcd members whose master left the cluster definition", Run: runEtcdPrune},
 	{Name: "status record", Summary: "record one Salt job return in the status store", Run: runStatusRecord},
 	{Name: "status show", Summary: "show every node: routes converged, last report, certificates, VM", Run: runStatusShow},
+	{Name: "status add-needed", Summary: "whether a node whose minion started needs orch.kubernetes.add_node, and why", Run: runStatusAddNeeded},
 	{Name: "pki issue", Summary: "issue the CA and every certificate, kubeconfig and key the cluster needs", Run: pkiIssue},
 	{Name: "pki check", Summary: "show every certificate's subject, SANs and expiry; fail when one is due", Run: pkiCheck},
 	{Name: "addons dns", Summary: "print the cluster DNS add-on's manifests (CoreDNS) for the definition", Run: runAddonsDNS},

@@ -225,6 +225,45 @@ func runStatusShow(s *streams, args []string) int {
 	})
 }
 
+// status add-needed: the minion-start reactor's question, answered from
+// the store without an orchestration (one per minion when many start).
+func runStatusAddNeeded(s *streams, args []string) int {
+	var c common
+	var db, defFile, planFile, discoveredFile, node string
+	fs := newFlags(s, "status add-needed", &c)
+	fs.StringVar(&node, "node", "", "the node's name or its minion id")
+	fs.StringVar(&db, "db", defaultStatusDB, "the status store (bbolt file)")
+	fs.StringVar(&defFile, "definition", "", "cluster definition (YAML or JSON; - for stdin): every node, its role and IPs")
+	fs.StringVar(&planFile, "plan", "", "the pod CIDR plan file of `kubesalt cidr plan`")
+	fs.StringVar(&discoveredFile, "discovered", "", "controller mode: the pod CIDRs as `kubesalt nodes discover` prints them (- for stdin), instead of the plan")
+	if code, ok := parse(fs, &c, args); !ok {
+		return code
+	}
+	if node == "" {
+		return saltio.Fail(s.Stdout, s.Stderr, saltio.BadInputf("--node is required: the node's name or minion id, e.g. worker-3"))
+	}
+	nodes, planChanged, discovered, _, err := clusterNodes(s, defFile, planFile, discoveredFile)
+	if err != nil {
+		return saltio.Fail(s.Stdout, s.Stderr, err)
+	}
+	st, err := status.OpenReadOnly(db)
+	if err != nil {
+		return saltio.Fail(s.Stdout, s.Stderr, err)
+	}
+	defer st.Close()
+	snap, err := st.Read()
+	if err != nil {
+		return saltio.Fail(s.Stdout, s.Stderr, err)
+	}
+	v := status.Show(snap, nodes, planChanged, status.DefaultExpiringDays, discovered, time.Now())
+	needed, why := status.AddNeeded(v, node)
+	res := saltio.Result{Result: saltio.Bool(true), Comment: why, Data: map[string]any{"node": node, "add_needed": needed, "why": why}}
+	return emit(s, &c, res, func(w io.Writer) {
+		row(w, "NODE", "ADD NEEDED", "WHY")
+		row(w, node, needed, why)
+	})
+}
+
 // clusterNodes reads the node list from the definition and the plan, and
 // when the plan last changed (the planner rewrites the file only then). In
 // controller mode the pod CIDRs are the discovered ones (discovered), or

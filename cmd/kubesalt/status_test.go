@@ -231,3 +231,29 @@ func TestStatusShowsAnExpiredCertificate(t *testing.T) {
 		t.Errorf("expired certificate: %q %+v", r.Comment, v.Problems)
 	}
 }
+
+// status add-needed: the minion-start reactor's question. A cluster no
+// node has run a state on is the bootstrap's; a stranger needs nothing;
+// no --node is bad input.
+func TestStatusAddNeeded(t *testing.T) {
+	db, plan, def := plannedExample(t)
+	ask := func(args ...string) (result, int) {
+		t.Helper()
+		r, code, _ := call(t, "", append([]string{"status", "add-needed", "--db", db, "--definition", def, "--plan", plan}, args...)...)
+		return r, code
+	}
+	needed := func(r result) any {
+		var d map[string]any
+		json.Unmarshal(r.Data, &d)
+		return d["add_needed"]
+	}
+	if r, code := ask("--node", "worker-0"); code != 0 || needed(r) != false || !strings.Contains(r.Comment, "orch.kubernetes.bootstrap builds it") {
+		t.Errorf("unbuilt cluster: %d %s", code, show(r))
+	}
+	if r, code := ask("--node", "web-1"); code != 0 || needed(r) != false || r.Comment != "web-1 is not a node of the cluster definition" {
+		t.Errorf("stranger: %d %s", code, show(r))
+	}
+	if r, code := ask(); code != 2 || !strings.Contains(r.Comment, "--node is required") {
+		t.Errorf("no --node: %d %s", code, show(r))
+	}
+}

@@ -1,6 +1,13 @@
 {#- salt/minion/*/start: a cluster node that has not converged with the
-    current plan (the kubesalt status store says so; add_node checks) gets
-    add_node; a converged one, or a minion outside the cluster, is left alone. -#}
+    current plan gets add_node; a converged one, a node of a cluster not
+    built yet, or a minion outside the cluster is left alone. The question
+    is asked here (kubesalt status add-needed, milliseconds), not by an
+    orchestration started for every minion that starts: 20 minions starting
+    at once cost the master 20 orchestrations beside the bootstrap. An
+    answer that is not one (the runner failed) starts the add, which
+    asks again and says why. -#}
+{%- set check = salt['saltutil.runner']('kubesalt.add_needed', node=data['id']) %}
+{%- if check is not mapping or (check.get('data') or {}).get('add_needed', True) %}
 
 kubesalt-converge-{{ data['id'] }}:
   runner.state.orchestrate:
@@ -9,3 +16,4 @@ kubesalt-converge-{{ data['id'] }}:
       - pillar:
           node: {{ data['id'] }}
           unless_converged: True
+{%- endif %}

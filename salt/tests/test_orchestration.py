@@ -47,7 +47,7 @@ ORCHESTRATIONS = [
 REACTIONS = [
     ("node-created.sls", "salt/cloud/worker-3/created", {"name": "worker-3"}, "worker-3"),
     ("node-created.sls", "kubesalt/virt/worker-4/created", {"node": "worker-4", "created": ["domain"]}, "worker-4"),
-    ("minion-start.sls", "salt/minion/worker-5/start", {"id": "worker-5"}, "worker-5"),
+    # minion-start.sls asks a master's runner: test_minion_start_reactor_asks_before_it_orchestrates
     ("pillar-changed.sls", "kubesalt/pillar/changed", {}, None),
     ("pki-rotate.sls", "kubesalt/pki/rotate", {"id": "salt", "data": {"nodes": ["worker-0"]}}, None),
 ]
@@ -284,7 +284,7 @@ def check_rotate(rendered, pillar):
 
 def test_orchestrations_name_loaded_runners(loaded):
     """Runners called from Jinja (saltutil.runner) exist on the master."""
-    for path in (SALT_DIR / "orch").rglob("*.sls"):
+    for path in [*(SALT_DIR / "orch").rglob("*.sls"), *(SALT_DIR / "reactor").glob("*.sls")]:
         for runner in re.findall(r"saltutil\.runner'\]\('([\w.]+)'", path.read_text()):
             assert runner in loaded["runners"], f"{path.name}: runner {runner} is not loaded"
 
@@ -341,6 +341,54 @@ def test_add_node_unless_converged_leaves_a_cluster_not_built_to_the_bootstrap(t
     )
     rendered = add_node()
     assert "kubernetes-add-node-up" in rendered, rendered
+
+
+def test_minion_start_reactor_asks_before_it_orchestrates(tmp_path_factory):
+    """The minion-start reactor, rendered on a master: it asks `kubesalt
+    status add-needed` and starts no orchestration for a minion of a
+    cluster not built yet, nor for a stranger; once a node has run a
+    state, a node that has not converged gets add_node."""
+    base = tmp_path_factory.mktemp("reactor")
+    master = Master(base)
+    kubesalt = str(kubesalt_bin())
+    plan = ["cidr", "plan", "--definition", str(REPO / "pillar.example"), "--plan", str(base / "plan.json")]
+    subprocess.run([kubesalt, *plan], capture_output=True, check=True)
+
+    def react(minion):
+        out = master.run(
+            "salt.cmd",
+            "slsutil.renderer",
+            "path=salt://reactor/minion-start.sls",
+            "default_renderer=jinja|yaml",
+            "tag=salt/minion/" + minion + "/start",
+            "data=" + json.dumps({"id": minion}),
+        )
+        assert isinstance(out, dict), out
+        return out
+
+    assert react("worker-0") == {}
+    good_run = {
+        "id": "master-0",
+        "fun": "state.apply",
+        "jid": "20261130120000000001",
+        "success": True,
+        "_stamp": "2026-11-30T12:00:00.000000",
+        "return": {"test_|-ok_|-ok_|-succeed_without_changes": {"name": "ok", "result": True, "changes": {}}},
+    }
+    subprocess.run(
+        [kubesalt, "status", "record", "--db", str(base / "status.db")],
+        input=json.dumps(good_run),
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    assert react("web-1") == {}
+    reaction = react("worker-0")
+    assert list(reaction) == ["kubesalt-converge-worker-0"]
+    ((fun, args),) = reaction["kubesalt-converge-worker-0"].items()
+    kw = {k: v for a in args[0]["args"] for k, v in a.items()}
+    assert fun == "runner.state.orchestrate" and sls_exists(kw["mods"]), reaction
+    assert kw["pillar"] == {"node": "worker-0", "unless_converged": True}
 
 
 @pytest.mark.parametrize("reactor,tag,data,node", REACTIONS)

@@ -23,20 +23,13 @@
 {%- if not node %}
 {%-   set skip = 'no node given: pass pillar={"node": "<minion id>"}' %}
 {%- elif salt['pillar.get']('unless_converged') %}
-{%-   set status = salt['saltutil.runner']('kubesalt.status') or {} %}
-{%-   set known = [] %}
-{%-   for n in (status.get('data') or {}).get('nodes') or [] if n.get('minion') == node or n.get('name') == node %}
-{%-     do known.append(n) %}
-{%-   endfor %}
-{%-   if not known %}
-{%-     set skip = node ~ ' is not a node of the cluster definition' %}
-{#- Minions that start before the cluster is built (all of them, on a new
-    cluster) are the bootstrap's: an add_node beside it would queue states
-    on the same minions in another order. #}
-{%-   elif not ((status.get('data') or {}).get('summary') or {}).get('ever_run') %}
-{%-     set skip = 'no node of the cluster has run a state yet: orch.kubernetes.bootstrap builds it' %}
-{%-   elif known[0].get('reported_since_plan') and (known[0].get('routes') or {}).get('converged') %}
-{%-     set skip = node ~ ' has converged with the current plan' %}
+{#- kubesalt status add-needed: not for a stranger, nor for any node of a
+    cluster not built yet (the bootstrap's: an add_node beside it would
+    queue states on the same minions in another order), nor for a node
+    converged with the current plan. #}
+{%-   set check = salt['saltutil.runner']('kubesalt.add_needed', node=node) %}
+{%-   if check is mapping and not (check.get('data') or {}).get('add_needed', True) %}
+{%-     set skip = check.comment %}
 {%-   endif %}
 {%- endif %}
 

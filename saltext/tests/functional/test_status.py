@@ -75,3 +75,11 @@ def test_record_and_show(cluster_file):
 
     table = runner.status(definition=str(cluster_file), table=True)
     assert "worker-0" in table and "converged" in table and "never" in table
+
+    # The minion-start reactor's question: worker-0 converged, worker-1's
+    # test run converged nothing, master-0 never reported.
+    needed = {n: runner.add_needed(n, definition=str(cluster_file))["data"]["add_needed"] for n in nodes}
+    assert needed == {"worker-0": False, "worker-1": True, "master-0": True}
+    assert runner.add_needed("web-1", definition=str(cluster_file))["comment"].endswith(
+        "not a node of the cluster definition"
+    )

@@ -63,6 +63,24 @@ def status(
     return _table(args)
 
 
+def add_needed(node, definition=None, plan_file=None, db=None):
+    """
+    Whether the node whose minion started (its name or minion id) needs
+    ``orch.kubernetes.add_node``, and why: ``data.add_needed``, ``data.why``
+    (``kubesalt status add-needed``). The minion-start reactor asks this
+    before it starts an orchestration: many minions starting at once would
+    otherwise start one orchestration each.
+    """
+    db = db or kb.option(__opts__, "status_db", kb.DEFAULT_STATUS_DB)
+    plan_file = (
+        plan_file or _ext_pillar_option("plan_file") or kb.option(__opts__, "plan_file", kb.DEFAULT_PLAN_FILE)
+    )
+    definition = definition or _ext_pillar_option("definition")
+    args = ["status", "add-needed", "--node", node, "--db", db, "--plan", plan_file]
+    args += kb.flags(definition=definition)
+    return kb.run(__opts__, kb.KUBESALT, args)
+
+
 def _table(args):
     import subprocess  # pylint: disable=import-outside-toplevel
 
