@@ -3,7 +3,10 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/kubesalt/kubesalt/internal/probe"
 	"github.com/kubesalt/kubesalt/internal/topology"
@@ -61,6 +64,7 @@ func (l *Lab) CheckPods(pods []Pod) []PairResult {
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Node < pods[j].Node })
 	var out []PairResult
 	for _, a := range pods {
+		l.keepNeighborRoom(pods)
 		for _, b := range pods {
 			if a.Node == b.Node {
 				continue
@@ -98,4 +102,45 @@ func (l *Lab) PrintPairs(pods []Pod, results []PairResult) bool {
 		l.say("    pod %-16s -> pod %-16s %-6s %s", r.From+" "+byNode[r.From].IP.String(), r.To+" "+byNode[r.To].IP.String(), mark, detail)
 	}
 	return ok
+}
+
+// keepNeighborRoom empties the nodes' neighbor caches on their node
+// network link when the kernel's neighbor table is three quarters full.
+// Every namespace of the lab shares one table (gc_thresh3 entries, 1,024
+// by default): the check's full mesh at 50 nodes needs over 2,000 (each
+// node learns every other), and past the limit the kernel drops packets
+// ("neighbor table overflow"). A real node has a table of its own.
+// Emptying a cache changes no route; its entries are learnt again.
+func (l *Lab) keepNeighborRoom(pods []Pod) {
+	limit, used, err := neighborTable()
+	if err != nil || used < limit*3/4 {
+		return
+	}
+	for _, p := range pods {
+		l.in(l.NodeNS(p.Node), "ip", "neigh", "flush", "dev", "eth0")
+	}
+	_, after, _ := neighborTable()
+	l.say("    the kernel's neighbor table (shared by every namespace) held %d of %d entries: emptied the nodes' caches on eth0 (%d now)", used, limit, after)
+}
+
+// neighborTable reads the IPv4 neighbor table's hard limit (gc_thresh3)
+// and the entries it holds now.
+func neighborTable() (limit, used int, err error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+	if err != nil {
+		return 0, 0, err
+	}
+	if limit, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+		return 0, 0, err
+	}
+	b, err = os.ReadFile("/proc/net/stat/arp_cache")
+	if err != nil {
+		return 0, 0, err
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 || len(strings.Fields(lines[1])) == 0 {
+		return 0, 0, fmt.Errorf("/proc/net/stat/arp_cache: no counters")
+	}
+	n, err := strconv.ParseInt(strings.Fields(lines[1])[0], 16, 64)
+	return limit, int(n), err
 }
