@@ -52,10 +52,9 @@ func SendUDP(ip netip.Addr, port int) error {
 }
 
 // Probe timing: a datagram every resendEvery until one arrives or
-// probeDeadline passes. UDP may lose one on a loaded machine (at 50 lab
-// nodes on 2 cores, 48 of 2,162 single datagrams were lost while the same
-// pairs routed), as ping sends more than one; a path that does not route
-// loses them all.
+// probeDeadline passes, as ping sends more than one: UDP may lose one (a
+// neighbor still being resolved, a loaded machine); a path that does not
+// route loses them all.
 const (
 	resendEvery   = 500 * time.Millisecond
 	probeDeadline = 3 * time.Second
