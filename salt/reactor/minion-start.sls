@@ -4,8 +4,8 @@
     is asked here (kubesalt status add-needed, milliseconds), not by an
     orchestration started for every minion that starts: 20 minions starting
     at once cost the master 20 orchestrations beside the bootstrap. An
-    answer that is not one (the runner failed) starts the add, which
-    asks again and says why. -#}
+    answer that is not one (the runner failed) starts the add: converging
+    is the side to err on. -#}
 {%- set check = salt['saltutil.runner']('kubesalt.add_needed', node=data['id']) %}
 {%- if check is not mapping or (check.get('data') or {}).get('add_needed', True) %}
 
