@@ -160,12 +160,7 @@ func runStatusShow(s *streams, args []string) int {
 			staleAfter = 2 * rec.Interval
 		}
 	}
-	st, err := status.OpenReadOnly(db)
-	if err != nil {
-		return saltio.Fail(s.Stdout, s.Stderr, err)
-	}
-	defer st.Close()
-	snap, err := st.Read()
+	snap, err := readStore(db)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
@@ -246,12 +241,7 @@ func runStatusAddNeeded(s *streams, args []string) int {
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
-	st, err := status.OpenReadOnly(db)
-	if err != nil {
-		return saltio.Fail(s.Stdout, s.Stderr, err)
-	}
-	defer st.Close()
-	snap, err := st.Read()
+	snap, err := readStore(db)
 	if err != nil {
 		return saltio.Fail(s.Stdout, s.Stderr, err)
 	}
@@ -262,6 +252,16 @@ func runStatusAddNeeded(s *streams, args []string) int {
 		row(w, "NODE", "ADD NEEDED", "WHY")
 		row(w, node, needed, why)
 	})
+}
+
+// readStore reads the status store at db, opened read-only.
+func readStore(db string) (status.Snapshot, error) {
+	st, err := status.OpenReadOnly(db)
+	if err != nil {
+		return status.Snapshot{}, err
+	}
+	defer st.Close()
+	return st.Read()
 }
 
 // clusterNodes reads the node list from the definition and the plan, and

@@ -303,12 +303,35 @@ def test_add_node_unless_converged_asks_the_status_store(master):
     assert list(rendered) == ["kubernetes-add-node-skipped"], rendered
 
 
+def planned_master(base):
+    """A master whose plan is pillar.example's and whose status store is empty."""
+    plan = ["cidr", "plan", "--definition", str(REPO / "pillar.example"), "--plan", str(base / "plan.json")]
+    subprocess.run([str(kubesalt_bin()), *plan], capture_output=True, check=True)
+    return Master(base)
+
+
+def record_good_run(base):
+    """master-0's successful state run in the status store: the cluster is built."""
+    good_run = {
+        "id": "master-0",
+        "fun": "state.apply",
+        "jid": "20261130120000000001",
+        "success": True,
+        "_stamp": "2026-11-30T12:00:00.000000",
+        "return": {"test_|-ok_|-ok_|-succeed_without_changes": {"name": "ok", "result": True, "changes": {}}},
+    }
+    subprocess.run(
+        [str(kubesalt_bin()), "status", "record", "--db", str(base / "status.db")],
+        input=json.dumps(good_run),
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+
+
 def test_add_node_unless_converged_leaves_a_cluster_not_built_to_the_bootstrap(tmp_path_factory):
     base = tmp_path_factory.mktemp("unbuilt")
-    master = Master(base)
-    kubesalt = str(kubesalt_bin())
-    plan = ["cidr", "plan", "--definition", str(REPO / "pillar.example"), "--plan", str(base / "plan.json")]
-    subprocess.run([kubesalt, *plan], capture_output=True, check=True)
+    master = planned_master(base)
 
     def add_node():
         out = master.run(
@@ -324,21 +347,7 @@ def test_add_node_unless_converged_leaves_a_cluster_not_built_to_the_bootstrap(t
     assert "orch.kubernetes.bootstrap" in json.dumps(rendered), rendered
 
     # Once a node has run a state the cluster is built: a node that has not converged is added.
-    good_run = {
-        "id": "master-0",
-        "fun": "state.apply",
-        "jid": "20261130120000000001",
-        "success": True,
-        "_stamp": "2026-11-30T12:00:00.000000",
-        "return": {"test_|-ok_|-ok_|-succeed_without_changes": {"name": "ok", "result": True, "changes": {}}},
-    }
-    subprocess.run(
-        [kubesalt, "status", "record", "--db", str(base / "status.db")],
-        input=json.dumps(good_run),
-        text=True,
-        capture_output=True,
-        check=True,
-    )
+    record_good_run(base)
     rendered = add_node()
     assert "kubernetes-add-node-up" in rendered, rendered
 
@@ -349,10 +358,7 @@ def test_minion_start_reactor_asks_before_it_orchestrates(tmp_path_factory):
     cluster not built yet, nor for a stranger; once a node has run a
     state, a node that has not converged gets add_node."""
     base = tmp_path_factory.mktemp("reactor")
-    master = Master(base)
-    kubesalt = str(kubesalt_bin())
-    plan = ["cidr", "plan", "--definition", str(REPO / "pillar.example"), "--plan", str(base / "plan.json")]
-    subprocess.run([kubesalt, *plan], capture_output=True, check=True)
+    master = planned_master(base)
 
     def react(minion):
         out = master.run(
@@ -367,21 +373,7 @@ def test_minion_start_reactor_asks_before_it_orchestrates(tmp_path_factory):
         return out
 
     assert react("worker-0") == {}
-    good_run = {
-        "id": "master-0",
-        "fun": "state.apply",
-        "jid": "20261130120000000001",
-        "success": True,
-        "_stamp": "2026-11-30T12:00:00.000000",
-        "return": {"test_|-ok_|-ok_|-succeed_without_changes": {"name": "ok", "result": True, "changes": {}}},
-    }
-    subprocess.run(
-        [kubesalt, "status", "record", "--db", str(base / "status.db")],
-        input=json.dumps(good_run),
-        text=True,
-        capture_output=True,
-        check=True,
-    )
+    record_good_run(base)
     assert react("web-1") == {}
     reaction = react("worker-0")
     assert list(reaction) == ["kubesalt-converge-worker-0"]

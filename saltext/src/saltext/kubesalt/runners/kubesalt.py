@@ -49,15 +49,8 @@ def status(
         duration; default two ``kubernetes:reconcile:interval`` of the
         definition, ``0`` never).
     """
-    db = db or kb.option(__opts__, "status_db", kb.DEFAULT_STATUS_DB)
-    plan_file = (
-        plan_file or _ext_pillar_option("plan_file") or kb.option(__opts__, "plan_file", kb.DEFAULT_PLAN_FILE)
-    )
-    definition = definition or _ext_pillar_option("definition")
-    args = ["status", "show", "--db", db, "--plan", plan_file]
-    args += kb.flags(
-        definition=definition, expiring_days=expiring_days, discovered=discovered, stale_after=stale_after
-    )
+    args = ["status", "show", *_store_args(db, plan_file, definition)]
+    args += kb.flags(expiring_days=expiring_days, discovered=discovered, stale_after=stale_after)
     if not table:
         return kb.run(__opts__, kb.KUBESALT, args)
     return _table(args)
@@ -71,14 +64,19 @@ def add_needed(node, definition=None, plan_file=None, db=None):
     before it starts an orchestration: many minions starting at once would
     otherwise start one orchestration each.
     """
+    args = ["status", "add-needed", "--node", node, *_store_args(db, plan_file, definition)]
+    return kb.run(__opts__, kb.KUBESALT, args)
+
+
+def _store_args(db, plan_file, definition):
+    """The status store, plan and definition flags of `kubesalt status`:
+    the given ones, else the master's options and the ext_pillar's."""
     db = db or kb.option(__opts__, "status_db", kb.DEFAULT_STATUS_DB)
     plan_file = (
         plan_file or _ext_pillar_option("plan_file") or kb.option(__opts__, "plan_file", kb.DEFAULT_PLAN_FILE)
     )
     definition = definition or _ext_pillar_option("definition")
-    args = ["status", "add-needed", "--node", node, "--db", db, "--plan", plan_file]
-    args += kb.flags(definition=definition)
-    return kb.run(__opts__, kb.KUBESALT, args)
+    return ["--db", db, "--plan", plan_file, *kb.flags(definition=definition)]
 
 
 def _table(args):
